@@ -1,0 +1,200 @@
+"""Capture real SDP offers from Debian's Chromium and Firefox ESR into tests/sfu/fixtures/.
+
+Why: the SDP parser must be tested against what browsers really send, not against what we
+think they send. Run by hand, inside a loopback-only namespace (the browser must not reach
+any real network)::
+
+    unshare -n sh -c 'ip link set lo up; ip addr add 127.0.0.2/8 dev lo; \
+        python tests/sfu/capture_offers.py'
+
+Each offer is taken after ICE gathering completed, so it contains the host candidates.
+Chromium is driven by Playwright; Firefox ESR (Playwright cannot drive Debian's build) by
+WebDriver BiDi over a WebSocket, as described in /work/shared/TESTING.md. Firefox needs a
+secure context for getUserMedia, so a throwaway HTTP server on 127.0.0.1 serves an empty page.
+"""
+from __future__ import annotations
+
+import asyncio
+import http.server
+import itertools
+import json
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from websockets.sync.client import ClientConnection, connect as ws_connect
+
+from playwright.async_api import async_playwright
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# JS run in the page: build a peer connection the way walkie's page will (mic track, one
+# audio transceiver), optionally add video (after the audio, or before it so that the BUNDLE
+# tag is a video m-line) / a data channel, and return the local offer once gathering is done.
+CAPTURE_JS = """
+async ([video, data, videoFirst]) => {
+  const pc = new RTCPeerConnection();
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true});
+  if (videoFirst) pc.addTransceiver('video');
+  pc.addTrack(stream.getAudioTracks()[0], stream);
+  if (video) pc.addTransceiver('video');
+  if (data) pc.createDataChannel('chat');
+  const done = new Promise(r => {
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') r(); };
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await Promise.race([done, new Promise(r => setTimeout(r, 5000))]);
+  return pc.localDescription.sdp;
+}
+"""
+
+CASES = {
+    "chrome_audio.sdp": (False, False, False),
+    "chrome_audio_video.sdp": (True, False, False),
+    "chrome_audio_data.sdp": (False, True, False),
+    "chrome_video_audio.sdp": (False, False, True),
+}
+
+
+async def capture_chromium() -> None:
+    FIXTURES.mkdir(exist_ok=True)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        version = browser.version
+        page = await browser.new_page()
+        # getUserMedia needs a secure context; about:blank and data: are not, http://localhost
+        # is. Playwright answers the request itself, so nothing listens and nothing is fetched.
+        await page.route("http://localhost/**", lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>capture</title>"))
+        await page.goto("http://localhost/")
+        for name, flags in CASES.items():
+            sdp = await page.evaluate(CAPTURE_JS, list(flags))
+            # No header comment: the fixture is byte-for-byte what Chromium produced.
+            (FIXTURES / name).write_bytes(sdp.encode())
+            print(f"{name}: {len(sdp)} bytes from Chromium {version}")
+        await browser.close()
+
+
+FIREFOX_PREFS = """
+user_pref("media.navigator.streams.fake", true);
+user_pref("media.navigator.permission.disabled", true);
+user_pref("media.peerconnection.ice.loopback", true);
+user_pref("permissions.default.microphone", 1);
+"""
+
+
+class _Bidi:
+    """Minimal WebDriver BiDi client: one command at a time, events ignored."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._ids = itertools.count(1)
+
+    def call(self, method: str, params: dict) -> dict:
+        cid = next(self._ids)
+        self._ws.send(json.dumps({"id": cid, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self._ws.recv(timeout=30))
+            if msg.get("id") == cid:
+                if msg.get("type") == "error":
+                    raise RuntimeError(f"{method}: {msg}")
+                return msg["result"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def capture_firefox() -> None:
+    firefox = shutil.which("firefox-esr") or shutil.which("firefox")
+    if firefox is None:
+        print("firefox-esr not installed: Firefox offers not captured")
+        return
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            body = b"<!doctype html><title>capture</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    profile = tempfile.mkdtemp(prefix="walkie-ff-")
+    pathlib.Path(profile, "user.js").write_text(FIREFOX_PREFS)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [firefox, "--headless", f"--remote-debugging-port={port}", "--profile", profile],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with _connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
+            _capture_firefox_offers(_Bidi(ws), httpd.server_port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        httpd.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _connect_when_up(url: str) -> ClientConnection:
+    """Firefox opens its BiDi port a second or two after start: retry until it answers."""
+    for _ in range(150):
+        try:
+            return ws_connect(url, max_size=None)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("Firefox's BiDi endpoint did not come up")
+
+
+def _capture_firefox_offers(bidi: _Bidi, http_port: int) -> None:
+    caps = bidi.call("session.new", {"capabilities": {}})["capabilities"]
+    version = caps.get("browserVersion", "?")
+    ctx = bidi.call("browsingContext.getTree", {})["contexts"][0]["context"]
+    bidi.call("browsingContext.navigate", {
+        "context": ctx, "url": f"http://127.0.0.1:{http_port}/", "wait": "complete"})
+    for name, flags in {"firefox_audio.sdp": (False, False, False),
+                        "firefox_audio_video.sdp": (True, False, False),
+                        "firefox_audio_data.sdp": (False, True, False)}.items():
+        res = bidi.call("script.callFunction", {
+            "functionDeclaration": CAPTURE_JS,
+            "arguments": [{"type": "array", "value": [
+                {"type": "boolean", "value": f} for f in flags]}],
+            "target": {"context": ctx}, "awaitPromise": True})
+        if res.get("type") != "success":
+            raise RuntimeError(f"{name}: {res}")
+        sdp = res["result"]["value"]
+        (FIXTURES / name).write_bytes(sdp.encode())
+        print(f"{name}: {len(sdp)} bytes from Firefox {version}")
+    bidi.call("session.end", {})
+
+
+if __name__ == "__main__":
+    asyncio.run(capture_chromium())
+    capture_firefox()

@@ -1,0 +1,187 @@
+"""SRTP keying material and per-peer SRTP/SRTCP sessions.
+
+Two parts, both sans-IO:
+
+* :class:`SrtpKeys` is what a DTLS-SRTP handshake produces (RFC 5764 §4.2): the negotiated
+  protection profile plus a master key and salt for each direction.  It lives here, not in
+  ``sfu.dtls``, so that this module does not need OpenSSL and ``dtls`` can import it (the
+  import graph stays ``dtls -> srtp``, acyclic).
+* :class:`SrtpSession` wraps pylibsrtp with one inbound and one outbound libsrtp context.
+  It is on the hot path (one ``protect`` per packet per listener), so the methods are as thin
+  as Python allows: one frame over pylibsrtp's own, errors translated to :class:`SrtpError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pylibsrtp
+
+__all__ = [
+    "PROFILE_AEAD_AES_128_GCM",
+    "PROFILE_AES_CM_128_HMAC_SHA1_80",
+    "PROFILES",
+    "SrtpError",
+    "SrtpKeys",
+    "SrtpSession",
+]
+
+#: RFC 7714 name; preferred (one AES pass, 16-byte tag, cheaper than CM + HMAC).
+PROFILE_AEAD_AES_128_GCM = "AEAD_AES_128_GCM"
+#: RFC 5764 name; the profile every WebRTC browser must support.
+PROFILE_AES_CM_128_HMAC_SHA1_80 = "AES_CM_128_HMAC_SHA1_80"
+
+#: profile name -> (master key length, master salt length), RFC 5764 §4.1.2 / RFC 7714 §12.
+#: Ordered by preference: the DTLS endpoint offers them in this order.
+PROFILES: dict[str, tuple[int, int]] = {
+    PROFILE_AEAD_AES_128_GCM: (16, 12),
+    PROFILE_AES_CM_128_HMAC_SHA1_80: (16, 14),
+}
+
+_LIBSRTP_PROFILES: dict[str, int] = {
+    PROFILE_AEAD_AES_128_GCM: pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    PROFILE_AES_CM_128_HMAC_SHA1_80: pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+}
+
+
+class SrtpError(ValueError):
+    """A packet failed authentication or replay checks, or is malformed / too long.
+
+    Subclasses ValueError so callers that treat "bad packet from the network" generically
+    can catch one type.  The hot path should catch this and count a drop, never log.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class SrtpKeys:
+    """SRTP master keys and salts for one DTLS-SRTP association, from our point of view.
+
+    ``local_*`` protect what we send; ``remote_*`` verify what the peer sends.  Frozen so
+    keys can be shared safely between the DTLS endpoint and the session that uses them.
+    """
+
+    profile: str
+    local_key: bytes
+    local_salt: bytes
+    remote_key: bytes
+    remote_salt: bytes
+
+    def __post_init__(self) -> None:
+        lengths = PROFILES.get(self.profile)
+        if lengths is None:
+            raise SrtpError(f"unsupported SRTP profile {self.profile!r}")
+        key_len, salt_len = lengths
+        if len(self.local_key) != key_len or len(self.remote_key) != key_len:
+            raise SrtpError(f"{self.profile} needs {key_len}-byte master keys")
+        if len(self.local_salt) != salt_len or len(self.remote_salt) != salt_len:
+            raise SrtpError(f"{self.profile} needs {salt_len}-byte master salts")
+
+    @classmethod
+    def from_keying_material(
+        cls, profile: str, material: bytes, role: Literal["client", "server"]
+    ) -> SrtpKeys:
+        """Split exported keying material as RFC 5764 §4.2 lays it out.
+
+        ``material`` is ``EXTRACTOR-dtls_srtp`` output of ``2 * (key_len + salt_len)``
+        bytes: client key | server key | client salt | server salt.  The DTLS client
+        protects with the client half, so "local" depends on our role.
+        """
+        lengths = PROFILES.get(profile)
+        if lengths is None:
+            raise SrtpError(f"unsupported SRTP profile {profile!r}")
+        key_len, salt_len = lengths
+        if len(material) != 2 * (key_len + salt_len):
+            raise SrtpError(
+                f"{profile} needs {2 * (key_len + salt_len)} bytes of keying material, "
+                f"got {len(material)}"
+            )
+        client_key = material[:key_len]
+        server_key = material[key_len : 2 * key_len]
+        client_salt = material[2 * key_len : 2 * key_len + salt_len]
+        server_salt = material[2 * key_len + salt_len :]
+        if role == "client":
+            return cls(profile, client_key, client_salt, server_key, server_salt)
+        if role == "server":
+            return cls(profile, server_key, server_salt, client_key, client_salt)
+        raise SrtpError(f"role must be 'client' or 'server', not {role!r}")
+
+    def mirrored(self) -> SrtpKeys:
+        """The same keys as the peer sees them (local and remote swapped); handy in tests
+        and for loopback peers."""
+        return SrtpKeys(
+            self.profile, self.remote_key, self.remote_salt, self.local_key, self.local_salt
+        )
+
+
+class SrtpSession:
+    """One peer's SRTP state: an inbound context (peer's keys) and an outbound one (ours).
+
+    Two libsrtp sessions rather than one with two streams: each wildcard template
+    (``SSRC_ANY_INBOUND`` / ``SSRC_ANY_OUTBOUND``) then instantiates a stream per SSRC on
+    first use, so the SFU needs no SSRC bookkeeping here.  Not thread-safe (libsrtp
+    sessions are not); one event loop owns it.
+    """
+
+    __slots__ = ("profile", "_protect", "_unprotect", "_protect_rtcp", "_unprotect_rtcp")
+
+    def __init__(self, keys: SrtpKeys) -> None:
+        profile = _LIBSRTP_PROFILES.get(keys.profile)
+        if profile is None:
+            raise SrtpError(f"unsupported SRTP profile {keys.profile!r}")
+        self.profile = keys.profile
+        try:
+            # window_size stays 0, which libsrtp reads as its default replay window
+            # (128 packets): wider than any reordering a jitter buffer copes with.
+            outbound = pylibsrtp.Policy(
+                key=keys.local_key + keys.local_salt,
+                ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                srtp_profile=profile,
+            )
+            # The SFU never resends a sequence number, but a retransmitted packet (same
+            # seq, same payload) must not be refused by our own sender.
+            outbound.allow_repeat_tx = True
+            inbound = pylibsrtp.Policy(
+                key=keys.remote_key + keys.remote_salt,
+                ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+                srtp_profile=profile,
+            )
+            tx = pylibsrtp.Session(policy=outbound)
+            rx = pylibsrtp.Session(policy=inbound)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"cannot create SRTP session: {exc}") from None
+        # Bound methods looked up once: each call below is then a single attribute load
+        # plus pylibsrtp's own frame.
+        self._protect = tx.protect
+        self._protect_rtcp = tx.protect_rtcp
+        self._unprotect = rx.unprotect
+        self._unprotect_rtcp = rx.unprotect_rtcp
+
+    def protect(self, rtp: bytes) -> bytes:
+        """Encrypt and authenticate one RTP packet with our (local) keys."""
+        try:
+            return self._protect(rtp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"SRTP protect failed: {exc}") from None
+
+    def unprotect(self, srtp: bytes) -> bytes:
+        """Verify and decrypt one SRTP packet from the peer; SrtpError if it is forged,
+        replayed, too old for the replay window, or not SRTP at all."""
+        try:
+            return self._unprotect(srtp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"SRTP unprotect failed: {exc}") from None
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        """Encrypt and authenticate one (compound) RTCP packet with our keys."""
+        try:
+            return self._protect_rtcp(rtcp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"SRTCP protect failed: {exc}") from None
+
+    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
+        """Verify and decrypt one SRTCP packet from the peer."""
+        try:
+            return self._unprotect_rtcp(srtcp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"SRTCP unprotect failed: {exc}") from None

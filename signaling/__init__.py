@@ -1,0 +1,14 @@
+"""walkie's signaling service: rooms, presence, floor control and the SDP exchange.
+
+Browsers speak JSON over one WebSocket (``/ws``, see docs/PROTOCOL.md); the same port
+serves the page. Modules, one concern each:
+
+- ``messages``: validation of client messages (pure)
+- ``floor``: the MCPTT-like floor state machine (pure, time passed in)
+- ``rooms``: rooms, members, hashed room passwords (pure)
+- ``hub``: the session logic tying them to the media plane (sync, no sockets)
+- ``ratelimit``, ``turn``, ``static``: token bucket, TURN credentials, the page's files
+- ``server``: the websockets I/O shell; ``cli``: ``walkie serve``
+"""
+
+from __future__ import annotations

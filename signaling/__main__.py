@@ -1,0 +1,9 @@
+"""``python -m signaling ...`` is the same as the ``walkie`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

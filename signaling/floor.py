@@ -1,0 +1,226 @@
+"""Floor control for one room: who may talk, who waits, and for how long.
+
+Modelled on MCPTT floor control (3GPP TS 24.380): request, granted, deny (busy), queued
+(with position), release, revoke (max talk time) and idle. Pre-emption by priority is not
+modelled: every member has the same priority.
+
+This module is pure: no I/O, no clock. Time is passed in (seconds, from any monotonic
+clock) so the state machine can be tested exhaustively and the server decides how often to
+call :meth:`Floor.tick`. Every operation returns a list of *effects*: what the caller must
+tell whom. Effects addressed to a member (``Granted``, ``Denied``, ``Queued``, ``Revoked``,
+``Released``) go to that member only; ``FloorChanged`` goes to the whole room and is also
+the cue to tell the media plane who the speaker is now.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = [
+    "Denied",
+    "Effect",
+    "Floor",
+    "FloorChanged",
+    "FloorSettings",
+    "Granted",
+    "Queued",
+    "Released",
+    "Revoked",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FloorSettings:
+    """Per-room floor policy.
+
+    ``max_talk_time`` is in seconds; ``None`` (or 0) means a holder is never revoked, which
+    is only sensible for tiny private rooms. ``queue`` off means a request while the floor is
+    taken is denied ("busy") instead of queued, as on a classic walkie-talkie.
+    """
+
+    max_talk_time: float | None = 60.0
+    queue: bool = True
+
+    @property
+    def max_talk_ms(self) -> int | None:
+        """The limit as announced to clients (``None`` = unlimited)."""
+        if not self.max_talk_time:
+            return None
+        return int(round(self.max_talk_time * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """``member`` now holds the floor; it may talk for ``max_ms`` (None = no limit)."""
+
+    member: str
+    max_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """``member``'s request was refused because ``holder`` talks and queueing is off."""
+
+    member: str
+    reason: str
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """``member`` waits at ``position`` (1 = next). Re-sent when the position changes."""
+
+    member: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """``member`` lost the floor against its will (``reason``: ``max_talk_time``)."""
+
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Acknowledges ``member``'s release (it no longer holds or waits for the floor)."""
+
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class FloorChanged:
+    """The room's floor state after a change: holder (None = idle) and queue length."""
+
+    holder: str | None
+    queue_length: int
+
+
+Effect = Granted | Denied | Queued | Revoked | Released | FloorChanged
+
+
+class Floor:
+    """The floor of one room.
+
+    Invariants: at most one holder; the holder is never in the queue; a member is in the
+    queue at most once; the queue is empty whenever the floor is idle (a release or revoke
+    always hands the floor to the head of the queue).
+    """
+
+    __slots__ = ("settings", "_holder", "_granted_at", "_queue")
+
+    def __init__(self, settings: FloorSettings | None = None) -> None:
+        self.settings = settings or FloorSettings()
+        self._holder: str | None = None
+        self._granted_at = 0.0
+        self._queue: deque[str] = deque()
+
+    # -- queries ------------------------------------------------------------------------
+
+    @property
+    def holder(self) -> str | None:
+        return self._holder
+
+    @property
+    def queue(self) -> tuple[str, ...]:
+        return tuple(self._queue)
+
+    def position(self, member: str) -> int | None:
+        """1-based queue position of ``member``, or None if it is not waiting."""
+        try:
+            return self._queue.index(member) + 1
+        except ValueError:
+            return None
+
+    def deadline(self) -> float | None:
+        """When the current holder's talk time runs out (None: idle or unlimited)."""
+        if self._holder is None or not self.settings.max_talk_time:
+            return None
+        return self._granted_at + self.settings.max_talk_time
+
+    # -- operations ---------------------------------------------------------------------
+
+    def request(self, member: str, now: float) -> list[Effect]:
+        """``member`` asks to talk.
+
+        A repeated request is answered again (same grant with the time left, or the same
+        queue position) without changing anything: clients may retry after a lost reply.
+        """
+        if self._holder == member:
+            return [Granted(member, self._remaining_ms(now))]
+        if self._holder is None:
+            return self._grant(member, now)
+        position = self.position(member)
+        if position is not None:
+            return [Queued(member, position)]
+        if not self.settings.queue:
+            return [Denied(member, "busy", self._holder)]
+        self._queue.append(member)
+        return [Queued(member, len(self._queue)), self._changed()]
+
+    def release(self, member: str, now: float) -> list[Effect]:
+        """``member`` lets go: the holder ends its talk, a queued member stops waiting.
+
+        Always acknowledged with ``Released`` (also when the member had nothing to
+        release) so a client can treat the acknowledgement as "my state is idle now".
+        """
+        effects: list[Effect] = [Released(member)]
+        effects.extend(self._drop(member, now))
+        return effects
+
+    def leave(self, member: str, now: float) -> list[Effect]:
+        """``member`` left the room (or lost its media): drop it from the floor at once."""
+        return self._drop(member, now)
+
+    def tick(self, now: float) -> list[Effect]:
+        """Revoke the floor from a holder whose talk time ran out."""
+        deadline = self.deadline()
+        if deadline is None or now < deadline:
+            return []
+        holder = self._holder
+        assert holder is not None
+        self._holder = None
+        effects: list[Effect] = [Revoked(holder, "max_talk_time")]
+        effects.extend(self._next(now))
+        return effects
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _drop(self, member: str, now: float) -> list[Effect]:
+        if self._holder == member:
+            self._holder = None
+            return self._next(now)
+        position = self.position(member)
+        if position is None:
+            return []
+        del self._queue[position - 1]
+        effects: list[Effect] = [
+            Queued(m, i) for i, m in enumerate(self._queue, start=1) if i >= position
+        ]
+        effects.append(self._changed())
+        return effects
+
+    def _next(self, now: float) -> list[Effect]:
+        """Hand the (just freed) floor to the head of the queue, or go idle."""
+        if not self._queue:
+            return [self._changed()]
+        effects = self._grant(self._queue.popleft(), now)
+        # Everyone still waiting moved up by one.
+        effects[1:1] = [Queued(m, i) for i, m in enumerate(self._queue, start=1)]
+        return effects
+
+    def _grant(self, member: str, now: float) -> list[Effect]:
+        self._holder = member
+        self._granted_at = now
+        return [Granted(member, self.settings.max_talk_ms), self._changed()]
+
+    def _remaining_ms(self, now: float) -> int | None:
+        deadline = self.deadline()
+        if deadline is None:
+            return None
+        return max(0, int((deadline - now) * 1000))
+
+    def _changed(self) -> FloorChanged:
+        return FloorChanged(self._holder, len(self._queue))

@@ -1,0 +1,368 @@
+"""The signaling logic: clients, rooms, presence, the floor and the SDP exchange.
+
+The :class:`Hub` is the server without the sockets. The WebSocket layer (``server.py``)
+feeds it validated messages, disconnects, media-plane events and clock ticks; the hub
+answers with :class:`Send` and :class:`Close` actions that the server carries out. It is
+synchronous and never awaits, so every state change happens atomically between two frames:
+no locks, and the order of messages each client sees is the order of the hub's decisions.
+
+It does call the media plane's control API (``add_peer``, ``remove_peer``,
+``set_speaker``): those calls are synchronous and fast by contract, and the hub is the one
+place that knows both the floor holder and whether that holder's media is set up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import floor as fl
+from .messages import (
+    ClientMessage,
+    FloorRelease,
+    FloorRequest,
+    Join,
+    Offer,
+    Ping,
+    ProtocolError,
+    encode,
+)
+from .rooms import JoinError, Member, Room, RoomRegistry
+
+__all__ = ["Client", "Close", "Hub", "MediaPlane", "Send", "CLOSE_FATAL", "CLOSE_MEDIA"]
+
+log = logging.getLogger("walkie.signaling")
+
+#: Close code after a fatal protocol error (RFC 6455 1008: policy violation).
+CLOSE_FATAL = 1008
+#: Close code after the media plane lost the client (1011: unexpected condition).
+CLOSE_MEDIA = 1011
+#: Close code for an oversize frame (1009: message too big).
+CLOSE_TOO_LARGE = 1009
+
+#: Error codes that end the session when they answer a join.
+FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large"})
+
+
+class MediaPlane(Protocol):
+    """The part of ``sfu.Router`` the hub uses."""
+
+    def add_peer(self, peer_id: str, room_id: str, offer_sdp: str) -> str: ...
+    def remove_peer(self, peer_id: str) -> None: ...
+    def set_speaker(self, room_id: str, peer_id: str | None) -> None: ...
+
+
+class PeerEventLike(Protocol):
+    kind: str
+    peer_id: str
+    room_id: str
+    reason: str
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One WebSocket session. ``member`` is set once joined, ``peer_id`` once the offer
+    was accepted by the media plane."""
+
+    serial: int
+    member: Member | None = None
+    peer_id: str | None = None
+    media_connected: bool = False
+    closed: bool = False
+    context: Any = field(default=None, repr=False)  # the transport's own per-client state
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    client: Client
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    client: Client
+    code: int
+    reason: str
+
+
+Action = Send | Close
+
+
+class Hub:
+    """All sessions of one signaling server, bound to one media plane."""
+
+    def __init__(
+        self,
+        registry: RoomRegistry,
+        media: MediaPlane,
+        ice_servers: Callable[[str], list[dict[str, object]]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.media = media
+        self.clock = clock
+        self._ice_servers = ice_servers or (lambda member_id: [])
+        self._serials = itertools.count(1)
+        self._by_member: dict[str, Client] = {}
+        self._clients: set[Client] = set()
+        # What the media plane was last told about each room's speaker.
+        self._speaker: dict[str, str | None] = {}
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    # -- entry points -------------------------------------------------------------------
+
+    def connect(self, context: Any = None) -> Client:
+        client = Client(next(self._serials), context=context)
+        self._clients.add(client)
+        return client
+
+    def receive(
+        self,
+        client: Client,
+        message: ClientMessage,
+        password_key: bytes | None = None,
+    ) -> list[Action]:
+        """Handle one validated message. ``password_key`` accompanies a Join that carried a
+        password (the server derives it off the event loop: see rooms.py)."""
+        if client.closed:
+            return []
+        if isinstance(message, Ping):
+            return [Send(client, encode({"type": "pong"}))]
+        if isinstance(message, Join):
+            return self._join(client, message, password_key)
+        if client.member is None:
+            return self.error(client, ProtocolError("not_joined", "join a room first"))
+        if isinstance(message, Offer):
+            return self._offer(client, client.member, message)
+        if isinstance(message, FloorRequest):
+            room = self._room_of(client.member)
+            return self._floor_effects(room, room.floor.request(client.member.id, self.clock()))
+        if isinstance(message, FloorRelease):
+            room = self._room_of(client.member)
+            return self._floor_effects(room, room.floor.release(client.member.id, self.clock()))
+        raise TypeError(f"unhandled message {message!r}")  # pragma: no cover
+
+    def error(self, client: Client, exc: ProtocolError | JoinError) -> list[Action]:
+        """Tell ``client`` what was wrong; close it when the error is fatal."""
+        fatal = exc.code in FATAL_CODES
+        actions: list[Action] = [Send(client, error_message(exc.code, exc.message, fatal))]
+        if fatal:
+            code = CLOSE_TOO_LARGE if exc.code == "too_large" else CLOSE_FATAL
+            actions.extend(self._close(client, code, exc.code))
+        return actions
+
+    def server_error(self, client: Client) -> list[Action]:
+        """The answer to a message whose handling raised: the session goes on."""
+        return [Send(client, error_message("server_error", "internal error; see server log", False))]
+
+    def disconnect(self, client: Client) -> list[Action]:
+        """The client's socket is gone: leave the room, tell the others, free the media."""
+        actions = self._leave(client)
+        client.closed = True
+        self._clients.discard(client)
+        return actions
+
+    def media_event(self, event: PeerEventLike) -> list[Action]:
+        """React to the media plane: ICE+DTLS up, or the peer is gone (already removed)."""
+        client = self._by_member.get(event.peer_id)
+        if client is None or client.peer_id != event.peer_id or client.closed:
+            return []
+        if event.kind == "connected":
+            client.media_connected = True
+            return [Send(client, encode({"type": "media", "state": "connected"}))]
+        if event.kind in ("consent_lost", "dtls_failed", "closed"):
+            client.peer_id = None  # the router has already dropped it
+            client.media_connected = False
+            reason = event.reason or event.kind
+            actions: list[Action] = [
+                Send(client, encode({"type": "media", "state": "failed", "reason": reason}))
+            ]
+            actions.extend(self._close(client, CLOSE_MEDIA, f"media {event.kind}"))
+            return actions
+        return []
+
+    def tick(self) -> list[Action]:
+        """Revoke floors whose max talk time ran out. Call it a few times a second."""
+        now = self.clock()
+        actions: list[Action] = []
+        for room in self.registry.rooms():
+            if room.floor.holder is not None:
+                effects = room.floor.tick(now)
+                if effects:
+                    actions.extend(self._floor_effects(room, effects))
+        return actions
+
+    # -- join / offer / leave -----------------------------------------------------------
+
+    def _join(self, client: Client, msg: Join, password_key: bytes | None) -> list[Action]:
+        if client.member is not None:
+            return self.error(
+                client, ProtocolError("already_joined", "this connection already joined a room")
+            )
+        if msg.password is not None and password_key is None:
+            raise ValueError("a join with a password needs its password_key")
+        try:
+            member = self.registry.join(msg.room, msg.name, password_key)
+        except JoinError as exc:
+            return self.error(client, exc)
+        client.member = member
+        self._by_member[member.id] = client
+        room = self._room_of(member)
+        floor = room.floor
+        joined = {
+            "type": "joined",
+            "room": room.id,
+            "you": member.public(),
+            "members": [m.public() for m in room.members.values()],
+            "max_users": self.registry.max_users,
+            "ice_servers": self._ice_servers(member.id),
+            "floor": self._floor_state(room),
+            "max_talk_ms": floor.settings.max_talk_ms,
+            "queue": floor.settings.queue,
+            "password_protected": room.password_protected,
+        }
+        actions: list[Action] = [Send(client, encode(joined))]
+        notice = encode({"type": "member_joined", "member": member.public()})
+        actions.extend(self._to_room(room, notice, exclude=client))
+        log.info("member %s joined room %s (%d members)", member.id, room.id, len(room.members))
+        return actions
+
+    def _offer(self, client: Client, member: Member, msg: Offer) -> list[Action]:
+        if client.peer_id is not None:
+            return self.error(
+                client,
+                ProtocolError("bad_message", "an offer was already accepted on this connection"),
+            )
+        try:
+            answer = self.media.add_peer(member.id, member.room_id, msg.sdp)
+        except ValueError as exc:  # sfu.OfferError is a ValueError; str() is the reason
+            return self.error(client, ProtocolError("bad_offer", str(exc) or "unusable offer"))
+        client.peer_id = member.id
+        actions: list[Action] = [Send(client, encode({"type": "answer", "sdp": answer}))]
+        # The member may hold the floor already (it pressed before media was up).
+        self._sync_speaker(self._room_of(member))
+        return actions
+
+    def _leave(self, client: Client) -> list[Action]:
+        member = client.member
+        if member is None:
+            return []
+        client.member = None
+        self._by_member.pop(member.id, None)
+        peer_id, client.peer_id = client.peer_id, None
+        client.media_connected = False
+        room = self._room_of(member)
+        actions: list[Action] = []
+        effects = room.floor.leave(member.id, self.clock())
+        self.registry.leave(member.id)
+        if peer_id is not None:
+            try:
+                self.media.remove_peer(peer_id)
+            except Exception:  # noqa: BLE001 - removal must finish whatever the media plane does
+                log.exception("remove_peer(%s) failed", peer_id)
+        if room.members:
+            actions.extend(self._floor_effects(room, effects))
+            notice = encode({"type": "member_left", "id": member.id})
+            actions.extend(self._to_room(room, notice))
+        else:
+            self._speaker.pop(room.id, None)
+        log.info("member %s left room %s", member.id, room.id)
+        return actions
+
+    def _close(self, client: Client, code: int, reason: str) -> list[Action]:
+        """Leave at once (others must not wait for the TCP close), then close the socket."""
+        actions = self._leave(client)
+        actions.append(Close(client, code, reason))
+        client.closed = True
+        return actions
+
+    # -- floor --------------------------------------------------------------------------
+
+    def _floor_effects(self, room: Room, effects: Iterable[fl.Effect]) -> list[Action]:
+        actions: list[Action] = []
+        for effect in effects:
+            if isinstance(effect, fl.FloorChanged):
+                self._sync_speaker(room)
+                text = encode({"type": "floor", **self._floor_state(room)})
+                actions.extend(self._to_room(room, text))
+                continue
+            client = self._by_member.get(effect.member)
+            if client is None:
+                continue
+            if isinstance(effect, fl.Granted):
+                message: dict[str, object] = {"type": "floor_granted", "max_ms": effect.max_ms}
+            elif isinstance(effect, fl.Denied):
+                message = {
+                    "type": "floor_denied",
+                    "reason": effect.reason,
+                    "holder": self._public(room, effect.holder),
+                }
+            elif isinstance(effect, fl.Queued):
+                message = {"type": "floor_queued", "position": effect.position}
+            elif isinstance(effect, fl.Revoked):
+                message = {"type": "floor_revoked", "reason": effect.reason}
+            else:
+                message = {"type": "floor_released"}
+            actions.append(Send(client, encode(message)))
+        return actions
+
+    def _sync_speaker(self, room: Room) -> None:
+        """Tell the media plane who the speaker is, if that changed.
+
+        The speaker is the floor holder once its media peer exists; until then nobody (the
+        router only knows peers that sent an offer).
+        """
+        holder = room.floor.holder
+        speaker = None
+        if holder is not None:
+            client = self._by_member.get(holder)
+            if client is not None and client.peer_id is not None:
+                speaker = client.peer_id
+        if self._speaker.get(room.id) == speaker:
+            return
+        try:
+            self.media.set_speaker(room.id, speaker)
+        except Exception:  # noqa: BLE001 - a media-plane hiccup must not break signaling
+            log.exception("set_speaker(%s, %s) failed", room.id, speaker)
+            return
+        self._speaker[room.id] = speaker
+
+    def _floor_state(self, room: Room) -> dict[str, object]:
+        return {
+            "holder": self._public(room, room.floor.holder),
+            "queue_length": len(room.floor.queue),
+        }
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _room_of(self, member: Member) -> Room:
+        room = self.registry.get(member.room_id)
+        if room is None:  # pragma: no cover - a joined member's room exists by construction
+            raise RuntimeError(f"room {member.room_id} of member {member.id} is gone")
+        return room
+
+    @staticmethod
+    def _public(room: Room, member_id: str | None) -> dict[str, str] | None:
+        if member_id is None:
+            return None
+        member = room.members.get(member_id)
+        return member.public() if member is not None else {"id": member_id, "name": ""}
+
+    def _to_room(self, room: Room, text: str, exclude: Client | None = None) -> list[Action]:
+        actions: list[Action] = []
+        for member_id in room.members:
+            client = self._by_member.get(member_id)
+            if client is not None and client is not exclude and not client.closed:
+                actions.append(Send(client, text))
+        return actions
+
+
+def error_message(code: str, message: str, fatal: bool) -> str:
+    return encode({"type": "error", "code": code, "message": message, "fatal": fatal})

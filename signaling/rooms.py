@@ -1,0 +1,167 @@
+"""Rooms, their members and their passwords. Pure bookkeeping: no I/O, no clock.
+
+A room exists while someone is in it: the first joiner creates it (and may set its
+password), the last one to leave removes it. There is no persistent state, which is what
+makes the embedded server need no configuration.
+
+Passwords are never stored: a room keeps an scrypt key derived from the password with a
+per-room salt. The salt is ``HMAC(server secret, room id)`` rather than stored random
+bytes so that the server can derive a joiner's key *before* touching the room (in a worker
+thread: scrypt costs ~30 ms, which must not stall the event loop that also forwards media)
+and then join synchronously with no race against the room being removed and re-created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from .floor import Floor, FloorSettings
+
+__all__ = ["JoinError", "Member", "Room", "RoomRegistry"]
+
+# scrypt cost: N=2^14, r=8 -> 16 MiB and ~30 ms per derivation on the reference VM.
+_SCRYPT_N = 1 << 14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_KEY_BYTES = 32
+
+
+class JoinError(ValueError):
+    """A join that the room refuses; ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Member:
+    id: str
+    name: str
+    room_id: str
+
+    def public(self) -> dict[str, str]:
+        """The member as other clients see it."""
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(slots=True)
+class Room:
+    id: str
+    floor: Floor
+    password_key: bytes | None = None
+    members: dict[str, Member] = field(default_factory=dict)  # insertion order = join order
+
+    @property
+    def password_protected(self) -> bool:
+        return self.password_key is not None
+
+
+class RoomRegistry:
+    """All rooms of one server."""
+
+    def __init__(
+        self,
+        max_users: int = 15,
+        floor_settings: FloorSettings | None = None,
+        max_rooms: int = 10_000,
+    ) -> None:
+        if max_users < 1:
+            raise ValueError("max_users must be at least 1")
+        self.max_users = max_users
+        self.max_rooms = max_rooms
+        self.floor_settings = floor_settings or FloorSettings()
+        self._secret = secrets.token_bytes(32)
+        self._rooms: dict[str, Room] = {}
+        self._members: dict[str, Member] = {}
+
+    # -- queries ------------------------------------------------------------------------
+
+    def get(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    def member(self, member_id: str) -> Member | None:
+        return self._members.get(member_id)
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    @property
+    def member_count(self) -> int:
+        return len(self._members)
+
+    def rooms(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    # -- passwords ----------------------------------------------------------------------
+
+    def password_key(self, room_id: str, password: str) -> bytes:
+        """Derive the key that stands for ``password`` in ``room_id``.
+
+        Thread-safe (reads only the immutable server secret) and slow on purpose: call it
+        off the event loop.
+        """
+        salt = hmac.new(self._secret, room_id.encode(), hashlib.sha256).digest()
+        return hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=salt,
+            n=_SCRYPT_N,
+            r=_SCRYPT_R,
+            p=_SCRYPT_P,
+            maxmem=64 * 1024 * 1024,
+            dklen=_KEY_BYTES,
+        )
+
+    # -- operations ---------------------------------------------------------------------
+
+    def join(self, room_id: str, name: str, password_key: bytes | None = None) -> Member:
+        """Add a member called ``name`` to ``room_id`` (creating the room if needed).
+
+        ``password_key`` is :meth:`password_key` of the password the joiner gave, or None.
+        The first joiner's key becomes the room's password; later joiners must match it.
+        A joiner who gives a password to a room without one is let in (the ``joined``
+        message says the room is not protected).
+        """
+        room = self._rooms.get(room_id)
+        if room is None:
+            if len(self._rooms) >= self.max_rooms:
+                raise JoinError("room_full", "the server has reached its limit of rooms")
+            room = Room(room_id, Floor(self.floor_settings), password_key)
+        elif room.password_key is not None:
+            if password_key is None:
+                raise JoinError("bad_password", "this room needs a password")
+            if not hmac.compare_digest(room.password_key, password_key):
+                raise JoinError("bad_password", "wrong password for this room")
+        if len(room.members) >= self.max_users:
+            raise JoinError("room_full", f"room is full ({self.max_users} members)")
+        member = Member(self._new_id(), name, room_id)
+        self._rooms[room_id] = room
+        room.members[member.id] = member
+        self._members[member.id] = member
+        return member
+
+    def leave(self, member_id: str) -> Room | None:
+        """Remove a member; returns its room (already unregistered if now empty).
+
+        Floor bookkeeping is the caller's job (it needs the clock and must relay effects).
+        """
+        member = self._members.pop(member_id, None)
+        if member is None:
+            return None
+        room = self._rooms[member.room_id]
+        del room.members[member_id]
+        if not room.members:
+            del self._rooms[room.id]
+        return room
+
+    def _new_id(self) -> str:
+        # 48 random bits, URL-safe: short enough to read in logs, never guessable in a
+        # way that matters (ids are public to the room anyway), unique by construction.
+        while True:
+            member_id = secrets.token_urlsafe(6)
+            if member_id not in self._members:
+                return member_id

@@ -1,0 +1,320 @@
+"""The signaling server: HTTP (the page, /healthz) and the /ws WebSocket on one port.
+
+This is the I/O shell around :class:`~signaling.hub.Hub`: it reads frames, enforces the
+per-client limits (frame size, message rate), derives password keys off the event loop,
+feeds the hub and carries out what the hub answers. Each client has its own outgoing queue
+and writer task, so a slow or stuck browser delays only itself, and any exception raised
+while handling one client's message is logged and answered with ``server_error``: one
+client can never take the server (or the media plane sharing its event loop) down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import turn
+from .floor import FloorSettings
+from .hub import Action, Client, Hub, MediaPlane, Send, error_message
+from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
+from .ratelimit import TokenBucket
+from .rooms import RoomRegistry
+from .static import HttpResponse, StaticSite, find_www_dir, text_response
+
+__all__ = ["ServerConfig", "SignalingServer"]
+
+log = logging.getLogger("walkie.signaling")
+
+#: Messages queued for one client before we give up on it (it stopped reading).
+MAX_OUTBOX = 1000
+#: Minimum seconds between two ``rate_limited`` errors to the same client: an error per
+#: dropped message would turn a flood into an echo.
+RATE_NOTICE_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the signaling server needs to know; the CLI fills it from flags/env."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_users: int = 15
+    max_talk_time: float | None = 60.0
+    queue: bool = True
+    max_rooms: int = 10_000
+    www_dir: Path | None = None
+    turn: turn.TurnConfig | None = None
+    rate: float = 20.0                 # messages per second per client, sustained
+    burst: float = 40.0                # ... and in a burst
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    tick_interval: float = 0.25        # how often max talk time is checked
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    ssl: ssl.SSLContext | None = None
+
+
+class _Conn:
+    """The transport side of one client: its socket, outbox, writer and rate limiter."""
+
+    __slots__ = ("ws", "client", "bucket", "outbox", "wake", "close_request", "writer",
+                 "last_notice")
+
+    def __init__(self, ws: ServerConnection, bucket: TokenBucket) -> None:
+        self.ws = ws
+        self.client: Client | None = None
+        self.bucket = bucket
+        self.outbox: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.close_request: tuple[int, str] | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.last_notice = -RATE_NOTICE_INTERVAL
+
+    def enqueue(self, text: str) -> None:
+        if self.close_request is not None:
+            return
+        if len(self.outbox) >= MAX_OUTBOX:
+            log.warning("client %s stopped reading; dropping it", self.ws.id)
+            self.outbox.clear()
+            self.ws.transport.abort()
+            return
+        self.outbox.append(text)
+        self.wake.set()
+
+    def request_close(self, code: int, reason: str) -> None:
+        if self.close_request is None:
+            self.close_request = (code, reason)
+            self.wake.set()
+
+    async def run_writer(self) -> None:
+        """Send queued messages in order; close once asked to and the queue is empty."""
+        try:
+            while True:
+                while self.outbox:
+                    await self.ws.send(self.outbox.popleft())
+                if self.close_request is not None:
+                    await self.ws.close(*self.close_request)
+                    return
+                self.wake.clear()
+                await self.wake.wait()
+        except ConnectionClosed:
+            return
+
+
+class SignalingServer:
+    """The signaling service bound to one media plane (``sfu.Router``)."""
+
+    def __init__(self, config: ServerConfig, media: MediaPlane) -> None:
+        self.config = config
+        self.media = media
+        self.registry = RoomRegistry(
+            config.max_users,
+            FloorSettings(config.max_talk_time, config.queue),
+            config.max_rooms,
+        )
+        self.hub = Hub(self.registry, media, ice_servers=self._ice_servers)
+        self.site = StaticSite(config.www_dir or find_www_dir())
+        self._server: Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
+        self._started = time.monotonic()
+
+    @classmethod
+    async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
+        """Listen on ``config.host:config.port`` (0 = ephemeral) and subscribe to media events."""
+        self = cls(config, media)
+        add_listener = getattr(media, "add_listener", None)
+        if add_listener is not None:
+            add_listener(self._on_media_event)
+        self._server = await serve(
+            self._handle,
+            config.host,
+            config.port,
+            process_request=self._process_request,
+            # Frames up to twice the protocol limit are read so that we can answer them
+            # with a clear "too_large" error; beyond that websockets closes with 1009.
+            max_size=2 * MAX_MESSAGE_BYTES,
+            max_queue=8,
+            compression=None,  # tiny JSON messages: deflate would cost memory, save nothing
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            server_header="walkie",
+            ssl=config.ssl,
+        )
+        self._ticker = asyncio.create_task(self._tick_loop())
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        scheme = "https" if self.config.ssl else "http"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{port}/"
+
+    async def close(self) -> None:
+        """Close every client (code 1001) and the listening socket; cleanup runs per client."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # -- WebSocket sessions -------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = _Conn(ws, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
+        client = self.hub.connect(conn)
+        conn.client = client
+        conn.writer = asyncio.create_task(conn.run_writer())
+        try:
+            async for frame in ws:
+                if client.closed:
+                    break
+                await self._on_frame(conn, client, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            try:
+                self._dispatch(self.hub.disconnect(client))
+            except Exception:  # noqa: BLE001
+                log.exception("cleanup of client %s failed", client.serial)
+            if conn.close_request is not None:
+                # Let the last error message and the close frame go out.
+                try:
+                    await asyncio.wait_for(asyncio.shield(conn.writer), 5.0)
+                except (asyncio.TimeoutError, ConnectionClosed):
+                    pass
+            conn.writer.cancel()
+
+    async def _on_frame(self, conn: _Conn, client: Client, frame: str | bytes) -> None:
+        now = time.monotonic()
+        if not conn.bucket.allow(now):
+            if now - conn.last_notice >= RATE_NOTICE_INTERVAL:
+                conn.last_notice = now
+                conn.enqueue(error_message(
+                    "rate_limited",
+                    f"more than {self.config.rate:g} messages per second; message dropped",
+                    False,
+                ))
+            return
+        try:
+            message = parse_client_message(frame)
+        except ProtocolError as exc:
+            self._dispatch(self.hub.error(client, exc))
+            return
+        try:
+            key = None
+            if isinstance(message, Join) and message.password and client.member is None:
+                key = await asyncio.to_thread(
+                    self.registry.password_key, message.room, message.password
+                )
+            actions = self.hub.receive(client, message, key)
+        except Exception:  # noqa: BLE001 - one bad message must never kill the server
+            log.exception("handling %s from client %s failed", type(message).__name__,
+                          client.serial)
+            actions = self.hub.server_error(client)
+        self._dispatch(actions)
+
+    def _dispatch(self, actions: list[Action]) -> None:
+        for action in actions:
+            conn: _Conn = action.client.context
+            if isinstance(action, Send):
+                conn.enqueue(action.text)
+            else:
+                conn.request_close(action.code, action.reason)
+
+    def _on_media_event(self, event: object) -> None:
+        if self._closed:
+            return
+        try:
+            self._dispatch(self.hub.media_event(event))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001
+            log.exception("handling media event %r failed", event)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval)
+            try:
+                self._dispatch(self.hub.tick())
+            except Exception:  # noqa: BLE001
+                log.exception("floor tick failed")
+
+    def _ice_servers(self, member_id: str) -> list[dict[str, object]]:
+        return turn.ice_servers(self.config.turn, member_id, time.time())
+
+    # -- plain HTTP ---------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            if not self._origin_allowed(request.headers):
+                return _to_ws(text_response(403, "Forbidden", "origin not allowed\n"))
+            return None  # let websockets do the upgrade (or answer 426 / 405 itself)
+        if path == "/healthz":
+            return _to_ws(self._healthz(request.method))
+        return _to_ws(self.site.respond(request.method, request.path, request.headers))
+
+    def _origin_allowed(self, headers: Headers) -> bool:
+        """Browsers send Origin; it must be this server (or a configured origin).
+
+        Without this check any web page a user visits could open a socket to a LAN walkie
+        server and join rooms in their name (cross-site WebSocket hijacking). Non-browser
+        clients send no Origin and are allowed.
+        """
+        origin = headers.get("Origin")
+        if origin is None:
+            return True
+        if origin in self.config.allowed_origins:
+            return True
+        host = headers.get("Host")
+        if not host:
+            return False
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:
+            return False
+        return netloc.lower() == host.lower()
+
+    def _healthz(self, method: str) -> HttpResponse:
+        if method not in ("GET", "HEAD"):
+            return text_response(405, "Method Not Allowed", "method not allowed\n",
+                                 extra=[("Allow", "GET, HEAD")])
+        media_stats = getattr(self.media, "stats", None)
+        body = {
+            "status": "ok",
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "rooms": len(self.registry),
+            "members": self.registry.member_count,
+            "clients": self.hub.client_count,
+            "media": media_stats() if media_stats is not None else None,
+        }
+        return text_response(200, "OK", json.dumps(body) + "\n", "application/json",
+                             head=method == "HEAD")
+
+
+def _to_ws(response: HttpResponse) -> Response:
+    return Response(response.status, response.reason, Headers(response.headers), response.body)

@@ -24,7 +24,7 @@ from .peer import PREROLL_SECONDS, Peer
 from .room import Room
 from .rtcp import RtcpError
 from .rtp import RtpError, read_uplink
-from .sdp import Fingerprint, LocalParams, SdpError, build_answer, parse_offer, select_audio
+from .sdp import AudioSelection, Fingerprint, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .srtp import SrtpError
 
 log = logging.getLogger("walkie.sfu")
@@ -165,20 +165,9 @@ class Router:
         new_room = room is None
         if room is None:
             room = Room(room_id)
-        peer = Peer(
-            peer_id,
-            room,
-            selection,
-            self.certificate,
-            time.monotonic(),
-            self.config.consent_timeout,
-            self.config.dtls_handshake_timeout,
-        )
+        peer = self._new_peer(peer_id, room, selection)
         while peer.ice.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
-            peer = Peer(
-                peer_id, room, selection, self.certificate, time.monotonic(),
-                self.config.consent_timeout, self.config.dtls_handshake_timeout,
-            )
+            peer = self._new_peer(peer_id, room, selection)
         peer.cname = f"walkie-{secrets.token_hex(4)}"
         local = LocalParams(
             ice_ufrag=peer.ice.local_ufrag,
@@ -202,6 +191,20 @@ class Router:
         self._peers[peer_id] = peer
         self._by_ufrag[peer.ice.local_ufrag] = peer
         return answer
+
+    def _new_peer(self, peer_id: str, room: Room, selection: AudioSelection) -> Peer:
+        try:
+            return Peer(
+                peer_id,
+                room,
+                selection,
+                self.certificate,
+                time.monotonic(),
+                self.config.consent_timeout,
+                self.config.dtls_handshake_timeout,
+            )
+        except ValueError as exc:  # e.g. ICE credentials outside RFC 8839's alphabet/lengths
+            raise OfferError(str(exc)) from None
 
     def remove_peer(self, peer_id: str) -> None:
         """Forget a peer (idempotent). Its room disappears when it was the last member."""

@@ -1,0 +1,266 @@
+"""The router over real UDP on 127.0.0.1, driven by synthetic peers (tests/sfu/peerclient.py).
+
+Covers what the sans-IO tests cannot: demultiplexing, address binding, the floor gate and
+pre-roll, events, consent loss, DTLS failure, and that bad datagrams of every kind change
+nothing for anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sfu
+from sfu.dtls import Certificate
+
+from .peerclient import AUDIO_LEVEL_ID, PeerClient
+
+ROOM = "r"
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[sfu.Router]:
+    r = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
+    yield r
+    await r.close()
+
+
+@pytest.fixture
+def events(router: sfu.Router) -> list[sfu.PeerEvent]:
+    got: list[sfu.PeerEvent] = []
+    router.add_listener(got.append)
+    return got
+
+
+async def _members(router: sfu.Router, *names: str) -> list[PeerClient]:
+    clients = []
+    for name in names:
+        c = PeerClient(name)
+        await c.join(router, ROOM)
+        await c.connect()
+        assert c.srtp is not None
+        clients.append(c)
+    return clients
+
+
+async def test_connect_emits_event_and_answers_checks(
+    router: sfu.Router, events: list[sfu.PeerEvent]
+) -> None:
+    (a,) = await _members(router, "a")
+    try:
+        assert [(e.kind, e.peer_id, e.room_id) for e in events] == [("connected", "a", ROOM)]
+        response = await a.check(use_candidate=False)  # consent check after connect
+        assert response.message_class.name == "RESPONSE"
+        assert response.attributes["XOR-MAPPED-ADDRESS"] == ("127.0.0.1", a.port)
+        stats = router.peer_stats("a")
+        assert stats is not None and stats["connected"]
+        assert stats["srtp_profile"] == "AEAD_AES_128_GCM"
+    finally:
+        a.close()
+
+
+async def test_only_the_speaker_is_forwarded_with_rewritten_headers(router: sfu.Router) -> None:
+    a, b, c = await _members(router, "a", "b", "c")
+    try:
+        b.send_audio()  # nobody has the floor: dropped (kept only as pre-roll)
+        await asyncio.sleep(0.35)  # ... and aged out of the pre-roll
+        router.set_speaker(ROOM, "a")
+        sent = [a.send_audio(level=0x80 | i) for i in range(5)]
+        b.send_audio()  # not the speaker
+        got_b, got_c, got_a = await b.drain(), await c.drain(), await a.drain()
+        assert got_a == []  # the talker never hears itself
+        for got in (got_b, got_c):
+            assert [p.payload for p in got] == sent
+            assert all(p.csrcs == [a.ssrc] for p in got)
+            assert [p.marker for p in got] == [True, False, False, False, False]
+            seqs = [p.sequence for p in got]
+            assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:]))
+            assert [p.extensions[AUDIO_LEVEL_ID][0] for p in got] == [0x80 | i for i in range(5)]
+        assert got_b[0].ssrc != got_c[0].ssrc  # one downlink SSRC per listener
+    finally:
+        for x in (a, b, c):
+            x.close()
+
+
+async def test_preroll_is_flushed_on_grant(router: sfu.Router) -> None:
+    a, b = await _members(router, "a", "b")
+    try:
+        early = [a.send_audio() for _ in range(4)]  # pressed; floor request still travelling
+        await asyncio.sleep(0.05)
+        router.set_speaker(ROOM, "a")
+        live = a.send_audio()
+        got = await b.drain()
+        assert [p.payload for p in got] == early + [live]
+        assert got[0].marker and not any(p.marker for p in got[1:])
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_garbage_datagrams_change_nothing(router: sfu.Router) -> None:
+    a, b = await _members(router, "a", "b")
+    router.set_speaker(ROOM, "a")
+    stranger = PeerClient("stranger")
+    await stranger.open()
+    stranger.server = a.server
+    try:
+        garbage = [
+            b"",
+            b"\x00",
+            b"\x00\x01\x00\x00" + os.urandom(16),  # STUN-ish, no cookie
+            bytes([22, 254, 253]) + os.urandom(40),  # DTLS from an unbound address
+            bytes([0x80, 111]) + os.urandom(60),  # SRTP from an unbound address
+            bytes([0x80, 200]) + os.urandom(30),  # SRTCP from an unbound address
+            bytes([0xFF]) * 100,  # outside every RFC 7983 range
+            os.urandom(1500),
+        ]
+        for g in garbage:
+            stranger.send(g)
+            a.send(g)  # from a bound address too: SRTP auth / DTLS must reject it
+        # a wrongly signed check gets no answer at all
+        stranger.server_ufrag, stranger.server_pwd = a.server_ufrag, "x" * 24
+        stranger.ufrag = a.ufrag
+        stranger.send(stranger.binding_request(pwd="y" * 24))
+        with pytest.raises(TimeoutError):
+            await stranger.recv(timeout=0.3)
+        # the room still works
+        payload = a.send_audio()
+        got = await b.drain()
+        assert [p.payload for p in got] == [payload]
+        stats = router.peer_stats("a")
+        assert stats is not None and stats["srtp_errors"] >= 1
+        assert router.stats()["dropped_unknown_source"] >= 1
+    finally:
+        for x in (a, b, stranger):
+            x.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=1600), from_bound=st.booleans())
+async def test_any_datagram_is_survived(router: sfu.Router, data: bytes, from_bound: bool) -> None:
+    """Straight into the demultiplexer: nothing raises, whatever the bytes and source."""
+    if not hasattr(router, "_fuzz_peer"):
+        (peer,) = await _members(router, "fuzz")
+        router._fuzz_peer = peer  # type: ignore[attr-defined]
+    peer: PeerClient = router._fuzz_peer  # type: ignore[attr-defined]
+    addr = ("127.0.0.1", peer.port) if from_bound else ("127.0.0.1", 9)
+    router.datagram_received(data, addr)
+    assert router.peer_stats("fuzz") is not None
+
+
+async def test_wrong_dtls_fingerprint_fails_the_peer(
+    router: sfu.Router, events: list[sfu.PeerEvent]
+) -> None:
+    other = Certificate.generate("someone-else").fingerprint_text("sha-256")
+    c = PeerClient("liar", fingerprint=other)
+    await c.join(router, ROOM)
+    try:
+        await c.connect()
+        for _ in range(50):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+        assert [(e.kind, e.peer_id) for e in events] == [("dtls_failed", "liar")]
+        assert "fingerprint" in events[0].reason
+        assert router.peer_stats("liar") is None
+        assert router.room_stats(ROOM) is None  # the room went with its last member
+    finally:
+        c.close()
+
+
+async def test_consent_loss_removes_the_peer() -> None:
+    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=0.6))
+    events: list[sfu.PeerEvent] = []
+    router.add_listener(events.append)
+    try:
+        a, b = await _members(router, "a", "b")
+        router.set_speaker(ROOM, "a")
+        for _ in range(8):  # b keeps consent alive, a goes silent
+            await asyncio.sleep(0.15)
+            await b.check(use_candidate=False)
+        assert ("consent_lost", "a") in [(e.kind, e.peer_id) for e in events]
+        assert router.peer_stats("a") is None
+        assert router.peer_stats("b") is not None
+        assert router.room_stats(ROOM)["speaker"] is None  # type: ignore[index]
+        a.close()
+        b.close()
+    finally:
+        await router.close()
+
+
+async def test_nominated_check_from_new_address_moves_media(router: sfu.Router) -> None:
+    a, b = await _members(router, "a", "b")
+    router.set_speaker(ROOM, "a")
+    moved = PeerClient("b-new-network")
+    await moved.open()
+    try:
+        # b's network changes: same ICE credentials and SRTP keys, new socket.
+        for attr in ("ufrag", "pwd", "server", "server_ufrag", "server_pwd", "srtp", "dtls"):
+            setattr(moved, attr, getattr(b, attr))
+        await moved.check(use_candidate=False)  # a plain check does not move media
+        first = a.send_audio()
+        assert [p.payload for p in await b.drain()] == [first]
+        await moved.check(use_candidate=True)  # nomination does
+        second = a.send_audio()
+        assert [p.payload for p in await moved.drain()] == [second]
+        assert await b.drain() == []
+    finally:
+        for x in (a, b, moved):
+            x.close()
+
+
+async def test_bad_offers_are_refused_cleanly(router: sfu.Router) -> None:
+    c = PeerClient("c")
+    await c.open()
+    try:
+        for bad, why in (
+            ("not sdp at all", ""),
+            (c.offer().replace("a=rtcp-mux\r\n", ""), "rtcp-mux"),
+            (c.offer().replace("opus/48000/2", "PCMU/8000"), "Opus"),
+            (c.offer().replace("a=fingerprint", "a=x-fingerprint"), "fingerprint"),
+        ):
+            with pytest.raises(sfu.OfferError) as info:
+                router.add_peer("c", ROOM, bad)
+            assert why.lower() in str(info.value).lower()
+        assert router.stats()["peers"] == 0 and router.stats()["rooms"] == 0
+        router.add_peer("c", ROOM, c.offer())
+        with pytest.raises(ValueError):
+            router.add_peer("c", ROOM, c.offer())  # duplicate id
+        router.remove_peer("c")
+        router.remove_peer("c")  # idempotent
+        assert router.stats()["rooms"] == 0
+    finally:
+        c.close()
+
+
+async def test_rtcp_sender_reports_only_after_rtp(router: sfu.Router) -> None:
+    from sfu.rtcp import ReceiverReport, SenderReport, parse_rtcp
+
+    a, b = await _members(router, "a", "b")
+    try:
+        router.set_speaker(ROOM, "a")
+        for _ in range(3):
+            a.send_audio()
+            await asyncio.sleep(0.02)
+        await b.drain()
+        b.rtcp.clear()
+        a.rtcp.clear()
+        await asyncio.sleep(1.7)  # at least one randomised (0.5-1.5 s) report interval
+        await a.drain(quiet=0.05)
+        await b.drain(quiet=0.05)
+        b_reports = [p for raw in b.rtcp for p in parse_rtcp(raw)]
+        a_reports = [p for raw in a.rtcp for p in parse_rtcp(raw)]
+        # b got RTP on its downlink: a sender report; a sent but received nothing: a receiver
+        # report about its uplink, and no sender report (no RTP went down to it).
+        assert any(isinstance(p, SenderReport) and p.packet_count == 3 for p in b_reports)
+        assert not any(isinstance(p, SenderReport) for p in a_reports)
+        rr = [p for p in a_reports if isinstance(p, ReceiverReport)]
+        assert rr and rr[0].reports[0].ssrc == a.ssrc
+    finally:
+        a.close()
+        b.close()

@@ -47,10 +47,11 @@ CHROMIUM_ARGS = [
 
 # JS run in the page: build a peer connection the way walkie's page will (mic track, one
 # audio transceiver), optionally add video (after the audio, or before it so that the BUNDLE
-# tag is a video m-line) / a data channel, and return the local offer once gathering is done.
+# tag is a video m-line) / a data channel, optionally with bundlePolicy max-bundle (Firefox then
+# marks later m-lines bundle-only, port 0), and return the local offer once gathering is done.
 CAPTURE_JS = """
-async ([video, data, videoFirst]) => {
-  const pc = new RTCPeerConnection();
+async ([video, data, videoFirst, maxBundle]) => {
+  const pc = new RTCPeerConnection(maxBundle ? {bundlePolicy: 'max-bundle'} : {});
   const stream = await navigator.mediaDevices.getUserMedia({audio: true});
   if (videoFirst) pc.addTransceiver('video');
   pc.addTrack(stream.getAudioTracks()[0], stream);
@@ -66,10 +67,10 @@ async ([video, data, videoFirst]) => {
 """
 
 CASES = {
-    "chrome_audio.sdp": (False, False, False),
-    "chrome_audio_video.sdp": (True, False, False),
-    "chrome_audio_data.sdp": (False, True, False),
-    "chrome_video_audio.sdp": (False, False, True),
+    "chrome_audio.sdp": (False, False, False, False),
+    "chrome_audio_video.sdp": (True, False, False, False),
+    "chrome_audio_data.sdp": (False, True, False, False),
+    "chrome_video_audio.sdp": (False, False, True, False),
 }
 
 
@@ -179,9 +180,10 @@ def _capture_firefox_offers(bidi: _Bidi, http_port: int) -> None:
     ctx = bidi.call("browsingContext.getTree", {})["contexts"][0]["context"]
     bidi.call("browsingContext.navigate", {
         "context": ctx, "url": f"http://127.0.0.1:{http_port}/", "wait": "complete"})
-    for name, flags in {"firefox_audio.sdp": (False, False, False),
-                        "firefox_audio_video.sdp": (True, False, False),
-                        "firefox_audio_data.sdp": (False, True, False)}.items():
+    for name, flags in {"firefox_audio.sdp": (False, False, False, False),
+                        "firefox_audio_video.sdp": (True, False, False, False),
+                        "firefox_audio_data.sdp": (False, True, False, False),
+                        "firefox_video_audio_maxbundle.sdp": (False, False, True, True)}.items():
         res = bidi.call("script.callFunction", {
             "functionDeclaration": CAPTURE_JS,
             "arguments": [{"type": "array", "value": [

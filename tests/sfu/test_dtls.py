@@ -216,7 +216,8 @@ def test_handshake_gives_mirrored_keys_and_prefers_gcm(certs):
         ((CM,), None, CM),
         (None, (CM,), CM),
         ((GCM,), None, GCM),
-        ((CM, GCM), (GCM, CM), GCM),  # server preference wins... and both list GCM
+        ((CM, GCM), (GCM, CM), GCM),  # the server's preference order decides
+        ((GCM, CM), (CM, GCM), CM),
     ],
 )
 def test_profile_negotiation(certs, client_profiles, server_profiles, expected):

@@ -74,8 +74,7 @@ class RoomApp {
     this.members = new Map();
     this.talker = null;
     this.queueLength = 0;
-    this.maxTalkMs = 60000;
-    this.talkStartedAt = 0;
+    this.talkDeadline = null; // performance.now() when our talk time runs out; null = no limit
     this.latch = false;
     this.activePointer = null;
     this.spaceDown = false;
@@ -272,8 +271,9 @@ class RoomApp {
         this.apply(this.floor.handle(msg));
         return this.render();
       case "floor_granted":
-        if (Number.isInteger(msg.max_ms) && msg.max_ms > 0) this.maxTalkMs = msg.max_ms;
         this.apply(this.floor.handle(msg));
+        // The grant carries the time left (a repeated request gets what remains); null = no limit.
+        this.talkDeadline = Number.isFinite(msg.max_ms) ? performance.now() + msg.max_ms : null;
         return this.render();
       case "floor_queued":
       case "floor_denied":
@@ -298,7 +298,6 @@ class RoomApp {
     const floor = msg.floor || {};
     this.talker = floor.holder && typeof floor.holder.id === "string" ? floor.holder : null;
     this.queueLength = Number.isInteger(floor.queue_length) ? floor.queue_length : 0;
-    if (Number.isInteger(msg.max_talk_ms) && msg.max_talk_ms > 0) this.maxTalkMs = msg.max_talk_ms;
     this.floor.setReady(this.you.id);
     renderNotice("");
     this.setConn("connecting", "Connecting audio…");
@@ -351,7 +350,7 @@ class RoomApp {
     switch (msg.code) {
       case "room_full":
         this.dropSession("", false);
-        return this.fail(`This room is full (${text}). Try again later.`, "Try again", () => this.connect());
+        return this.fail(`This room is full: ${text}. Try again later.`, "Try again", () => this.connect());
       case "bad_password":
         this.dropSession("", false);
         return this.showJoinForm(
@@ -423,7 +422,6 @@ class RoomApp {
     for (const a of actions) {
       if (a.type === "mic") {
         this.link?.setSending(a.on);
-        if (a.on) this.talkStartedAt = performance.now();
       } else if (a.type === "send") {
         this.sock?.send(a.message);
       } else if (a.type === "tone") {
@@ -601,8 +599,10 @@ class RoomApp {
         break;
       case State.TALKING: {
         sub = this.latch ? "Tap to stop" : "Release to stop";
-        const left = this.maxTalkMs - (performance.now() - this.talkStartedAt);
-        status = `You are on air · ${formatSeconds(left)} left`;
+        status =
+          this.talkDeadline === null
+            ? "You are on air."
+            : `You are on air · ${formatSeconds(this.talkDeadline - performance.now())} left`;
         break;
       }
       case State.QUEUED:

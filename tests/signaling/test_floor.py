@@ -1,0 +1,167 @@
+"""The floor state machine: grant, deny, queue, release, revoke, leave."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signaling.floor import (
+    Denied,
+    Floor,
+    FloorChanged,
+    FloorSettings,
+    Granted,
+    Queued,
+    Released,
+    Revoked,
+)
+
+
+def test_request_when_idle_is_granted_and_broadcast() -> None:
+    floor = Floor()
+    assert floor.request("a", 0.0) == [Granted("a", 60000), FloorChanged("a", 0)]
+    assert floor.holder == "a"
+
+
+def test_busy_is_denied_when_queueing_is_off() -> None:
+    floor = Floor(FloorSettings(queue=False))
+    floor.request("a", 0.0)
+    assert floor.request("b", 1.0) == [Denied("b", "busy", "a")]
+    assert floor.holder == "a"
+    assert floor.queue == ()
+
+
+def test_busy_is_queued_in_order_with_positions() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    assert floor.request("b", 1.0) == [Queued("b", 1), FloorChanged("a", 1)]
+    assert floor.request("c", 2.0) == [Queued("c", 2), FloorChanged("a", 2)]
+    assert floor.queue == ("b", "c")
+    assert floor.position("c") == 2
+    assert floor.position("a") is None
+
+
+def test_repeated_requests_change_nothing() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    floor.request("b", 0.0)
+    assert floor.request("b", 1.0) == [Queued("b", 1)]
+    assert floor.request("a", 10.0) == [Granted("a", 50000)]
+    assert floor.queue == ("b",)
+
+
+def test_release_passes_floor_to_the_next_in_queue() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    floor.request("b", 1.0)
+    floor.request("c", 2.0)
+    assert floor.release("a", 3.0) == [
+        Released("a"),
+        Granted("b", 60000),
+        Queued("c", 1),
+        FloorChanged("b", 1),
+    ]
+    assert floor.holder == "b"
+    assert floor.queue == ("c",)
+
+
+def test_release_with_empty_queue_goes_idle() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    assert floor.release("a", 1.0) == [Released("a"), FloorChanged(None, 0)]
+    assert floor.holder is None
+    assert floor.deadline() is None
+
+
+def test_release_by_a_non_holder_is_only_acknowledged() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    assert floor.release("x", 1.0) == [Released("x")]
+    assert floor.holder == "a"
+
+
+def test_queued_member_releasing_leaves_the_queue_and_others_move_up() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    for m in "bcd":
+        floor.request(m, 1.0)
+    assert floor.release("b", 2.0) == [
+        Released("b"),
+        Queued("c", 1),
+        Queued("d", 2),
+        FloorChanged("a", 2),
+    ]
+    # Removing the last one moves nobody.
+    assert floor.release("d", 2.0) == [Released("d"), FloorChanged("a", 1)]
+    assert floor.holder == "a"
+    assert floor.queue == ("c",)
+
+
+def test_max_talk_time_revokes_and_grants_next() -> None:
+    floor = Floor(FloorSettings(max_talk_time=2.0))
+    floor.request("a", 10.0)
+    floor.request("b", 10.5)
+    assert floor.deadline() == 12.0
+    assert floor.tick(11.99) == []
+    assert floor.tick(12.0) == [Revoked("a", "max_talk_time"), Granted("b", 2000), FloorChanged("b", 0)]
+    # b's own talk time counts from its grant, not from a's.
+    assert floor.deadline() == 14.0
+    assert floor.tick(13.0) == []
+    assert floor.tick(14.5) == [Revoked("b", "max_talk_time"), FloorChanged(None, 0)]
+    assert floor.tick(100.0) == []
+
+
+def test_unlimited_talk_time_never_revokes() -> None:
+    for limit in (None, 0.0):
+        floor = Floor(FloorSettings(max_talk_time=limit))
+        assert floor.request("a", 0.0) == [Granted("a", None), FloorChanged("a", 0)]
+        assert floor.deadline() is None
+        assert floor.tick(1e9) == []
+
+
+def test_leave_of_holder_releases_at_once_without_ack() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    floor.request("b", 0.0)
+    assert floor.leave("a", 5.0) == [Granted("b", 60000), FloorChanged("b", 0)]
+    assert floor.leave("b", 6.0) == [FloorChanged(None, 0)]
+
+
+def test_leave_of_queued_member() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    floor.request("b", 0.0)
+    floor.request("c", 0.0)
+    assert floor.leave("b", 1.0) == [Queued("c", 1), FloorChanged("a", 1)]
+    assert floor.leave("zz", 1.0) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["request", "release", "leave", "tick"]),
+                          st.sampled_from("abcde"), st.floats(0, 5)), max_size=40),
+       st.booleans())
+def test_invariants_hold_for_any_sequence(ops: list[tuple[str, str, float]], queue: bool) -> None:
+    floor = Floor(FloorSettings(max_talk_time=3.0, queue=queue))
+    now = 0.0
+    for op, member, dt in ops:
+        now += dt
+        if op == "tick":
+            effects = floor.tick(now)
+        else:
+            effects = getattr(floor, op)(member, now)
+        q = floor.queue
+        assert len(set(q)) == len(q)
+        assert floor.holder not in q
+        if floor.holder is None:
+            assert q == ()
+        if not queue:
+            assert q == ()
+        changed = [e for e in effects if isinstance(e, FloorChanged)]
+        assert len(changed) <= 1
+        if changed:
+            assert changed[0] == FloorChanged(floor.holder, len(q))
+            assert effects[-1] is changed[0]
+        # Every queued position announced is the member's real position afterwards.
+        for e in effects:
+            if isinstance(e, Queued):
+                assert floor.position(e.member) == e.position

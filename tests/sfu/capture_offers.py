@@ -1,7 +1,7 @@
 """Capture real SDP offers from Debian's Chromium and Firefox ESR into tests/sfu/fixtures/.
 
 Why: the SDP parser must be tested against what browsers really send, not against what we
-think they send. Run by hand, inside a loopback-only namespace (the browser must not reach
+think they send. Run by hand, inside a loopback-only namespace (the browsers must not reach
 any real network)::
 
     unshare -n sh -c 'ip link set lo up; ip addr add 127.0.0.2/8 dev lo; \
@@ -9,12 +9,13 @@ any real network)::
 
 Each offer is taken after ICE gathering completed, so it contains the host candidates.
 Chromium is driven by Playwright; Firefox ESR (Playwright cannot drive Debian's build) by
-WebDriver BiDi over a WebSocket, as described in /work/shared/TESTING.md. Firefox needs a
-secure context for getUserMedia, so a throwaway HTTP server on 127.0.0.1 serves an empty page.
+WebDriver BiDi over a WebSocket, as described in /work/shared/TESTING.md. test_sdp.py reuses
+:func:`firefox_page` to check that Firefox accepts our answers.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import itertools
 import json
@@ -25,10 +26,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 
-from websockets.sync.client import ClientConnection, connect as ws_connect
-
-from playwright.async_api import async_playwright
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -66,16 +67,24 @@ async ([video, data, videoFirst, maxBundle]) => {
 }
 """
 
-CASES = {
+# fixture name -> (video after audio, data channel, video before audio, max-bundle)
+CHROMIUM_CASES = {
     "chrome_audio.sdp": (False, False, False, False),
     "chrome_audio_video.sdp": (True, False, False, False),
     "chrome_audio_data.sdp": (False, True, False, False),
     "chrome_video_audio.sdp": (False, False, True, False),
 }
+FIREFOX_CASES = {
+    "firefox_audio.sdp": (False, False, False, False),
+    "firefox_audio_video.sdp": (True, False, False, False),
+    "firefox_audio_data.sdp": (False, True, False, False),
+    "firefox_video_audio_maxbundle.sdp": (False, False, True, True),
+}
 
 
 async def capture_chromium() -> None:
-    FIXTURES.mkdir(exist_ok=True)
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         version = browser.version
@@ -85,13 +94,15 @@ async def capture_chromium() -> None:
         await page.route("http://localhost/**", lambda route: route.fulfill(
             status=200, content_type="text/html", body="<!doctype html><title>capture</title>"))
         await page.goto("http://localhost/")
-        for name, flags in CASES.items():
+        for name, flags in CHROMIUM_CASES.items():
             sdp = await page.evaluate(CAPTURE_JS, list(flags))
             # No header comment: the fixture is byte-for-byte what Chromium produced.
             (FIXTURES / name).write_bytes(sdp.encode())
             print(f"{name}: {len(sdp)} bytes from Chromium {version}")
         await browser.close()
 
+
+# ----------------------------------------------------------------------------- Firefox
 
 FIREFOX_PREFS = """
 user_pref("media.navigator.streams.fake", true);
@@ -101,67 +112,72 @@ user_pref("permissions.default.microphone", 1);
 """
 
 
-class _Bidi:
-    """Minimal WebDriver BiDi client: one command at a time, events ignored."""
+def firefox_binary() -> str | None:
+    return shutil.which("firefox-esr") or shutil.which("firefox")
 
-    def __init__(self, ws: ClientConnection) -> None:
+
+class FirefoxPage:
+    """One Firefox tab reached over WebDriver BiDi: navigate, and call JS functions.
+
+    Arguments and results cross as JSON (results are ``JSON.stringify``-ed in the page), which
+    is all the SDP tests need and avoids BiDi's remote-value encoding.
+    """
+
+    def __init__(self, ws: ClientConnection, url: str) -> None:
         self._ws = ws
         self._ids = itertools.count(1)
+        self.url = url
+        caps = self._call("session.new", {"capabilities": {}})["capabilities"]
+        self.version: str = caps.get("browserVersion", "?")
+        self._context = self._call("browsingContext.getTree", {})["contexts"][0]["context"]
+        self.reload()
 
-    def call(self, method: str, params: dict) -> dict:
+    def _call(self, method: str, params: dict) -> dict:
         cid = next(self._ids)
         self._ws.send(json.dumps({"id": cid, "method": method, "params": params}))
-        while True:
+        while True:  # skip events; commands are answered in order of their id
             msg = json.loads(self._ws.recv(timeout=30))
             if msg.get("id") == cid:
                 if msg.get("type") == "error":
-                    raise RuntimeError(f"{method}: {msg}")
+                    raise RuntimeError(f"{method}: {msg.get('error')}: {msg.get('message')}")
                 return msg["result"]
+
+    def reload(self) -> None:
+        """Load the empty page again: a fresh JS realm, so no peer connection survives."""
+        self._call("browsingContext.navigate",
+                   {"context": self._context, "url": self.url, "wait": "complete"})
+
+    def evaluate(self, function: str, arg: object = None) -> object:
+        """Call the JS ``function`` (may be async) with one JSON argument; return its result."""
+        wrapper = f"async (json) => JSON.stringify(await ({function})(JSON.parse(json)))"
+        res = self._call("script.callFunction", {
+            "functionDeclaration": wrapper,
+            "arguments": [{"type": "string", "value": json.dumps(arg)}],
+            "target": {"context": self._context},
+            "awaitPromise": True,
+        })
+        if res.get("type") != "success":
+            raise RuntimeError(f"page script failed: {res.get('exceptionDetails', res)}")
+        return json.loads(res["result"]["value"])
+
+
+class _EmptyPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = b"<!doctype html><title>walkie sdp</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def capture_firefox() -> None:
-    firefox = shutil.which("firefox-esr") or shutil.which("firefox")
-    if firefox is None:
-        print("firefox-esr not installed: Firefox offers not captured")
-        return
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            body = b"<!doctype html><title>capture</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    profile = tempfile.mkdtemp(prefix="walkie-ff-")
-    pathlib.Path(profile, "user.js").write_text(FIREFOX_PREFS)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [firefox, "--headless", f"--remote-debugging-port={port}", "--profile", profile],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with _connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
-            _capture_firefox_offers(_Bidi(ws), httpd.server_port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        httpd.shutdown()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _connect_when_up(url: str) -> ClientConnection:
@@ -174,29 +190,52 @@ def _connect_when_up(url: str) -> ClientConnection:
     raise RuntimeError("Firefox's BiDi endpoint did not come up")
 
 
-def _capture_firefox_offers(bidi: _Bidi, http_port: int) -> None:
-    caps = bidi.call("session.new", {"capabilities": {}})["capabilities"]
-    version = caps.get("browserVersion", "?")
-    ctx = bidi.call("browsingContext.getTree", {})["contexts"][0]["context"]
-    bidi.call("browsingContext.navigate", {
-        "context": ctx, "url": f"http://127.0.0.1:{http_port}/", "wait": "complete"})
-    for name, flags in {"firefox_audio.sdp": (False, False, False, False),
-                        "firefox_audio_video.sdp": (True, False, False, False),
-                        "firefox_audio_data.sdp": (False, True, False, False),
-                        "firefox_video_audio_maxbundle.sdp": (False, False, True, True)}.items():
-        res = bidi.call("script.callFunction", {
-            "functionDeclaration": CAPTURE_JS,
-            "arguments": [{"type": "array", "value": [
-                {"type": "boolean", "value": f} for f in flags]}],
-            "target": {"context": ctx}, "awaitPromise": True})
-        if res.get("type") != "success":
-            raise RuntimeError(f"{name}: {res}")
-        sdp = res["result"]["value"]
-        (FIXTURES / name).write_bytes(sdp.encode())
-        print(f"{name}: {len(sdp)} bytes from Firefox {version}")
-    bidi.call("session.end", {})
+@contextlib.contextmanager
+def firefox_page() -> Iterator[FirefoxPage]:
+    """Headless Firefox ESR with fake media, showing an empty page from 127.0.0.1.
+
+    Firefox needs a secure context for getUserMedia and http://127.0.0.1 is one, so a
+    throwaway HTTP server serves the page. Everything is torn down on exit.
+    """
+    binary = firefox_binary()
+    if binary is None:
+        raise RuntimeError("firefox-esr is not installed")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EmptyPage)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    profile = tempfile.mkdtemp(prefix="walkie-ff-")
+    pathlib.Path(profile, "user.js").write_text(FIREFOX_PREFS)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--headless", f"--remote-debugging-port={port}", "--profile", profile],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with _connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
+            yield FirefoxPage(ws, f"http://127.0.0.1:{httpd.server_port}/")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        httpd.shutdown()
+        httpd.server_close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def capture_firefox() -> None:
+    if firefox_binary() is None:
+        print("firefox-esr not installed: Firefox offers not captured")
+        return
+    with firefox_page() as page:
+        for name, flags in FIREFOX_CASES.items():
+            sdp = page.evaluate(CAPTURE_JS, list(flags))
+            assert isinstance(sdp, str)
+            (FIXTURES / name).write_bytes(sdp.encode())
+            print(f"{name}: {len(sdp)} bytes from Firefox {page.version}")
 
 
 if __name__ == "__main__":
+    FIXTURES.mkdir(exist_ok=True)
     asyncio.run(capture_chromium())
     capture_firefox()

@@ -1,0 +1,424 @@
+"""What a synthetic listener does with each datagram the server forwards (sans-IO, hot path).
+
+Budget: the bench must absorb >= 100,000 forwarded packets/s on one core, including the
+kernel's ~3 µs per ``recv``. So the per-packet work uses only the clear parts of an SRTP
+packet (RFC 3711 encrypts the payload, never the RTP header):
+
+* the downlink sequence number (bytes 2-3): continuity of the listener's single stream,
+  within bursts and across talker changes;
+* the CSRC (bytes 12-15): which talker this is (the SFU puts the talker's SSRC there);
+* the audio-level octet (byte 21): the low 7 bits of the talker's own sequence number
+  (see ``uplink.py``), which give the talker's full sequence number and send time from its
+  :class:`~bench.uplink.TalkLog`: latency, loss, duplicates and order per talker.
+
+Every ``sample_every``-th packet (every packet in the functional check) is fully verified:
+SRTP authentication and decryption with the listener's own keys, then every header field
+and the Opus payload compared byte for byte with what the talker sent. Checking a sample is
+what keeps the cheap path honest: a packet whose clear header lies would fail there.
+
+Accounting is by runs: consecutive talker sequence numbers extend the current run in O(1);
+only discontinuities (talker change, loss, reordering) append to a list. :func:`account`
+turns runs into loss / duplicate / out-of-order figures against what each talker sent.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sfu.rtp import RtpError, parse_rtp
+from sfu.srtp import SrtpError
+
+from .uplink import RING, TalkLog
+
+__all__ = [
+    "Accounting",
+    "DownlinkMonitor",
+    "LatencyHistogram",
+    "account",
+]
+
+_U32 = struct.Struct("!I")
+#: A latency this large means the ring slot was reused: the packet cannot be matched.
+MAX_MATCH_NS = (RING - 8) * 20_000_000
+_MASK = RING - 1
+
+
+class LatencyHistogram:
+    """Latency counts in 10 µs buckets up to 100 ms; larger values kept exactly (rare)."""
+
+    BUCKET_NS = 10_000
+    BUCKETS = 10_000
+
+    __slots__ = ("counts", "overflow", "max_ns", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * self.BUCKETS
+        self.overflow: list[int] = []
+        self.max_ns = 0
+        self.total = 0
+
+    def add(self, ns: int) -> None:
+        """Record one latency (the monitor inlines this; tests and merges use it)."""
+        b = ns // self.BUCKET_NS
+        if b < self.BUCKETS:
+            self.counts[b] += 1
+        else:
+            self.overflow.append(ns)
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def count(self) -> int:
+        return sum(self.counts) + len(self.overflow)
+
+    def merge(self, other: LatencyHistogram) -> None:
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += c
+        self.overflow.extend(other.overflow)
+        self.max_ns = max(self.max_ns, other.max_ns)
+
+    def percentile_ms(self, p: float) -> float | None:
+        """The p-th percentile (0..100) in ms: the upper edge of its bucket (conservative),
+        exact for overflow values. None when empty."""
+        n = self.count()
+        if n == 0:
+            return None
+        rank = max(1, -(-p * n // 100))  # ceil(p% of n), at least the first sample
+        seen = 0
+        for i, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                return min((i + 1) * self.BUCKET_NS, self.max_ns) / 1e6
+        tail = sorted(self.overflow)
+        return tail[int(rank - seen) - 1] / 1e6
+
+    def cdf_ms(self, points: int = 400) -> tuple[list[float], list[float]]:
+        """(latency ms, cumulative fraction) pairs for plotting."""
+        n = self.count()
+        xs: list[float] = []
+        ys: list[float] = []
+        if n == 0:
+            return xs, ys
+        seen = 0
+        last = max((i for i, c in enumerate(self.counts) if c), default=0)
+        step = max(1, (last + 1) // points)
+        for i in range(0, last + 1):
+            seen += self.counts[i]
+            if i % step == 0 or i == last:
+                xs.append((i + 1) * self.BUCKET_NS / 1e6)
+                ys.append(seen / n)
+        for v in sorted(self.overflow):
+            seen += 1
+            xs.append(v / 1e6)
+            ys.append(seen / n)
+        return xs, ys
+
+
+class DownlinkMonitor:
+    """One listener's receive-side accounting. Feed it every datagram that starts with a byte
+    in 128..191 (RTP/RTCP, RFC 7983), with the receive time in ns (same clock as the talkers').
+
+    ``talkers`` maps a talker SSRC to its TalkLog (shared by all listeners of the run).
+    ``unprotect`` / ``unprotect_rtcp`` are the listener's SRTP session methods.
+    """
+
+    __slots__ = (
+        "talkers",
+        "hist",
+        "own_ssrc",
+        "expected_ssrc",
+        "opus_pt",
+        "level_id",
+        "mid_id",
+        "mid",
+        "sample_every",
+        "_countdown",
+        "_unprotect",
+        "_unprotect_rtcp",
+        "_level_hdr",
+        "_counts",
+        "_buckets",
+        "packets",
+        "rtcp",
+        "rtcp_bad",
+        "malformed",
+        "unmatched",
+        "own_audio",
+        "bursts",
+        "marker_missing",
+        "jumps_in_burst",
+        "jumps_at_switch",
+        "verified",
+        "failures",
+        "next_dseq",
+        "cur_csrc",
+        "cur_log",
+        "run_first",
+        "run_last",
+        "runs",
+        "late",
+        "last_rx_ns",
+    )
+
+    def __init__(
+        self,
+        talkers: dict[int, TalkLog],
+        hist: LatencyHistogram,
+        own_ssrc: int,
+        *,
+        unprotect: Callable[[bytes], bytes],
+        unprotect_rtcp: Callable[[bytes], bytes] | None = None,
+        expected_ssrc: int | None = None,
+        opus_pt: int = 111,
+        level_id: int = 1,
+        mid_id: int | None = 4,
+        mid: str = "0",
+        sample_every: int = 50,
+    ) -> None:
+        if sample_every < 1:
+            raise ValueError("sample_every must be >= 1")
+        if not 1 <= level_id <= 14:
+            raise ValueError("the bench needs a one-byte audio-level extension id (1..14)")
+        self.talkers = talkers
+        self.hist = hist
+        self.own_ssrc = own_ssrc
+        self.expected_ssrc = expected_ssrc
+        self.opus_pt = opus_pt
+        self.level_id = level_id
+        self.mid_id = mid_id
+        self.mid = mid.encode()
+        self.sample_every = sample_every
+        self._countdown = 1  # verify the very first packet
+        self._unprotect = unprotect
+        self._unprotect_rtcp = unprotect_rtcp
+        # The SFU writes the level element first: byte 20 is its one-byte element header.
+        self._level_hdr = level_id << 4
+        self._counts = hist.counts
+        self._buckets = hist.BUCKETS
+        self.packets = 0
+        self.rtcp = 0
+        self.rtcp_bad = 0
+        self.malformed = 0
+        self.unmatched = 0
+        self.own_audio = 0
+        self.bursts = 0
+        self.marker_missing = 0
+        self.jumps_in_burst = 0
+        self.jumps_at_switch = 0
+        self.verified = 0
+        self.failures: dict[str, int] = {}
+        self.next_dseq = -1
+        self.cur_csrc = -1
+        self.cur_log: TalkLog | None = None
+        self.run_first = -2
+        self.run_last = -2
+        #: closed runs: (talker ssrc, first talker seq, last talker seq)
+        self.runs: list[tuple[int, int, int]] = []
+        #: packets that arrived after a later one of the same talker: (talker ssrc, seq)
+        self.late: list[tuple[int, int]] = []
+        self.last_rx_ns = 0
+
+    # ------------------------------------------------------------------ hot path
+
+    def feed(self, data: bytes, now: int) -> None:
+        """HOT PATH: account one RTP or RTCP datagram received at ``now`` (ns)."""
+        b1 = data[1]
+        if 191 < b1 < 224:  # RFC 5761: RTCP packet types 192..223
+            self._on_rtcp(data)
+            return
+        if len(data) < 24 or data[0] & 0x1F != 0x11:  # X=1, CC=1: the SFU's downlink layout
+            self.malformed += 1
+            return
+        self.packets += 1
+        self.last_rx_ns = now
+        dseq = (data[2] << 8) | data[3]
+        csrc = _U32.unpack_from(data, 12)[0]
+        if b1 & 0x80 or csrc != self.cur_csrc:
+            self._burst(b1, dseq, csrc)
+        elif dseq != self.next_dseq:
+            self.jumps_in_burst += 1
+        self.next_dseq = (dseq + 1) & 0xFFFF
+        log = self.cur_log
+        if log is None or data[20] != self._level_hdr:
+            self._unmatched(csrc)
+            return
+        idx = data[21] & _MASK
+        up = log.seqs[idx]
+        lat = now - log.send_ns[idx]
+        if not 0 <= lat < MAX_MATCH_NS:
+            self.unmatched += 1
+            return
+        b = lat // 10_000
+        if b < self._buckets:
+            self._counts[b] += 1
+        else:
+            self.hist.overflow.append(lat)
+        if lat > self.hist.max_ns:
+            self.hist.max_ns = lat
+        if up == self.run_last + 1:
+            self.run_last = up
+        else:
+            self._discontinuity(csrc, up)
+        self._countdown -= 1
+        if not self._countdown:
+            self._countdown = self.sample_every
+            self._verify(data, log, up)
+
+    # ------------------------------------------------------------------ slow paths
+
+    def _burst(self, b1: int, dseq: int, csrc: int) -> None:
+        """A talk burst starts (marker bit, or the CSRC changed)."""
+        self.bursts += 1
+        if not b1 & 0x80:
+            self.marker_missing += 1
+        if self.next_dseq >= 0 and dseq != self.next_dseq:
+            self.jumps_at_switch += 1
+        self._close_run()
+        self.cur_csrc = csrc
+        self.cur_log = self.talkers.get(csrc)
+
+    def _close_run(self) -> None:
+        if self.run_first >= 0:
+            self.runs.append((self.cur_csrc, self.run_first, self.run_last))
+        self.run_first = self.run_last = -2
+
+    def _discontinuity(self, csrc: int, up: int) -> None:
+        if up > self.run_last:  # first packet of a burst, or a gap (loss or reordering)
+            self._close_run()
+            self.run_first = self.run_last = up
+        else:  # older than the newest seen: reordered or duplicated
+            self.late.append((csrc, up))
+
+    def _unmatched(self, csrc: int) -> None:
+        if csrc == self.own_ssrc:
+            self.own_audio += 1
+        else:
+            self.unmatched += 1
+
+    def _fail(self, reason: str) -> None:
+        self.failures[reason] = self.failures.get(reason, 0) + 1
+
+    def _verify(self, data: bytes, log: TalkLog, up: int) -> None:
+        """Full check of one packet: SRTP auth + decryption, every field, the payload."""
+        try:
+            plain = self._unprotect(data)
+        except SrtpError:
+            self._fail("srtp_auth")
+            return
+        try:
+            pkt = parse_rtp(plain)
+        except RtpError:
+            self._fail("rtp_parse")
+            return
+        ok = True
+        if pkt.payload != log.frames[up % len(log.frames)]:
+            self._fail("payload")
+            ok = False
+        if pkt.csrcs != [log.ssrc]:
+            self._fail("csrc")
+            ok = False
+        if self.expected_ssrc is not None and pkt.ssrc != self.expected_ssrc:
+            self._fail("ssrc")
+            ok = False
+        if pkt.payload_type != self.opus_pt:
+            self._fail("payload_type")
+            ok = False
+        if pkt.extensions.get(self.level_id) != bytes((0x80 | (up & _MASK),)):
+            self._fail("audio_level")
+            ok = False
+        if self.mid_id and pkt.extensions.get(self.mid_id) != self.mid:
+            self._fail("mid")
+            ok = False
+        if ok:
+            self.verified += 1
+
+    def _on_rtcp(self, data: bytes) -> None:
+        self.rtcp += 1
+        if self._unprotect_rtcp is None:
+            return
+        try:
+            self._unprotect_rtcp(data)
+        except SrtpError:
+            self.rtcp_bad += 1
+
+    def finish(self) -> None:
+        """Close the current run so that :attr:`runs` is complete."""
+        self._close_run()
+        self.cur_csrc = -1
+        self.cur_log = None
+
+
+@dataclass(slots=True)
+class Accounting:
+    """A listener's received packets against what it should have received."""
+
+    expected: int = 0
+    received_expected: int = 0
+    missing: int = 0
+    extra: int = 0  # unique packets outside the expected ranges (pre-roll before the grant)
+    duplicates: int = 0
+    out_of_order: int = 0
+
+    def add(self, other: Accounting) -> None:
+        self.expected += other.expected
+        self.received_expected += other.received_expected
+        self.missing += other.missing
+        self.extra += other.extra
+        self.duplicates += other.duplicates
+        self.out_of_order += other.out_of_order
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    intervals.sort()
+    out: list[tuple[int, int]] = []
+    for first, last in intervals:
+        if out and first <= out[-1][1] + 1:
+            if last > out[-1][1]:
+                out[-1] = (out[-1][0], last)
+        else:
+            out.append((first, last))
+    return out
+
+
+def account(
+    runs: Iterable[tuple[int, int, int]],
+    late: Iterable[tuple[int, int]],
+    expected: Iterable[tuple[int, int, int]],
+) -> Accounting:
+    """Compare what a listener received (runs + late packets) with ``expected`` ranges
+    ``(talker ssrc, first seq, last seq)`` (inclusive) it should have received in full."""
+    by_talker: dict[int, list[tuple[int, int]]] = {}
+    total: dict[int, int] = {}
+    for csrc, first, last in runs:
+        by_talker.setdefault(csrc, []).append((first, last))
+        total[csrc] = total.get(csrc, 0) + last - first + 1
+    late_count = 0
+    for csrc, up in late:
+        by_talker.setdefault(csrc, []).append((up, up))
+        total[csrc] = total.get(csrc, 0) + 1
+        late_count += 1
+    merged = {csrc: _merge(iv) for csrc, iv in by_talker.items()}
+    result = Accounting()
+    covered_expected: dict[int, int] = {}
+    for csrc, first, last in expected:
+        n = last - first + 1
+        if n <= 0:
+            continue
+        got = 0
+        for a, b in merged.get(csrc, ()):
+            lo, hi = max(a, first), min(b, last)
+            if lo <= hi:
+                got += hi - lo + 1
+        result.expected += n
+        result.received_expected += got
+        result.missing += n - got
+        covered_expected[csrc] = covered_expected.get(csrc, 0) + got
+    for csrc, iv in merged.items():
+        unique = sum(b - a + 1 for a, b in iv)
+        result.duplicates += total[csrc] - unique
+        result.extra += unique - covered_expected.get(csrc, 0)
+    result.out_of_order = max(0, late_count - result.duplicates)
+    return result

@@ -298,7 +298,7 @@ class RoomApp {
     const floor = msg.floor || {};
     this.talker = floor.holder && typeof floor.holder.id === "string" ? floor.holder : null;
     this.queueLength = Number.isInteger(floor.queue_length) ? floor.queue_length : 0;
-    this.floor.setReady(this.you.id);
+    this.apply(this.floor.setReady(this.you.id));
     renderNotice("");
     this.setConn("connecting", "Connecting audio…");
     this.render();

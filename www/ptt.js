@@ -48,15 +48,11 @@ export class FloorMachine {
     return ACTIVE.has(this.state);
   }
 
-  /** Joined a room as `id`: presses now request the floor. */
+  /** Joined a room as `id`: presses now request the floor. Starts from a clean state. */
   setReady(id) {
+    const actions = this.reset();
     this.myId = id;
-    this.state = State.IDLE;
-    this.pending = 0;
-    this.held = false;
-    this.position = 0;
-    this.reason = "";
-    this.busyHolder = null;
+    return actions;
   }
 
   /**

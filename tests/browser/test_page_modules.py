@@ -1,0 +1,226 @@
+"""Unit tests of the page's plain JS modules, run in Chromium as the page loads them.
+
+The floor state machine (www/ptt.js) is sans-IO: inputs and server messages in, actions
+out. Here it is driven step by step, plus a hypothesis test over random input sequences
+checking the invariant that matters most for a walkie: the mic is switched in exactly while
+we are requesting or talking, never while queued, busy, revoked or idle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .harness import CHROMIUM, CHROMIUM_ARGS, chromium_skip_reason, start_server
+
+pytestmark = pytest.mark.browser
+
+# Runs a list of [op, arg] steps on a fresh FloorMachine; returns one record per step.
+RUN_JS = """async ([steps, ready]) => {
+  const {FloorMachine} = await import('/static/ptt.js');
+  const m = new FloorMachine();
+  if (ready) m.setReady('me');
+  const out = [];
+  for (const [op, arg] of steps) {
+    let actions;
+    if (op === 'msg') actions = m.handle(arg);
+    else if (op === 'ready') { m.setReady(arg); actions = []; }
+    else actions = m[op]();
+    out.push({actions, state: m.state, position: m.position, pending: m.pending,
+              held: m.held, reason: m.reason});
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    reason = chromium_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    server = start_server(tmp_path_factory.mktemp("modules"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            pg = browser.new_page()
+            pg.goto(server.url + "/")
+            yield pg
+            browser.close()
+    finally:
+        server.stop()
+
+
+def run(page: Any, steps: list[list[Any]], ready: bool = True) -> list[dict[str, Any]]:
+    return page.evaluate(RUN_JS, [steps, ready])
+
+
+GRANTED = ["msg", {"type": "floor_granted", "max_ms": 60000}]
+RELEASED = ["msg", {"type": "floor_released"}]
+
+
+def queued(n: int) -> list[Any]:
+    return ["msg", {"type": "floor_queued", "position": n}]
+
+
+DENIED = ["msg", {"type": "floor_denied", "reason": "busy", "holder": {"id": "x", "name": "Xe"}}]
+REVOKED = ["msg", {"type": "floor_revoked", "reason": "max_talk_time"}]
+MIC_ON = {"type": "mic", "on": True}
+MIC_OFF = {"type": "mic", "on": False}
+REQUEST = {"type": "send", "message": {"type": "floor_request"}}
+RELEASE = {"type": "send", "message": {"type": "floor_release"}}
+
+
+def tone(name: str) -> dict[str, str]:
+    return {"type": "tone", "name": name}
+
+
+def test_press_grant_release(page) -> None:
+    press, grant, release, ack = run(page, [["press", None], GRANTED, ["release", None], RELEASED])
+    # Sending starts on the press itself (the SFU's pre-roll keeps the first syllable).
+    assert press["actions"] == [MIC_ON, REQUEST] and press["state"] == "requesting"
+    assert grant["actions"] == [tone("permit")] and grant["state"] == "talking"
+    assert release["actions"] == [MIC_OFF, RELEASE, tone("end")] and release["state"] == "idle"
+    assert ack["actions"] == [] and ack["state"] == "idle" and ack["pending"] == 0
+
+
+def test_queued_then_promoted(page) -> None:
+    steps = [["press", None], queued(2), queued(1), GRANTED, ["release", None]]
+    press, q2, q1, grant, release = run(page, steps)
+    assert q2["actions"] == [MIC_OFF] and (q2["state"], q2["position"]) == ("queued", 2)
+    assert q1["actions"] == [] and q1["position"] == 1  # unsolicited position update
+    assert grant["actions"] == [MIC_ON, tone("permit")] and grant["state"] == "talking"
+    assert release["actions"] == [MIC_OFF, RELEASE, tone("end")]
+
+
+def test_release_while_queued_leaves_queue_without_mic_action(page) -> None:
+    *_, release = run(page, [["press", None], queued(1), ["release", None]])
+    assert release["actions"] == [RELEASE] and release["state"] == "idle"
+
+
+def test_denied_is_busy_until_release(page) -> None:
+    _, denied, release = run(page, [["press", None], DENIED, ["release", None]])
+    assert denied["actions"] == [MIC_OFF, tone("busy")] and denied["state"] == "busy"
+    assert release["actions"] == [] and release["state"] == "idle"  # nothing to take back
+
+
+def test_revoked_stops_sending(page) -> None:
+    *_, revoked, release = run(page, [["press", None], GRANTED, REVOKED, ["release", None]])
+    assert revoked["actions"] == [MIC_OFF, tone("end")]
+    assert (revoked["state"], revoked["reason"]) == ("revoked", "max_talk_time")
+    assert release["actions"] == [] and release["state"] == "idle"
+
+
+def test_stale_grant_after_quick_release_and_repress_is_ignored(page) -> None:
+    # press, release, press within one round trip: the first grant answers a request
+    # already taken back; only the second reply counts.
+    steps = [["press", None], ["release", None], ["press", None], GRANTED, RELEASED, GRANTED]
+    out = run(page, steps)
+    assert out[3]["actions"] == [] and out[3]["state"] == "requesting" and out[3]["pending"] == 1
+    assert out[5]["actions"] == [tone("permit")] and out[5]["state"] == "talking"
+
+
+def test_grant_after_release_is_ignored(page) -> None:
+    *_, late = run(page, [["press", None], ["release", None], GRANTED])
+    assert late["actions"] == [] and late["state"] == "idle" and late["pending"] == 0
+
+
+def test_latch_toggle(page) -> None:
+    on, grant, off, again = run(page, [["toggle", None], GRANTED, ["toggle", None], ["toggle", None]])
+    assert on["actions"] == [MIC_ON, REQUEST] and on["held"] is True
+    assert off["actions"] == [MIC_OFF, RELEASE, tone("end")] and off["held"] is False
+    assert again["state"] == "requesting"
+    # After a revoke one tap starts a new request (not just clearing the old state).
+    *_, tap = run(page, [["toggle", None], GRANTED, REVOKED, ["toggle", None]])
+    assert tap["actions"] == [MIC_ON, REQUEST] and tap["state"] == "requesting"
+
+
+def test_floor_lost_without_revoke_stops_sending(page) -> None:
+    other = ["msg", {"type": "floor", "holder": {"id": "x", "name": "Xe"}, "queue_length": 0}]
+    mine = ["msg", {"type": "floor", "holder": {"id": "me", "name": "Me"}, "queue_length": 0}]
+    *_, keep, lost = run(page, [["press", None], GRANTED, mine, other])
+    assert keep["actions"] == [] and keep["state"] == "talking"
+    assert lost["actions"] == [MIC_OFF, tone("end")] and lost["reason"] == "lost"
+
+
+def test_rate_limited_request_counts_as_denied(page) -> None:
+    limited = ["msg", {"type": "error", "code": "rate_limited", "message": "slow", "fatal": False}]
+    _, out = run(page, [["press", None], limited])
+    assert out["state"] == "busy" and out["pending"] == 0 and out["reason"] == "rate_limited"
+
+
+def test_not_ready_press_does_nothing_and_reset_stops_mic(page) -> None:
+    press, release = run(page, [["press", None], ["release", None]], ready=False)
+    assert press["actions"] == [] and release["actions"] == []
+    *_, reset = run(page, [["press", None], GRANTED, ["reset", None], ["press", None]])
+    assert reset["actions"] == [] and reset["state"] == "idle"  # not ready after a reset
+    *_, reset = run(page, [["press", None], GRANTED, ["reset", None]])
+    assert reset["actions"] == [MIC_OFF] and reset["held"] is False
+
+
+STEP = st.one_of(
+    st.sampled_from([["press", None], ["release", None], ["toggle", None], GRANTED, DENIED,
+                     REVOKED, RELEASED, ["reset", None], ["ready", "me"]]),
+    st.integers(min_value=1, max_value=4).map(queued),
+    st.sampled_from([None, "me", "x"]).map(
+        lambda h: ["msg", {"type": "floor", "holder": h and {"id": h, "name": h}, "queue_length": 0}]
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEP, max_size=25))
+def test_mic_is_on_exactly_while_requesting_or_talking(page, steps) -> None:
+    mic = False
+    requests = releases = 0
+    for record in run(page, steps):
+        for action in record["actions"]:
+            if action["type"] == "mic":
+                assert action["on"] != mic, "redundant mic switch"
+                mic = action["on"]
+            elif action["type"] == "send":
+                kind = action["message"]["type"]
+                requests += kind == "floor_request"
+                releases += kind == "floor_release"
+                # Every release takes back one earlier request.
+                assert releases <= requests
+        assert mic == (record["state"] in ("requesting", "talking")), record
+        assert record["pending"] >= 0
+        assert (record["position"] > 0) == (record["state"] == "queued")
+
+
+def test_names_and_backoff(page) -> None:
+    got = page.evaluate(
+        """async () => {
+      const n = await import('/static/names.js');
+      const s = await import('/static/signaling.js');
+      const m = await import('/static/meter.js');
+      const rooms = Array.from({length: 200}, () => n.randomRoomName());
+      return {
+        rooms,
+        norm: ['  Blue Otter_42 ', 'a/b', '', 'x'.repeat(64), 'x'.repeat(65), 'ÄB'].map(n.normalizeRoom),
+        names: [' Sam ', '', '   ', 'a'.repeat(32), 'a'.repeat(33), '😀'.repeat(32),
+                'bad\\u0007name', '<b>x</b>'].map(n.cleanName),
+        delays: [0, 1, 2, 5, 30].map((i) => [s.backoffDelay(i, () => 0), s.backoffDelay(i, () => 1)]),
+        url: s.signalingUrl({protocol: 'https:', host: 'example.org:8443'}),
+        levels: [0, -1, 0.001, 1, 2].map(m.levelToFraction),
+      };
+    }"""
+    )
+    assert all(re.fullmatch(r"[a-z]+-[a-z]+-[1-9][0-9]", r) for r in got["rooms"])
+    assert len(set(got["rooms"])) > 150  # random, not a fixed list
+    assert got["norm"] == ["blue-otter-42", None, None, "x" * 64, None, None]
+    assert got["names"] == ["Sam", None, None, "a" * 32, None, "😀" * 32, None, "<b>x</b>"]
+    assert got["delays"][0] == [375, 625]
+    assert got["delays"][1] == [750, 1250]
+    assert got["delays"][4] == [7500, 12500]  # capped at 10 s +- 25 %
+    assert got["url"] == "wss://example.org:8443/ws"
+    assert got["levels"][0] == 0 and got["levels"][1] == 0
+    assert got["levels"][2] == pytest.approx(0.0, abs=1e-9)  # -60 dB is the floor
+    assert got["levels"][3] == 1 and got["levels"][4] == 1

@@ -464,9 +464,8 @@ def _finish_media(section: MediaSection, lvl: _Level, session_direction: str | N
             if not arg:
                 raise SdpError(f"{where}: empty a=candidate")
             section.candidates.append(arg)
-        elif name in ("ice-lite", "group", "extmap-allow-mixed"):
-            if name != "extmap-allow-mixed":  # RFC 8285 allows it at media level too
-                raise SdpError(f"a={name} is only allowed at session level, found in {where}")
+        elif name in ("ice-lite", "group"):
+            raise SdpError(f"a={name} is only allowed at session level, found in {where}")
 
 
 def _payload_type(text: str, where: str, attr: str) -> int:

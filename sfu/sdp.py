@@ -778,8 +778,8 @@ def _served_section(
         f"a={direction}",
         "a=rtcp-mux",
     ]
-    if section.rtcp_rsize:
-        lines.append("a=rtcp-rsize")
+    # No a=rtcp-rsize even when offered: without it the browser sends only compound RTCP
+    # (RFC 3550), the one shape our RTCP code has to understand.
     for ext_id in (sel.audio_level_id, sel.mid_ext_id):
         if ext_id is not None:
             offered = section.extmap_direction.get(ext_id)

@@ -203,6 +203,7 @@ def test_answer_contains_exactly_what_is_required(name: str) -> None:
     assert ("ice-lite", None) in answer.attributes and answer.ice_lite
     assert answer.bundle_groups == [(sel.mid,)]
     assert "transport-cc" not in text and "rtcp-fb" not in text and "actpass" not in text
+    assert "rtcp-rsize" not in text  # keeps the browser's RTCP compound
 
     assert [(m.kind, m.mid) for m in answer.media] == [(m.kind, m.mid) for m in offer.media]
     for index, (theirs, ours) in enumerate(zip(offer.media, answer.media)):

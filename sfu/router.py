@@ -10,6 +10,7 @@ datagram belongs to. Timers (DTLS retransmission, consent, RTCP) are loop callba
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import secrets
@@ -178,7 +179,8 @@ class Router:
             candidate_port=self.address[1],
             ssrc=peer.local_ssrc,
             cname=peer.cname,
-            msid_stream=f"walkie-{room_id}"[:64],
+            # RFC 8830 allows only token characters here, whatever the room is called.
+            msid_stream="walkie-" + hashlib.sha256(room_id.encode()).hexdigest()[:16],
             msid_track=f"room-{peer.local_ssrc:08x}",
         )
         try:

@@ -264,3 +264,14 @@ async def test_rtcp_sender_reports_only_after_rtp(router: sfu.Router) -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_any_room_name_gets_a_valid_answer(router: sfu.Router) -> None:
+    """Room ids are the caller's business: spaces, slashes or emoji must not break the SDP."""
+    c = PeerClient("c")
+    await c.open()
+    try:
+        answer = router.add_peer("c", "Café / room @ 🎙", c.offer())
+        assert "a=msid:walkie-" in answer
+    finally:
+        c.close()

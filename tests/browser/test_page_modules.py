@@ -29,7 +29,7 @@ RUN_JS = """async ([steps, ready]) => {
   for (const [op, arg] of steps) {
     let actions;
     if (op === 'msg') actions = m.handle(arg);
-    else if (op === 'ready') { m.setReady(arg); actions = []; }
+    else if (op === 'ready') actions = m.setReady(arg);
     else actions = m[op]();
     out.push({actions, state: m.state, position: m.position, pending: m.pending,
               held: m.held, reason: m.reason});

@@ -128,6 +128,7 @@ class SignalingServer:
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
+        self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
 
     @classmethod
@@ -152,14 +153,15 @@ class SignalingServer:
             server_header="walkie",
             ssl=config.ssl,
         )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self._address = (host, port)
         self._ticker = asyncio.create_task(self._tick_loop())
         return self
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return host, port
+        """The bound (host, port); still known after close()."""
+        return self._address
 
     @property
     def url(self) -> str:

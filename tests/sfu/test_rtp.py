@@ -138,8 +138,9 @@ def test_two_byte_form_when_needed() -> None:
 
 def test_extension_padding_and_id15_terminator() -> None:
     # one-byte block: padding octet, element 2 (2 bytes), id 0 with a length (padding, as
-    # libwebrtc does), element 5, then id 15 which ends processing (RFC 8285 §4.2).
-    block = bytes((0x00, 0x21, 0xAA, 0xBB, 0x03, 0x50, 0x7F, 0xF3, 0x10, 0x99, 0x00, 0x00))
+    # libwebrtc does), element 5, then id 15 which ends processing (RFC 8285 §4.2): what
+    # follows it would be malformed if it were read.
+    block = bytes((0x00, 0x21, 0xAA, 0xBB, 0x03, 0x50, 0x7F, 0xF0, 0x10, 0x99, 0x00, 0x00))
     data = bytes.fromhex("906f00010000000100000002bede0003") + block + b"pay"
     pkt = parse_rtp(data)
     assert pkt.extensions == {2: b"\xaa\xbb", 5: b"\x7f"}

@@ -89,17 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"walkie: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # websockets logs every plain HTTP response at INFO; that is noise next to ours.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
-    try:
-        settings = _settings(args)
-    except ValueError as exc:
-        print(f"walkie: {exc}", file=sys.stderr)
-        return 2
     try:
         _run(serve(**settings))
     except OSError as exc:

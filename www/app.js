@@ -235,6 +235,8 @@ class RoomApp {
       ? () => {
           this.attempt = 0;
           this.mediaFailures = 0;
+          this.stopped = false;
+          renderMode("room");
           renderNotice("");
           retry();
         }
@@ -622,7 +624,7 @@ class RoomApp {
         break;
       default:
         sub = this.latch ? "Tap to talk" : "Hold to talk";
-        status = this.talker ? `${talkerName} is talking. Press to queue.` : "Ready. The channel is clear.";
+        status = this.talker ? `${talkerName} is talking.` : "Ready. The channel is clear.";
     }
     renderPtt(state, sub, this.latch);
     renderSelfStatus(status);

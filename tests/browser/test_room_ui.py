@@ -157,6 +157,11 @@ def test_room_full_is_explained(browser, server_factory) -> None:
     assert "full" in second.locator("#notice-text").inner_text()
     assert second.locator("body").get_attribute("data-conn") == "failed"
     assert second.get_by_role("button", name="Talk").is_hidden()
+    # Once there is room again, "Try again" joins.
+    first.close()
+    second.get_by_role("button", name="Try again").click()
+    rk.wait_ready(second)
+    assert [m["name"] for m in rk.state(second)["members"]] == ["Two"]
 
 
 def test_max_talk_time_revokes_and_hands_over(browser, server_factory) -> None:

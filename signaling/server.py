@@ -42,6 +42,8 @@ MAX_OUTBOX = 1000
 #: Minimum seconds between two ``rate_limited`` errors to the same client: an error per
 #: dropped message would turn a flood into an echo.
 RATE_NOTICE_INTERVAL = 1.0
+#: Password key derivations running at the same time (each in a worker thread).
+KDF_CONCURRENCY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,9 @@ class SignalingServer:
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
+        # scrypt costs ~30 ms of CPU and 16 MiB: bound how many run at once, so a burst of
+        # password joins queues up instead of starving the media plane of CPU and memory.
+        self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
 
@@ -231,9 +236,10 @@ class SignalingServer:
         try:
             key = None
             if isinstance(message, Join) and message.password and client.member is None:
-                key = await asyncio.to_thread(
-                    self.registry.password_key, message.room, message.password
-                )
+                async with self._kdf_slots:
+                    key = await asyncio.to_thread(
+                        self.registry.password_key, message.room, message.password
+                    )
             actions = self.hub.receive(client, message, key)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,

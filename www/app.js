@@ -480,7 +480,7 @@ class RoomApp {
 
     window.addEventListener("keydown", (e) => {
       if (e.code !== "Space" && e.key !== " ") return;
-      if (this.isTyping(e.target) || els.body.dataset.state !== "room") return;
+      if (this.isTyping(e.target) || this.conn !== "ready") return;
       e.preventDefault();
       if (e.repeat || this.spaceDown) return;
       this.spaceDown = true;
@@ -678,6 +678,14 @@ class RoomApp {
       },
       get sending() {
         return app.link ? app.link.sending : false;
+      },
+      /** The level meter as drawn, 0..1. */
+      get meter() {
+        return app.meter.shown;
+      },
+      /** The talker's level from the RTP audio-level extension, 0..1 (-1: none received). */
+      rtpLevel() {
+        return app.link ? app.link.remoteLevel() : -1;
       },
       stats() {
         return app.link ? app.link.stats() : Promise.resolve(null);

@@ -41,6 +41,9 @@ def test_three_pages_take_turns(browser, server) -> None:
         assert 430 <= hz <= 450
         assert listener.locator("#talker-label").inner_text().startswith("Alice is talking")
         assert listener.locator('#members li[data-talking="yes"]').inner_text().startswith("A")
+        # The live meter moves, fed by the RTP audio-level extension the SFU carries through
+        # (a -6 dBFS tone reads about -9 dBov there: 0.35 linear).
+        listener.wait_for_function("() => window.walkie.meter > 0.5 && window.walkie.rtpLevel() > 0.1")
 
     # The talker never hears itself: not one RTP packet reaches Alice while only she talks.
     alice.wait_for_timeout(800)

@@ -42,6 +42,7 @@ def test_embedding_example_answers_a_real_offer(tmp_path: Path) -> None:
         assert "a=ice-lite" in answer and "a=setup:passive" in answer
         assert re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host", answer)
         proc.send_signal(signal.SIGINT)
+        proc.stdin = None  # already closed: communicate() must not flush it
         _, err = proc.communicate(timeout=10)
         assert "'room_id': 'lobby'" in err  # the finally block ran: clean shutdown
     finally:

@@ -224,7 +224,12 @@ async def serve(
         )
         server = await SignalingServer.start(config, router)
         udp = router.address
-        print(f"walkie: open {server.url}  (media: udp {udp[0]}:{udp[1]}, "
+        url = server.url
+        if host in ("0.0.0.0", "::"):
+            # Nobody can open http://0.0.0.0/: show the address browsers are given for media.
+            scheme = "https" if ssl_context else "http"
+            url = f"{scheme}://{router.announced_ip}:{server.address[1]}/"
+        print(f"walkie: open {url}  (media: udp {udp[0]}:{udp[1]}, "
               f"announced as {router.announced_ip})", flush=True)
         if ssl_context is None and host not in ("127.0.0.1", "::1"):
             print("walkie: note: browsers allow the microphone only on https:// or "

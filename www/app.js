@@ -212,7 +212,7 @@ class RoomApp {
     this.attempt += 1;
     this.reconnectAt = Date.now() + delay;
     const secs = Math.max(1, Math.round(delay / 1000));
-    this.setConn("reconnecting", `${reason}. Retrying in ${secs} s…`);
+    this.setConn("reconnecting", `${reason}. Reconnecting…`);
     renderNotice(`${reason}. Retrying in ${secs} s…`, "Retry now");
     this.onRetry = () => {
       this.attempt = Math.max(0, this.attempt - 1);

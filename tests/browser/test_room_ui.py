@@ -34,6 +34,10 @@ def test_landing_creates_a_room_and_remembers_the_name(browser, server) -> None:
     assert page.locator("#room-link").input_value() == f"{server.url}/r/{room}"
     assert page.locator("#room-name").inner_text() == room
     assert page.locator("#conn").inner_text() == "Ready"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("() => navigator.clipboard.readText()") == f"{server.url}/r/{room}"
 
     # Joining by typed name normalises it; a bad one is refused on the spot.
     page.goto(server.url + "/")
@@ -183,6 +187,33 @@ def test_max_talk_time_revokes_and_hands_over(browser, server_factory) -> None:
     rk.wait_floor(ben, "talking", "revoked")  # Ben is granted at once (then revoked in turn)
     rk.let_go(ann)
     rk.wait_floor(ann, "idle")
+    rk.let_go(ben)
+    context.close()
+
+
+def test_without_queue_a_second_talker_is_told_busy(browser, server_factory) -> None:
+    server = server_factory("--no-queue")
+    room = new_room()
+    context = browser.new_context()
+    ann, ben = (context.new_page() for _ in range(2))
+    ann.goto(server.room_url(room, "Ann"))
+    ben.goto(server.room_url(room, "Ben"))
+    for page in (ann, ben):
+        rk.wait_ready(page)
+    rk.hold(ann)
+    rk.wait_floor(ann, "talking")
+    rk.wait_talker(ben, "Ann")
+    rk.hold(ben)
+    rk.wait_floor(ben, "busy")
+    assert ben.locator("#ptt").get_attribute("data-state") == "busy"
+    assert "Busy: Ann is talking" in ben.locator("#self-status").inner_text()
+    assert rk.state(ben)["sending"] is False
+    rk.let_go(ben)
+    rk.wait_floor(ben, "idle")
+    rk.let_go(ann)
+    rk.wait_talker(ben, None)
+    rk.hold(ben)  # a new press after the channel cleared gets it
+    rk.wait_floor(ben, "talking")
     rk.let_go(ben)
     context.close()
 

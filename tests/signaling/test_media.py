@@ -25,16 +25,36 @@ from .conftest import WsClient  # noqa: E402
 ClientOf = Callable[[SignalingServer], Awaitable[WsClient]]
 
 
-@pytest.fixture
-async def media_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SignalingServer]:
-    # aioice skips 127.0.0.1 when gathering; give it loopback so ICE stays on this machine.
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+async def _start(consent_timeout: float) -> tuple[sfu.Router, SignalingServer]:
     router = await sfu.Router.start(
-        sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=1.5)
+        sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=consent_timeout)
     )
     server = await SignalingServer.start(
         ServerConfig(host="127.0.0.1", port=0, tick_interval=0.05), router
     )
+    return router, server
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aioice skips 127.0.0.1 when gathering; give it loopback so ICE stays on this machine.
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture
+async def media_server() -> AsyncIterator[SignalingServer]:
+    router, server = await _start(consent_timeout=30.0)
+    try:
+        yield server
+    finally:
+        await server.close()
+        await router.close()
+
+
+@pytest.fixture
+async def impatient_server() -> AsyncIterator[SignalingServer]:
+    """Consent is lost after 1.5 s without a valid ICE check (30 s in production)."""
+    router, server = await _start(consent_timeout=1.5)
     try:
         yield server
     finally:
@@ -121,9 +141,9 @@ async def test_peer_closing_its_connection_ends_the_session(
 
 
 async def test_a_peer_that_never_connects_loses_consent(
-    media_server: SignalingServer, client_factory: ClientOf, pcs: list[RTCPeerConnection]
+    impatient_server: SignalingServer, client_factory: ClientOf, pcs: list[RTCPeerConnection]
 ) -> None:
-    ann, bob = await client_factory(media_server), await client_factory(media_server)
+    ann, bob = await client_factory(impatient_server), await client_factory(impatient_server)
     a = (await ann.join("air", "Ann"))["you"]
     await bob.join("air", "Bob")
     _, offer = await aiortc_offer(pcs)

@@ -13,6 +13,7 @@ Two parts, both sans-IO:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,7 +124,14 @@ class SrtpSession:
     sessions are not); one event loop owns it.
     """
 
-    __slots__ = ("profile", "_protect", "_unprotect", "_protect_rtcp", "_unprotect_rtcp")
+    __slots__ = ("profile", "protect", "unprotect", "_protect_rtcp", "_unprotect_rtcp", "_keep")
+
+    #: Encrypt and authenticate one RTP packet with our (local) keys. HOT PATH: a plain
+    #: attribute holding the fastest callable available (see :func:`_direct`).
+    protect: Callable[[bytes], bytes]
+    #: Verify and decrypt one SRTP packet from the peer; SrtpError if it is forged, replayed,
+    #: too old for the replay window, or not SRTP at all.
+    unprotect: Callable[[bytes], bytes]
 
     def __init__(self, keys: SrtpKeys) -> None:
         profile = _LIBSRTP_PROFILES.get(keys.profile)
@@ -152,25 +160,11 @@ class SrtpSession:
             raise SrtpError(f"cannot create SRTP session: {exc}") from None
         # Bound methods looked up once: each call below is then a single attribute load
         # plus pylibsrtp's own frame.
-        self._protect = tx.protect
+        self._keep = (tx, rx)  # the direct callables borrow these sessions' libsrtp contexts
+        self.protect = _direct(tx, "srtp_protect", _RTP_TRAILER) or _wrapped(tx.protect, "SRTP protect")
+        self.unprotect = _direct(rx, "srtp_unprotect", 0) or _wrapped(rx.unprotect, "SRTP unprotect")
         self._protect_rtcp = tx.protect_rtcp
-        self._unprotect = rx.unprotect
         self._unprotect_rtcp = rx.unprotect_rtcp
-
-    def protect(self, rtp: bytes) -> bytes:
-        """Encrypt and authenticate one RTP packet with our (local) keys."""
-        try:
-            return self._protect(rtp)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"SRTP protect failed: {exc}") from None
-
-    def unprotect(self, srtp: bytes) -> bytes:
-        """Verify and decrypt one SRTP packet from the peer; SrtpError if it is forged,
-        replayed, too old for the replay window, or not SRTP at all."""
-        try:
-            return self._unprotect(srtp)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"SRTP unprotect failed: {exc}") from None
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """Encrypt and authenticate one (compound) RTCP packet with our keys."""
@@ -185,3 +179,56 @@ class SrtpSession:
             return self._unprotect_rtcp(srtcp)
         except (pylibsrtp.Error, ValueError, TypeError) as exc:
             raise SrtpError(f"SRTCP unprotect failed: {exc}") from None
+
+
+#: libsrtp's worst-case SRTP trailer (tag + MKI), as pylibsrtp reserves it.
+_RTP_TRAILER = 16 + 128
+
+
+def _wrapped(method: Callable[[bytes], bytes], what: str) -> Callable[[bytes], bytes]:
+    """pylibsrtp's public method with its errors translated to :class:`SrtpError`."""
+
+    def call(packet: bytes) -> bytes:
+        try:
+            return method(packet)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(f"{what} failed: {exc}") from None
+
+    return call
+
+
+def _direct(session: pylibsrtp.Session, function: str, trailer: int) -> Callable[[bytes], bytes] | None:
+    """libsrtp's ``function`` on ``session``'s context, without pylibsrtp's per-call costs.
+
+    pylibsrtp allocates an ``int *`` with cffi, type-checks and calls a Python error helper
+    on every packet; this does the same work with the length cell allocated once, about
+    0.4 us less per call (measured: 1.03 -> 0.64 us for a 92-byte GCM protect), which the
+    fan-out pays once per listener. It reuses pylibsrtp's own buffer and context handle
+    (private attributes of pylibsrtp 0.10-1.0): where they are missing, ``None`` makes the
+    caller fall back to the public method.
+    """
+    try:
+        from pylibsrtp._binding import ffi, lib
+
+        context = session._srtp[0]  # type: ignore[attr-defined]
+        cdata = session._cdata  # type: ignore[attr-defined]
+        buffer = session._buffer  # type: ignore[attr-defined]
+        func = getattr(lib, function)
+        ok = lib.srtp_err_status_ok
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - other pylibsrtp
+        return None
+    capacity = len(cdata) - trailer
+    length = ffi.new("int *")
+
+    def call(packet: bytes) -> bytes:
+        n = len(packet)
+        if n > capacity:
+            raise SrtpError(f"packet of {n} bytes is too long for SRTP")
+        buffer[0:n] = packet
+        length[0] = n
+        rc = func(context, cdata, length)
+        if rc != ok:
+            raise SrtpError(f"{function} failed: libsrtp error {rc}")
+        return buffer[0 : length[0]]
+
+    return call

@@ -34,6 +34,7 @@ from .srtp import SrtpSession
 
 if TYPE_CHECKING:
     from .room import Room
+    from .udp import PeerLink
 
 #: How far back a non-speaker's packets are kept, so that a granted talker's first syllable,
 #: sent while the floor request was in flight, is not lost (DESIGN.md, "pre-roll").
@@ -66,6 +67,7 @@ class Peer:
         "dtls",
         "srtp",
         "address",
+        "link",
         "rewriter",
         "audio_level_id",
         "sends_audio",
@@ -125,6 +127,7 @@ class Peer:
         )
         self.srtp: SrtpSession | None = None
         self.address: tuple[str, int] | None = None
+        self.link: PeerLink | None = None  # how we send to `address` (set by the router)
         self.rewriter = DownlinkRewriter(
             secrets.randbits(32) or 1,
             selection.opus_pt,

@@ -27,13 +27,10 @@ from .rtcp import RtcpError
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .srtp import SrtpError
+from .udp import PeerLink, open_main_socket, read_datagrams
 
 log = logging.getLogger("walkie.sfu")
 
-#: Datagrams handled per reader wake-up before yielding to the loop (fairness to signaling).
-READ_BATCH = 256
-#: Largest datagram we accept; Opus audio packets are ~100-300 bytes, DTLS flights < 1,500.
-MAX_DATAGRAM = 2048
 #: How often the housekeeping tick runs (consent checks and RTCP scheduling).
 TICK_SECONDS = 0.25
 
@@ -87,7 +84,7 @@ class Router:
         self._by_addr: dict[tuple[str, int], Peer] = {}
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sock: socket.socket | None = None
-        self._sendto: Callable[[bytes, tuple[str, int]], int] | None = None
+        self._shared_port = False  # peers get connected sockets on our port (sfu/udp.py)
         self._tick_handle: asyncio.TimerHandle | None = None
         self.address: tuple[str, int] = (config.host, config.port)
         # worker-wide counters (per-packet counters live on peers and rooms)
@@ -107,23 +104,10 @@ class Router:
 
     def _open(self) -> None:
         cfg = self.config
-        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, opt, cfg.socket_buffer_bytes)
-                except OSError:  # pragma: no cover - capped by the kernel, not fatal
-                    pass
-            sock.bind((cfg.host, cfg.port))
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+        sock, self._shared_port = open_main_socket(cfg.host, cfg.port, cfg.socket_buffer_bytes)
         self._sock = sock
-        self._sendto = sock.sendto
         self.address = sock.getsockname()[:2]
-        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._loop.add_reader(sock.fileno(), read_datagrams, sock, self.datagram_received, None)
         self._tick_handle = self._loop.call_later(TICK_SECONDS, self._tick)
         log.info("media plane listening on udp %s:%d", *self.address)
 
@@ -266,21 +250,6 @@ class Router:
 
     # ------------------------------------------------------------------ hot path
 
-    def _on_readable(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        recvfrom = sock.recvfrom
-        handle = self.datagram_received
-        for _ in range(READ_BATCH):
-            try:
-                data, addr = recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
-                continue
-            handle(data, addr)
-
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """Demultiplex one datagram by its first byte (RFC 7983 §7)."""
         self.datagrams_received += 1
@@ -337,7 +306,6 @@ class Router:
         arrival: float,
     ) -> None:
         """Rewrite, protect and send one talker packet to every other listener of the room."""
-        sendto = self._sendto
         talker.rtp_forwarded_in += 1
         sent = 0
         for listener in room.listeners:
@@ -345,7 +313,7 @@ class Router:
                 continue
             packet = listener.rewriter.write(ssrc, seq, ts, level, payload, arrival)
             try:
-                sendto(listener.srtp.protect(packet), listener.address)  # type: ignore[union-attr,misc]
+                listener.link.send(listener.srtp.protect(packet))  # type: ignore[union-attr]
             except (BlockingIOError, InterruptedError):
                 self.send_errors += 1  # socket buffer full: real-time media is dropped, not queued
                 continue
@@ -400,12 +368,15 @@ class Router:
         if other is not None and other is not peer:
             # Another (stale) peer had this address: a reloaded tab reusing a port. The new,
             # verified owner wins; the stale peer stops receiving until it proves itself again.
-            other.address = None
+            self._unlink(other)
             other.room.refresh_listeners()
+        self._unlink(peer)
         self._by_addr[addr] = peer
         peer.address = addr
+        assert self._sock is not None
+        peer.link = PeerLink(self._loop, self._sock, self._shared_port, addr, self.datagram_received)
         if old is None and peer.dtls.state == "new" and peer.dtls.role == "client":
-            self._send_all(peer.dtls.start(now), addr)
+            self._send_to_peer(peer, peer.dtls.start(now))
             self._schedule_dtls(peer)
         peer.room.refresh_listeners()
 
@@ -415,7 +386,7 @@ class Router:
             self.dropped_unknown_source += 1
             return
         now = time.monotonic()
-        self._send_all(peer.dtls.receive(data, now), addr)
+        self._send_to_peer(peer, peer.dtls.receive(data, now))
         self._after_dtls(peer, now)
 
     def _after_dtls(self, peer: Peer, now: float) -> None:
@@ -452,8 +423,7 @@ class Router:
             return
         now = time.monotonic()
         out = peer.dtls.handle_timeout(now)
-        if peer.address is not None:
-            self._send_all(out, peer.address)
+        self._send_to_peer(peer, out)
         self._after_dtls(peer, now)
 
     # ------------------------------------------------------------------ housekeeping
@@ -490,31 +460,49 @@ class Router:
         except (SrtpError, RtcpError, ValueError):
             peer.rtcp_errors += 1
             return
-        if self._send(packet, peer.address):  # type: ignore[arg-type]
+        if self._send_to_peer(peer, [packet]):
             peer.rtcp_sent += 1
 
     # ------------------------------------------------------------------ helpers
 
     def _send(self, data: bytes, addr: tuple[str, int]) -> bool:
-        if self._sendto is None or self._sock is None:
+        """Send from the main socket (STUN answers go to whichever address checked)."""
+        if self._sock is None:
             return False
         try:
-            self._sendto(data, addr)
+            self._sock.sendto(data, addr)
         except OSError:
             self.send_errors += 1
             return False
         return True
 
-    def _send_all(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+    def _send_to_peer(self, peer: Peer, datagrams: list[bytes]) -> bool:
+        """Send to a peer's bound address through its link; False if it has none or failed."""
+        link = peer.link
+        if link is None:
+            return False
+        ok = True
         for datagram in datagrams:
-            self._send(datagram, addr)
+            try:
+                link.send(datagram)
+            except OSError:
+                self.send_errors += 1
+                ok = False
+        return ok
+
+    def _unlink(self, peer: Peer) -> None:
+        """Forget a peer's address and close its connected socket."""
+        if peer.link is not None:
+            peer.link.close()
+            peer.link = None
+        peer.address = None
 
     def _drop_peer(self, peer: Peer, *, goodbye: bool) -> None:
         if self._peers.get(peer.peer_id) is not peer:
             return
-        if goodbye and peer.address is not None and peer.dtls.state == "connected":
+        if goodbye and peer.dtls.state == "connected":
             try:
-                self._send_all(peer.dtls.close(), peer.address)
+                self._send_to_peer(peer, peer.dtls.close())
             except Exception:  # noqa: BLE001 - a goodbye must never break removal
                 log.debug("DTLS close_notify failed for %s", peer.peer_id, exc_info=True)
         if peer.dtls_timer is not None:
@@ -524,6 +512,7 @@ class Router:
         self._by_ufrag.pop(peer.ice.local_ufrag, None)
         if peer.address is not None and self._by_addr.get(peer.address) is peer:
             del self._by_addr[peer.address]
+        self._unlink(peer)
         room = peer.room
         room.members.pop(peer.peer_id, None)
         if room.speaker is peer:

@@ -275,3 +275,28 @@ async def test_any_room_name_gets_a_valid_answer(router: sfu.Router) -> None:
         assert "a=msid:walkie-" in answer
     finally:
         c.close()
+
+
+async def test_a_second_router_cannot_take_a_busy_port(router: sfu.Router) -> None:
+    """SO_REUSEPORT (used for per-peer connected sockets) must not let two servers split a port."""
+    host, port = router.address
+    with pytest.raises(OSError):
+        await sfu.Router.start(sfu.RouterConfig(host=host, port=port))
+
+
+async def test_listeners_are_served_from_connected_sockets_on_the_shared_port(
+    router: sfu.Router,
+) -> None:
+    a, b = await _members(router, "a", "b")
+    try:
+        router.set_speaker(ROOM, "a")
+        a.send_audio()
+        await b.drain()
+        peer = router._peers["b"]  # noqa: SLF001 - white-box: the fast path is in place
+        assert peer.link is not None and peer.link.connected
+        # ... and whatever b's socket receives from b (a consent check) is still answered.
+        response = await b.check(use_candidate=False)
+        assert response.message_class.name == "RESPONSE"
+    finally:
+        a.close()
+        b.close()

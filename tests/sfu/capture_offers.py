@@ -5,7 +5,7 @@ think they send. Run by hand, inside a loopback-only namespace (the browsers mus
 any real network)::
 
     unshare -n sh -c 'ip link set lo up; ip addr add 127.0.0.2/8 dev lo; \
-        python tests/sfu/capture_offers.py'
+        python -m tests.sfu.capture_offers'
 
 Each offer is taken after ICE gathering completed, so it contains the host candidates.
 Chromium is driven by Playwright; Firefox ESR (Playwright cannot drive Debian's build) by
@@ -30,21 +30,10 @@ from collections.abc import Iterator
 
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
+from tests.chromium import CHROMIUM_ARGS
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # JS run in the page: build a peer connection the way walkie's page will (mic track, one
 # audio transceiver), optionally add video (after the audio, or before it so that the BUNDLE

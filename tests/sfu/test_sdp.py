@@ -28,6 +28,7 @@ from sfu.sdp import (
     parse_offer,
     select_audio,
 )
+from tests.chromium import CHROMIUM_ARGS
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.sdp"))
@@ -643,18 +644,6 @@ def test_mutated_real_offers_only_raise_sdp_error(
 
 # --------------------------------------------------------------------------- browsers
 
-CHROMIUM_ARGS = [  # see /work/shared/TESTING.md: each of the first three is needed
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Builds the peer connection like walkie's page (mic track on an audio transceiver) plus the
 # extra m-lines under test, and returns the browser's own offer.

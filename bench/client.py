@@ -20,6 +20,7 @@ import asyncio
 import json
 import secrets
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,11 @@ READ_BATCH = 64
 #: STUN check retransmission interval while connecting (RFC 8445 allows 50 ms pacing).
 CHECK_INTERVAL = 0.05
 _ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: Linux SO_TIMESTAMPNS (asm-generic/socket.h): the kernel stamps each datagram with the
+#: CLOCK_REALTIME time it was queued on our socket (struct timespec in a control message).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class ClientError(RuntimeError):
@@ -50,7 +56,14 @@ class ClientError(RuntimeError):
 
 class BenchContext:
     """What all clients of one run share: the clock, the certificate, the Opus loop, the
-    talkers' send logs (so a listener can match any talker's packet) and the histogram."""
+    talkers' send logs (so a listener can match any talker's packet) and the histogram.
+
+    With ``kernel_timestamps`` (the default) a packet's receive time is the kernel's
+    SO_TIMESTAMPNS stamp, taken when the server's send put it on our socket, and send times
+    use the same clock (CLOCK_REALTIME). The latency measured is then the server's path
+    alone: time a packet waits in our socket because the bench is busy is not charged to
+    the server. Without it, receive time is read when the bench gets to the packet.
+    """
 
     def __init__(
         self,
@@ -59,17 +72,19 @@ class BenchContext:
         sample_every: int = 50,
         verify_rtcp: bool = False,
         local_host: str = "127.0.0.1",
-        clock: Callable[[], int] = time.perf_counter_ns,
+        kernel_timestamps: bool = True,
     ) -> None:
         self.frames = frames
         self.sample_every = sample_every
         self.verify_rtcp = verify_rtcp
         self.local_host = local_host
-        self.clock = clock
+        self.kernel_timestamps = kernel_timestamps
+        self.clock: Callable[[], int] = time.time_ns if kernel_timestamps else time.perf_counter_ns
         self.certificate = Certificate.generate("walkie-bench")
         self.fingerprint = self.certificate.fingerprint_text("sha-256")
         self.talkers: dict[int, TalkLog] = {}
         self.hist = LatencyHistogram()
+        self.preroll_hist = LatencyHistogram()
         self.clients: list[SyntheticClient] = []
 
 
@@ -154,6 +169,8 @@ class SyntheticClient:
         self.sock = sock
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        if self.ctx.kernel_timestamps:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.bind((self.ctx.local_host, 0))
         host, port = sock.getsockname()[:2]
         self._local_ufrag = _ice_string(8)
@@ -180,7 +197,8 @@ class SyntheticClient:
             raise ClientError("the server did not accept the audio-level extension")
         sock.connect(answer.candidates[0])
         self._send = sock.send
-        self._loop.add_reader(sock.fileno(), self._on_readable)
+        reader = self._on_readable_kernel_ts if self.ctx.kernel_timestamps else self._on_readable
+        self._loop.add_reader(sock.fileno(), reader)
         self.ice = IceController(self._local_ufrag, answer.ice_ufrag, answer.ice_pwd)
         async with asyncio.timeout(timeout):
             for _ in range(int(timeout / CHECK_INTERVAL) + 1):
@@ -285,7 +303,15 @@ class SyntheticClient:
         """Press: the next metronome tick sends this client's packets (a burst starts)."""
         if self.uplink is not None:
             self.uplink.start_burst()
+            self.uplink.log.grant_seq = 1 << 62  # not granted yet: what we send is pre-roll
         self.talking = True
+
+    def granted(self) -> int:
+        """The grant arrived: returns the first sequence number that must reach everyone."""
+        if self.uplink is None:
+            return 0
+        self.uplink.log.grant_seq = self.uplink.seq
+        return self.uplink.seq
 
     def stop_talking(self) -> int:
         """Release the button; returns the last talker sequence number sent (full counter)."""
@@ -332,6 +358,34 @@ class SyntheticClient:
                     feed(data, clock())
                 else:
                     self.early_media += 1
+            else:
+                self._control(data)
+
+    def _on_readable_kernel_ts(self) -> None:
+        """HOT PATH, as :meth:`_on_readable` but with the kernel's receive timestamps."""
+        sock = self.sock
+        if sock is None:
+            return
+        recvmsg = sock.recvmsg
+        feed = self._feed
+        unpack = _TIMESPEC.unpack
+        clock = self.ctx.clock
+        for _ in range(READ_BATCH):
+            try:
+                data, ancillary, _flags, _addr = recvmsg(2048, _CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP port unreachable: the server went away
+                self.socket_errors += 1
+                return
+            if data and 127 < data[0] < 192:
+                if feed is None:
+                    self.early_media += 1
+                elif ancillary:
+                    sec, nsec = unpack(ancillary[0][2])
+                    feed(data, sec * 1_000_000_000 + nsec)
+                else:  # pragma: no cover - the kernel always stamps when asked
+                    feed(data, clock())
             else:
                 self._control(data)
 
@@ -394,6 +448,7 @@ class SyntheticClient:
             ctx.talkers,
             ctx.hist,
             self.ssrc,
+            preroll_hist=ctx.preroll_hist,
             unprotect=srtp.unprotect,
             unprotect_rtcp=srtp.unprotect_rtcp if ctx.verify_rtcp else None,
             expected_ssrc=answer.ssrc,

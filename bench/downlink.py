@@ -128,6 +128,7 @@ class DownlinkMonitor:
     __slots__ = (
         "talkers",
         "hist",
+        "preroll_hist",
         "own_ssrc",
         "expected_ssrc",
         "opus_pt",
@@ -169,6 +170,7 @@ class DownlinkMonitor:
         hist: LatencyHistogram,
         own_ssrc: int,
         *,
+        preroll_hist: LatencyHistogram | None = None,
         unprotect: Callable[[bytes], bytes],
         unprotect_rtcp: Callable[[bytes], bytes] | None = None,
         expected_ssrc: int | None = None,
@@ -184,6 +186,7 @@ class DownlinkMonitor:
             raise ValueError("the bench needs a one-byte audio-level extension id (1..14)")
         self.talkers = talkers
         self.hist = hist
+        self.preroll_hist = preroll_hist if preroll_hist is not None else LatencyHistogram()
         self.own_ssrc = own_ssrc
         self.expected_ssrc = expected_ssrc
         self.opus_pt = opus_pt
@@ -225,11 +228,14 @@ class DownlinkMonitor:
 
     def feed(self, data: bytes, now: int) -> None:
         """HOT PATH: account one RTP or RTCP datagram received at ``now`` (ns)."""
+        if len(data) < 24:  # shorter than the SFU's downlink header (RTCP SR: >= 28)
+            self.malformed += 1
+            return
         b1 = data[1]
         if 191 < b1 < 224:  # RFC 5761: RTCP packet types 192..223
             self._on_rtcp(data)
             return
-        if len(data) < 24 or data[0] & 0x1F != 0x11:  # X=1, CC=1: the SFU's downlink layout
+        if data[0] & 0x1F != 0x11:  # X=1, CC=1: the SFU's downlink layout
             self.malformed += 1
             return
         self.packets += 1
@@ -251,13 +257,16 @@ class DownlinkMonitor:
         if not 0 <= lat < MAX_MATCH_NS:
             self.unmatched += 1
             return
-        b = lat // 10_000
-        if b < self._buckets:
-            self._counts[b] += 1
+        if up < log.grant_seq:  # sent before the grant: held in the server's pre-roll
+            self.preroll_hist.add(lat)
         else:
-            self.hist.overflow.append(lat)
-        if lat > self.hist.max_ns:
-            self.hist.max_ns = lat
+            b = lat // 10_000
+            if b < self._buckets:
+                self._counts[b] += 1
+            else:
+                self.hist.overflow.append(lat)
+            if lat > self.hist.max_ns:
+                self.hist.max_ns = lat
         if up == self.run_last + 1:
             self.run_last = up
         else:

@@ -35,7 +35,7 @@ class UplinkError(ValueError):
 class TalkLog:
     """The send times (ns) and full sequence numbers of a talker's last 128 packets."""
 
-    __slots__ = ("ssrc", "send_ns", "seqs", "frames", "name")
+    __slots__ = ("ssrc", "send_ns", "seqs", "frames", "name", "grant_seq")
 
     def __init__(self, ssrc: int, frames: Sequence[bytes], name: str = "") -> None:
         self.ssrc = ssrc
@@ -44,6 +44,9 @@ class TalkLog:
         #: the Opus loop: packet with full sequence number s carries frames[s % len(frames)]
         self.frames = frames
         self.name = name
+        #: first sequence number sent after the current grant arrived; packets below it were
+        #: sent while the floor request travelled (pre-roll, held by the server on purpose)
+        self.grant_seq = 0
 
 
 class UplinkStream:

@@ -1,0 +1,298 @@
+"""``walkie bench`` / ``python -m bench``: the command line of the load benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from .report import client_bound, format_find_max, format_table, plot_find_max, plot_run
+from .runner import RunSettings, run_load
+from .scenario import TalkSettings
+from .server import ServerError, ServerProcess
+
+__all__ = ["build_parser", "main"]
+
+T = TypeVar("T")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="walkie bench",
+        description="Load-test walkie with synthetic WebRTC push-to-talk users (real signaling, "
+                    "ICE, DTLS, SRTP and Opus). Starts its own server pinned to one core unless "
+                    "--url is given; the clients run pinned to another core.",
+    )
+    p.add_argument("--rooms", type=int, default=None,
+                   help="rooms (default 1; with --find-max: the first step, default 10)")
+    p.add_argument("--users", type=int, default=15, help="users per room (default 15)")
+    p.add_argument("--duration", type=float, default=30.0,
+                   help="seconds of talking per run or find-max step (default 30)")
+    p.add_argument("--pattern", choices=["rotate", "stress"], default="rotate",
+                   help="rotate: PTT turns rotating through the room (default); stress: "
+                        "several members press at once")
+    p.add_argument("--pressers", type=int, default=3,
+                   help="members pressing at once in the stress pattern (default 3)")
+    p.add_argument("--talk", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
+                   help="talk burst length range in seconds (default 2 5)")
+    p.add_argument("--url", default=None,
+                   help="target a running server (http://host:port/) instead of starting one")
+    p.add_argument("--server-pid", type=int, default=None,
+                   help="with --url: the server's pid, for its CPU and memory figures")
+    p.add_argument("--server-core", type=int, default=0,
+                   help="core the started server is pinned to (default 0)")
+    p.add_argument("--client-core", type=int, default=1,
+                   help="core the bench pins itself to (default 1)")
+    p.add_argument("--no-pin", action="store_true", help="pin neither server nor clients")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for the started server (repeatable)")
+    p.add_argument("--json", dest="json_path", default=None, metavar="FILE",
+                   help="write every figure and the settings to FILE")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="PNG: latency CDF (and CPU / p99 vs rooms with --find-max)")
+    p.add_argument("--find-max", action="store_true",
+                   help="ramp rooms until p99 latency or loss exceeds its bound")
+    p.add_argument("--latency-bound-ms", type=float, default=10.0,
+                   help="find-max p99 added-latency bound (default 10 ms)")
+    p.add_argument("--loss-bound", type=float, default=0.001,
+                   help="find-max loss bound as a ratio (default 0.001 = 0.1 %%)")
+    p.add_argument("--step", type=int, default=0,
+                   help="find-max: rooms added per step (default 0 = grow by half each step)")
+    p.add_argument("--max-rooms", type=int, default=400, help="find-max: stop here (default 400)")
+    p.add_argument("--refine", type=int, default=2,
+                   help="find-max: bisection runs between the last pass and the first failure "
+                        "(default 2)")
+    p.add_argument("--sample-every", type=int, default=50,
+                   help="fully decrypt and check 1 packet in N per listener (default 50)")
+    p.add_argument("--verify-all", action="store_true",
+                   help="decrypt and check every packet (functional mode; more bench CPU)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 unless every functional check passed (CI)")
+    p.add_argument("--user-timestamps", action="store_true",
+                   help="time arrivals when the bench reads them, not with the kernel's "
+                        "receive timestamps (then bench-side queueing counts as latency)")
+    p.add_argument("--join-concurrency", type=int, default=8,
+                   help="users joining at the same time (default 8)")
+    p.add_argument("--audio", choices=["speech", "tone"], default="speech",
+                   help="synthetic source encoded once with Opus (default speech-like noise)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for the talk pattern")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    return p
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _machine() -> dict[str, Any]:
+    model = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_at_start": load,
+    }
+
+
+class _Bench:
+    """Runs loads, starting a fresh pinned server per run unless a URL was given."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+        self._saved_affinity: set[int] | None = None
+
+    def settings(self, rooms: int) -> RunSettings:
+        a = self.args
+        return RunSettings(
+            rooms=rooms,
+            users=a.users,
+            duration=a.duration,
+            pattern=a.pattern,
+            sample_every=a.sample_every,
+            verify_all=a.verify_all,
+            join_concurrency=a.join_concurrency,
+            seed=a.seed,
+            audio=a.audio,
+            kernel_timestamps=not a.user_timestamps,
+            talk=TalkSettings(talk_min=a.talk[0], talk_max=a.talk[1], pressers=a.pressers),
+        )
+
+    def _pin_self(self) -> None:
+        if self.pin and self._saved_affinity is None:
+            self._saved_affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.args.client_core})
+
+    def restore(self) -> None:
+        if self._saved_affinity is not None:
+            os.sched_setaffinity(0, self._saved_affinity)
+            self._saved_affinity = None
+
+    def run(self, rooms: int) -> dict[str, Any]:
+        a = self.args
+        progress = None if a.quiet else sys.stderr
+        if a.url:
+            self._pin_self()
+            result = _run(run_load(self.settings(rooms), a.url, a.server_pid, progress))
+            result["server"]["started_by_bench"] = False
+            return result
+        # Spawn before pinning ourselves: the child must not inherit the client core.
+        server = ServerProcess.start(
+            max_users=max(a.users, 1),
+            core=a.server_core if self.pin else None,
+            extra_args=a.server_arg,
+        )
+        try:
+            self._pin_self()
+            if progress:
+                where = f" pinned to core {a.server_core}" if self.pin else ""
+                print(f"bench: server pid {server.pid}{where} at {server.url}; clients on core "
+                      f"{a.client_core if self.pin else 'any'}", file=progress, flush=True)
+            result = _run(run_load(self.settings(rooms), server.url, server.pid, progress))
+        finally:
+            code = server.stop()
+        result["server"].update(started_by_bench=True, core=server.core, exit_code=code,
+                                last_output=server.output[-10:])
+        result["bench"]["core"] = a.client_core if self.pin else None
+        return result
+
+
+def _verdict(r: dict[str, Any], bound_ms: float, loss_bound: float) -> tuple[bool, str]:
+    p99 = r["latency_ms"]["p99"]
+    loss = r["loss_ratio"]
+    reasons = []
+    if p99 is None or loss is None:
+        reasons.append("no packets measured")
+    else:
+        if p99 > bound_ms:
+            reasons.append(f"p99 {p99:.2f} ms > {bound_ms} ms")
+        if loss > loss_bound:
+            reasons.append(f"loss {100 * loss:.3f} % > {100 * loss_bound} %")
+    if r["join_ms"]["failures"]:
+        reasons.append(f"{r['join_ms']['failures']} joins failed")
+    ok = not reasons
+    verdict = "pass" if ok else "fail: " + "; ".join(reasons)
+    if client_bound(r):
+        verdict += " (client-bound)"
+    return ok, verdict
+
+
+def _find_max(bench: _Bench, args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    rooms = args.rooms or 10
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    passing = 0
+    failing: int | None = None
+    for _ in range(40):
+        if rooms > args.max_rooms:
+            break
+        result = bench.run(rooms)
+        ok, verdict = _verdict(result, args.latency_bound_ms, args.loss_bound)
+        steps.append({"rooms": rooms, "verdict": verdict, "passed": ok, "result": result})
+        print(f"bench: find-max step {rooms} rooms: {verdict}", file=sys.stderr, flush=True)
+        if not ok:
+            failing = rooms
+            break
+        passing = rooms
+        best = result
+        if client_bound(result):
+            print("bench: the bench's own core is saturated; stopping the ramp (a larger load "
+                  "would measure the clients, not the server)", file=sys.stderr, flush=True)
+            break
+        rooms = rooms + args.step if args.step > 0 else max(rooms + 1, math.ceil(rooms * 1.5))
+    for _ in range(max(0, args.refine)):
+        if failing is None or failing - passing <= max(1, passing // 20):
+            break
+        mid = (passing + failing) // 2
+        if mid <= passing:
+            break
+        result = bench.run(mid)
+        ok, verdict = _verdict(result, args.latency_bound_ms, args.loss_bound)
+        steps.append({"rooms": mid, "verdict": verdict, "passed": ok, "result": result})
+        print(f"bench: find-max refine {mid} rooms: {verdict}", file=sys.stderr, flush=True)
+        if ok:
+            passing, best = mid, result
+        else:
+            failing = mid
+    steps.sort(key=lambda s: s["rooms"])
+    return steps, best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.users < 2 or args.users > 1000:
+        print("walkie bench: --users must be 2..1000", file=sys.stderr)
+        return 2
+    if args.rooms is not None and not 1 <= args.rooms <= 10000:
+        print("walkie bench: --rooms must be 1..10000", file=sys.stderr)
+        return 2
+    if not 1 <= args.duration <= 3600 or args.talk[0] <= 0 or args.talk[1] < args.talk[0]:
+        print("walkie bench: --duration must be 1..3600 s and 0 < talk MIN <= MAX", file=sys.stderr)
+        return 2
+    if args.sample_every < 1 or args.join_concurrency < 1 or args.pressers < 1:
+        print("walkie bench: --sample-every, --join-concurrency and --pressers must be >= 1",
+              file=sys.stderr)
+        return 2
+    bench = _Bench(args)
+    machine = _machine()
+    try:
+        if args.find_max:
+            steps, best = _find_max(bench, args)
+            if not steps:
+                print("walkie bench: no find-max step ran", file=sys.stderr)
+                return 2
+            top = dict(best or steps[0]["result"])
+            top["find_max"] = {
+                "latency_bound_ms": args.latency_bound_ms,
+                "loss_bound": args.loss_bound,
+                "largest_passing_rooms": best["rooms"] if best else None,
+                "largest_passing_users": best["users_connected"] if best else None,
+                "steps": [{k: v for k, v in s.items()} for s in steps],
+            }
+            top["machine"] = machine
+            print(format_find_max(steps, best, args.latency_bound_ms, args.loss_bound))
+            if best is not None:
+                print(format_table(best))
+            if args.plot:
+                plot_find_max(steps, args.plot, args.latency_bound_ms)
+            result = top
+        else:
+            result = bench.run(args.rooms or 1)
+            result["machine"] = machine
+            print(format_table(result))
+            if args.plot:
+                plot_run(result, args.plot)
+    except ServerError as exc:
+        print(f"walkie bench: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        bench.restore()
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1, default=str)
+            f.write("\n")
+    if args.check and not result.get("functional_ok"):
+        return 1
+    return 0

@@ -1,0 +1,179 @@
+"""Human-readable output of bench results: the end-of-run table and the PNG plots.
+
+The JSON file is the complete record; the table shows the figures an operator sizes a
+server with, next to the targets, and flags a client-side bottleneck so that it is never
+mistaken for a server limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["client_bound", "format_table", "format_find_max", "plot_find_max", "plot_run"]
+
+#: Above this the bench's own core is the bottleneck and latency figures are the bench's.
+CLIENT_BOUND_CPU_PERCENT = 85.0
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def client_bound(result: dict[str, Any]) -> bool:
+    """True when the bench's core was (nearly) saturated or its 20 ms clock fell behind."""
+    bench = result.get("bench", {})
+    cpu = bench.get("cpu_percent") or 0.0
+    return cpu >= CLIENT_BOUND_CPU_PERCENT or bench.get("metronome_skipped_frames", 0) > 0
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """The end-of-run summary."""
+    lat = r["latency_ms"]
+    fa = r["floor_access_ms"]
+    jm = r["join_ms"]
+    acc = r["accounting"]
+    srv = r["server"]
+    bench = r["bench"]
+    seq = r["sequence"]
+    rss_user = srv.get("rss_added_per_user_bytes")
+    loss = r["loss_ratio"]
+    rows = [
+        ("load", f"{r['rooms']} room(s) x {r['users_per_room']} users, "
+                 f"{r['users_connected']} connected, pattern {r['settings']['pattern']}, "
+                 f"{r['turns']} turns, window {r['window_s']} s"),
+        ("forwarded", f"{r['packets_forwarded']:,} packets in the window "
+                      f"({r['forwarded_packets_per_second'] or 0:,}/s); server counted "
+                      f"{r['packets_forwarded_server_count'] if r['packets_forwarded_server_count'] is not None else '-'}"),
+        ("server CPU / packet", f"{_ms(r['server_cpu_us_per_forwarded_packet'])} µs   (target <= 10 µs at 50 rooms)"),
+        ("server CPU", f"{srv.get('cpu_percent', '-')} % (user {srv.get('user_percent', '-')} %, "
+                       f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}"),
+        ("server RSS", f"{(srv.get('rss_bytes') or 0) / 2**20:.1f} MiB; per user "
+                       f"{(srv.get('rss_per_user_bytes') or 0) / 1024:.0f} KiB, added per user "
+                       f"{(rss_user or 0) / 1024:.0f} KiB"),
+        ("added latency", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  "
+                          f"max {_ms(lat['max'])} ms  (n={lat['n']:,}; target p99 <= 2 ms at 1 room)"),
+        ("pre-roll latency", f"p50 {_ms(r['preroll_latency_ms']['p50'])}  max "
+                             f"{_ms(r['preroll_latency_ms']['max'])} ms  (n={r['preroll_latency_ms']['n']}; held on purpose)"),
+        ("loss", f"{'-' if loss is None else f'{100 * loss:.4f} %'}  missing {acc['missing']:,} of "
+                 f"{acc['expected']:,}; duplicates {acc['duplicates']}, out of order "
+                 f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}"),
+        ("sequence", f"gaps at talker change {seq['gaps_at_talker_change']}, within bursts "
+                     f"{seq['gaps_within_burst']}, bursts {seq['bursts']:,}, markers missing "
+                     f"{seq['marker_missing']}"),
+        ("verified", f"{r['verified_packets']:,} packets fully decrypted and compared "
+                     f"(1 in {r['settings']['sample_every_effective']}); failures "
+                     f"{r['verify_failures'] or 'none'}; own audio {r['own_audio_packets']}"),
+        ("floor access", f"p50 {_ms(fa['p50'])}  p95 {_ms(fa['p95'])}  p99 {_ms(fa['p99'])}  max "
+                         f"{_ms(fa['max'])} ms  (n={fa['n']}; target p99 <= 10 ms)"),
+        ("join", f"p50 {_ms(jm['p50'])}  p95 {_ms(jm['p95'])}  max {_ms(jm['max'])} ms  "
+                 f"(n={jm['n']}, {jm['failures']} failed, {jm['concurrency']} at a time; target p50 <= 150 ms)"),
+        ("bench CPU", f"{bench['cpu_percent']} % ({_ms(bench['cpu_us_per_received_packet'])} µs per "
+                      f"received packet); 20 ms clock late {bench['metronome_late_wakeups']}x, "
+                      f"max {bench['metronome_max_late_ms']} ms"),
+    ]
+    if r.get("queue_wait_ms", {}).get("n"):
+        q = r["queue_wait_ms"]
+        rows.append(("queue wait", f"p50 {_ms(q['p50'])}  max {_ms(q['max'])} ms (n={q['n']})"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    if client_bound(r):
+        lines.append("  WARNING: the bench fell behind (its core saturated, or taken by another "
+                     "process): latency and loss above may be client-limited, not a server limit.")
+    failed = [k for k, ok in r["checks"].items() if not ok]
+    lines.append(f"  functional checks: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}")
+    return "\n".join(lines)
+
+
+def format_find_max(steps: list[dict[str, Any]], best: dict[str, Any] | None, bound_ms: float,
+                    loss_bound: float) -> str:
+    header = (f"  {'rooms':>5} {'users':>6} {'fwd/s':>9} {'srv µs/pkt':>10} {'srv CPU%':>8} "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'loss %':>8} {'bench CPU%':>10}  verdict")
+    lines = [header]
+    for s in steps:
+        r = s["result"]
+        loss = "-" if r["loss_ratio"] is None else f"{100 * r['loss_ratio']:.3f}"
+        lines.append(
+            f"  {r['rooms']:>5} {r['users_connected']:>6} {r['forwarded_packets_per_second'] or 0:>9,} "
+            f"{_ms(r['server_cpu_us_per_forwarded_packet']):>10} "
+            f"{r['server'].get('cpu_percent', '-')!s:>8} {_ms(r['latency_ms']['p50']):>7} "
+            f"{_ms(r['latency_ms']['p99']):>7} {loss:>8} "
+            f"{r['bench']['cpu_percent']!s:>10}  {s['verdict']}"
+        )
+    if best is None:
+        lines.append(f"  no load passed (p99 <= {bound_ms} ms, loss <= {100 * loss_bound} %)")
+    else:
+        lines.append(f"  largest passing load: {best['rooms']} rooms x {best['users_per_room']} users "
+                     f"(p99 {_ms(best['latency_ms']['p99'])} ms <= {bound_ms} ms, loss <= {100 * loss_bound} %)")
+    return "\n".join(lines)
+
+
+def plot_run(result: dict[str, Any], path: str) -> None:
+    """Latency CDF of one run."""
+    import matplotlib  # noqa: PLC0415 - optional, only when a plot is asked for
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    cdf = result["latency_cdf"]
+    ax.plot(cdf["x_ms"], cdf["y"], label=f"{result['rooms']} room(s) x {result['users_per_room']}")
+    ax.set_xscale("log")
+    ax.set_xlabel("added forwarding latency (ms, talker send -> listener receive)")
+    ax.set_ylabel("fraction of packets")
+    ax.set_title("walkie bench: latency CDF")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_find_max(steps: list[dict[str, Any]], path: str, bound_ms: float) -> None:
+    """Three panels: latency CDF per step; server CPU vs rooms; p99 latency vs rooms."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.5))
+    rooms = [s["result"]["rooms"] for s in steps]
+    for s in steps:
+        cdf = s["result"]["latency_cdf"]
+        a.plot(cdf["x_ms"], cdf["y"], label=f"{s['result']['rooms']} rooms")
+    a.set_xscale("log")
+    a.set_xlabel("added latency (ms)")
+    a.set_ylabel("fraction of packets")
+    a.set_title("latency CDF per load")
+    a.grid(True, which="both", alpha=0.3)
+    a.legend(fontsize=7)
+
+    cpu = [s["result"]["server"].get("cpu_percent") for s in steps]
+    us = [s["result"]["server_cpu_us_per_forwarded_packet"] for s in steps]
+    bench_cpu = [s["result"]["bench"].get("cpu_percent") for s in steps]
+    b.plot(rooms, cpu, "o-", label="server CPU %")
+    b.plot(rooms, bench_cpu, "s--", label="bench (clients) CPU %")
+    b.set_xlabel("rooms of 15")
+    b.set_ylabel("CPU % of one core")
+    b.set_title("CPU vs rooms")
+    b.grid(True, alpha=0.3)
+    b2 = b.twinx()
+    b2.plot(rooms, us, "^:", color="tab:red", label="server µs / forwarded packet")
+    b2.set_ylabel("µs per forwarded packet", color="tab:red")
+    lines = b.get_legend_handles_labels()
+    lines2 = b2.get_legend_handles_labels()
+    b.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left")
+
+    p99 = [s["result"]["latency_ms"]["p99"] for s in steps]
+    p50 = [s["result"]["latency_ms"]["p50"] for s in steps]
+    c.plot(rooms, p99, "o-", label="p99")
+    c.plot(rooms, p50, "s--", label="p50")
+    c.axhline(bound_ms, color="tab:red", lw=1, label=f"bound {bound_ms} ms")
+    c.set_yscale("log")
+    c.set_xlabel("rooms of 15")
+    c.set_ylabel("added latency (ms)")
+    c.set_title("latency vs rooms")
+    c.grid(True, which="both", alpha=0.3)
+    c.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,459 @@
+"""One bench run: join R x U synthetic users, play a talk pattern, measure, tear down.
+
+Timeline of a run::
+
+    join (bounded concurrency) -> talk pattern for `duration` s -> drain -> leave
+                                   |<- warmup ->|<------ steady window ------>|
+
+Server CPU, forwarded packets and the bench's own CPU are sampled at both ends of the steady
+window (after the first turns have started in every room), so joins and DTLS handshakes are
+not charged to forwarding. Forwarded packets are counted where they arrive, at the
+listeners (the server's own counter from /healthz is reported next to it when available).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+from .audio import encode_loop
+from .client import BenchContext, SyntheticClient
+from .downlink import Accounting, account
+from .procstat import CpuSample, sample
+from .scenario import Metronome, TalkSettings, Turn, rotate, stress
+from .server import fetch_healthz
+
+__all__ = ["RunSettings", "percentiles", "run_load"]
+
+#: Consent checks per client (RFC 7675 wants one every ~5 s; the server times out at 30 s).
+CONSENT_INTERVAL = 5.0
+
+
+@dataclass(slots=True)
+class RunSettings:
+    rooms: int = 1
+    users: int = 15
+    duration: float = 30.0
+    pattern: str = "rotate"
+    sample_every: int = 50
+    verify_all: bool = False
+    join_concurrency: int = 8
+    join_timeout: float = 15.0
+    warmup: float = 1.5
+    seed: int | None = None
+    audio: str = "speech"
+    bitrate: int = 32000
+    local_host: str = "127.0.0.1"
+    kernel_timestamps: bool = True
+    talk: TalkSettings = field(default_factory=TalkSettings)
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """Nearest-rank p50/p95/p99/max (ms values in, rounded) and the count."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def rank(p: float) -> float:
+        return round(ordered[max(0, -(-int(p * n) // 100) - 1)], 3)
+
+    return {"n": n, "p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 3)}
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rss_self() -> int:
+    try:
+        return sample(_pid_self(), 0.0).rss_bytes
+    except (OSError, ValueError):
+        return 0
+
+
+def _pid_self() -> int:
+    import os  # noqa: PLC0415
+
+    return os.getpid()
+
+
+class _Window:
+    """Counters at the start and end of the steady window."""
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.server: list[CpuSample | None] = []
+        self.bench_cpu: list[float] = []
+        self.received: list[int] = []
+        self.server_forwarded: list[int | None] = []
+
+    async def mark(self, clients: list[SyntheticClient], url: str | None, pid: int | None) -> None:
+        now = time.perf_counter()
+        server = None
+        if pid is not None:
+            try:
+                server = sample(pid, now)
+            except (OSError, ValueError):
+                server = None
+        self.t.append(now)
+        self.server.append(server)
+        self.bench_cpu.append(_cpu_self())
+        self.received.append(sum(c.monitor.packets for c in clients if c.monitor is not None))
+        forwarded = None
+        if url is not None:
+            health = await fetch_healthz(url, timeout=2.0)
+            media = (health or {}).get("media")
+            if isinstance(media, dict) and isinstance(media.get("packets_forwarded"), int):
+                forwarded = media["packets_forwarded"]
+        self.server_forwarded.append(forwarded)
+
+
+async def _join_all(
+    settings: RunSettings, ctx: BenchContext, ws_url: str, origin: str, run_id: str,
+    log: Callable[[str], None],
+) -> tuple[list[list[SyntheticClient]], list[float], list[str]]:
+    rooms: list[list[SyntheticClient]] = []
+    for r in range(settings.rooms):
+        room = f"bench-{run_id}-{r}"
+        rooms.append([SyntheticClient(ctx, room, f"bench {r}.{u}") for u in range(settings.users)])
+    ctx.clients = [c for members in rooms for c in members]
+    sem = asyncio.Semaphore(max(1, settings.join_concurrency))
+    join_ms: list[float] = []
+    failures: list[str] = []
+    done = 0
+
+    async def one(client: SyntheticClient) -> None:
+        nonlocal done
+        async with sem:
+            try:
+                join_ms.append(await client.join(ws_url, origin, settings.join_timeout))
+            except Exception as exc:  # noqa: BLE001 - a failed join is a result, reported
+                failures.append(f"{client.name}: {type(exc).__name__}: {exc}")
+                await client.close()
+            done += 1
+            if done % 50 == 0:
+                log(f"joined {done}/{len(ctx.clients)}")
+
+    await asyncio.gather(*(one(c) for c in ctx.clients))
+    return rooms, join_ms, failures
+
+
+async def _consent(clients: list[SyntheticClient], stop: asyncio.Event) -> None:
+    """Consent checks, spread evenly so the server sees a steady trickle."""
+    if not clients:
+        return
+    gap = CONSENT_INTERVAL / len(clients)
+    i = 0
+    while not stop.is_set():
+        for client in clients:
+            if stop.is_set():
+                return
+            client.send_consent()
+            i += 1
+            if i % 16 == 0:
+                await asyncio.sleep(gap * 16)
+        await asyncio.sleep(0)
+
+
+async def _progress(
+    clients: list[SyntheticClient], ctx: BenchContext, pid: int | None, t_start: float,
+    duration: float, out: TextIO | None, stop: asyncio.Event,
+) -> None:
+    """One status line a second (rewritten in place on a terminal)."""
+    if out is None:
+        return
+    tty = out.isatty()
+    last_rx = 0
+    last_t = time.perf_counter()
+    last_cpu = _cpu_self()
+    last_srv = None
+    if pid is not None:
+        try:
+            last_srv = sample(pid, last_t)
+        except (OSError, ValueError):
+            last_srv = None
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+        now = time.perf_counter()
+        rx = sum(c.monitor.packets for c in clients if c.monitor is not None)
+        dt = max(1e-6, now - last_t)
+        cpu = _cpu_self()
+        srv_text = ""
+        if pid is not None and last_srv is not None:
+            try:
+                srv = sample(pid, now)
+                srv_text = f"  server cpu {100 * (srv.cpu_s - last_srv.cpu_s) / dt:5.1f}%"
+                last_srv = srv
+            except (OSError, ValueError):
+                srv_text = "  server gone"
+        p99 = ctx.hist.percentile_ms(99)
+        line = (
+            f"[{now - t_start:5.1f}/{duration:.0f}s] rx {(rx - last_rx) / dt:9,.0f} pkt/s"
+            f"  p99 {p99 if p99 is not None else 0:6.2f} ms{srv_text}"
+            f"  bench cpu {100 * (cpu - last_cpu) / dt:5.1f}%"
+        )
+        if tty:
+            out.write("\r" + line + "   ")
+        else:
+            out.write(line + "\n")
+        out.flush()
+        last_rx, last_t, last_cpu = rx, now, cpu
+    if tty:
+        out.write("\n")
+        out.flush()
+
+
+def _accounting(clients: list[SyntheticClient], turns: list[Turn]) -> tuple[Accounting, list[dict[str, Any]]]:
+    expected: dict[int, list[tuple[int, int, int]]] = {}
+    for turn in turns:
+        for listener in turn.listeners:
+            expected.setdefault(id(listener), []).append(
+                (turn.talker.ssrc, turn.first_seq, turn.last_seq)
+            )
+    total = Accounting()
+    worst: list[dict[str, Any]] = []
+    for client in clients:
+        mon = client.monitor
+        if mon is None:
+            continue
+        mon.finish()
+        acc = account(mon.runs, mon.late, expected.get(id(client), []))
+        total.add(acc)
+        if acc.missing or acc.duplicates or acc.out_of_order:
+            worst.append({"client": client.name, **asdict(acc)})
+    worst.sort(key=lambda d: -int(d["missing"]))
+    return total, worst[:10]
+
+
+async def run_load(
+    settings: RunSettings,
+    url: str,
+    server_pid: int | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """Run one load against the server at ``url`` (http://host:port/); return every figure."""
+    log: Callable[[str], None] = (
+        (lambda text: print(f"bench: {text}", file=progress, flush=True)) if progress else (lambda _t: None)
+    )
+    rng = random.Random(settings.seed)
+    run_id = secrets.token_hex(3)
+    frames = encode_loop(settings.audio, 2.0, settings.bitrate)
+    ctx = BenchContext(
+        frames,
+        sample_every=1 if settings.verify_all else settings.sample_every,
+        verify_rtcp=settings.verify_all,
+        local_host=settings.local_host,
+        kernel_timestamps=settings.kernel_timestamps,
+    )
+    base = url.rstrip("/")
+    ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"
+    origin = base
+    idle = None
+    if server_pid is not None:
+        try:
+            idle = sample(server_pid, time.perf_counter())
+        except (OSError, ValueError):
+            idle = None
+
+    t_join = time.perf_counter()
+    log(f"joining {settings.rooms} room(s) x {settings.users} users ...")
+    rooms, join_ms, join_failures = await _join_all(settings, ctx, ws_url, origin, run_id, log)
+    join_wall = time.perf_counter() - t_join
+    clients = [c for members in rooms for c in members if c.monitor is not None and not c.closed]
+    log(f"{len(clients)} users joined in {join_wall:.1f} s ({len(join_failures)} failed); talking")
+
+    turns: list[Turn] = []
+    floor_stats: dict[str, list[float]] = {}
+    metronome = Metronome(rooms)
+    metronome.start()
+    stop = asyncio.Event()
+    consent = asyncio.ensure_future(_consent(clients, stop))
+    t_start = time.perf_counter()
+    deadline = t_start + settings.duration
+    prog = asyncio.ensure_future(
+        _progress(clients, ctx, server_pid, t_start, settings.duration, progress, stop)
+    )
+    pattern = stress if settings.pattern == "stress" else rotate
+    window = _Window()
+
+    async def measure() -> None:
+        await asyncio.sleep(min(settings.warmup, settings.duration / 4))
+        await window.mark(clients, url, server_pid)
+        await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+        await window.mark(clients, url, server_pid)
+
+    measurer = asyncio.ensure_future(measure())
+    live_rooms = [[c for c in members if c.monitor is not None and not c.closed] for members in rooms]
+    await asyncio.gather(
+        *(pattern(m, settings.talk, random.Random(rng.random()), deadline, turns, floor_stats)
+          for m in live_rooms)
+    )
+    await measurer
+    await asyncio.sleep(0.3)  # the last packets drain
+    end_server = None
+    if server_pid is not None:
+        try:
+            end_server = sample(server_pid, time.perf_counter())
+        except (OSError, ValueError):
+            end_server = None
+    health_end = await fetch_healthz(url, timeout=2.0)
+    stop.set()
+    await metronome.stop()
+    await asyncio.gather(consent, prog, return_exceptions=True)
+    bench_rss = _rss_self()
+
+    # Leave (closing WebSockets removes peers on the server).
+    sem = asyncio.Semaphore(64)
+
+    async def leave(client: SyntheticClient) -> None:
+        async with sem:
+            await client.close()
+
+    await asyncio.gather(*(leave(c) for c in ctx.clients))
+
+    return _result(
+        settings, ctx, clients, turns, floor_stats, join_ms, join_failures, join_wall,
+        window, idle, end_server, health_end, bench_rss, metronome, server_pid, url,
+    )
+
+
+def _result(
+    settings: RunSettings, ctx: BenchContext, clients: list[SyntheticClient], turns: list[Turn],
+    floor_stats: dict[str, list[float]], join_ms: list[float], join_failures: list[str],
+    join_wall: float, window: _Window, idle: CpuSample | None, end_server: CpuSample | None,
+    health_end: dict[str, Any] | None, bench_rss: int, metronome: Metronome,
+    server_pid: int | None, url: str,
+) -> dict[str, Any]:
+    acc, worst = _accounting(clients, turns)
+    mons = [c.monitor for c in clients if c.monitor is not None]
+    hist = ctx.hist
+    wall = window.t[1] - window.t[0] if len(window.t) == 2 else 0.0
+    forwarded = window.received[1] - window.received[0] if len(window.received) == 2 else 0
+    srv_fwd = None
+    if len(window.server_forwarded) == 2 and None not in window.server_forwarded:
+        srv_fwd = window.server_forwarded[1] - window.server_forwarded[0]  # type: ignore[operator]
+    server: dict[str, Any] = {"pid": server_pid, "url": url}
+    us_per_packet = None
+    if len(window.server) == 2 and window.server[0] is not None and window.server[1] is not None:
+        s0, s1 = window.server
+        cpu = s1.cpu_s - s0.cpu_s
+        us_per_packet = round(cpu / forwarded * 1e6, 2) if forwarded else None
+        server.update(
+            cpu_s=round(cpu, 3),
+            cpu_percent=round(100 * cpu / wall, 1) if wall else None,
+            user_percent=round(100 * (s1.user_s - s0.user_s) / wall, 1) if wall else None,
+            system_percent=round(100 * (s1.system_s - s0.system_s) / wall, 1) if wall else None,
+            rss_bytes=s1.rss_bytes,
+        )
+    if idle is not None:
+        server["rss_idle_bytes"] = idle.rss_bytes
+    if end_server is not None:
+        server["rss_bytes"] = end_server.rss_bytes
+    users = len(clients)
+    if users and "rss_bytes" in server:
+        server["rss_per_user_bytes"] = round(server["rss_bytes"] / users)
+        if idle is not None:
+            server["rss_added_per_user_bytes"] = round((server["rss_bytes"] - idle.rss_bytes) / users)
+    if health_end is not None:
+        server["healthz"] = health_end
+    bench_cpu = window.bench_cpu[1] - window.bench_cpu[0] if len(window.bench_cpu) == 2 else 0.0
+    failures: dict[str, int] = {}
+    for m in mons:
+        for k, v in m.failures.items():
+            failures[k] = failures.get(k, 0) + v
+    received = sum(m.packets for m in mons)
+    verified = sum(m.verified for m in mons)
+    latency = {
+        "p50": hist.percentile_ms(50), "p95": hist.percentile_ms(95),
+        "p99": hist.percentile_ms(99), "p999": hist.percentile_ms(99.9),
+        "max": round(hist.max_ns / 1e6, 3) if hist.count() else None,
+        "n": hist.count(), "resolution_ms": hist.BUCKET_NS / 1e6,
+    }
+    pre = ctx.preroll_hist
+    preroll_latency = {
+        "p50": pre.percentile_ms(50), "p99": pre.percentile_ms(99),
+        "max": round(pre.max_ns / 1e6, 3) if pre.count() else None, "n": pre.count(),
+    }
+    loss_ratio = acc.missing / acc.expected if acc.expected else None
+    sequence = {
+        "bursts": sum(m.bursts for m in mons),
+        "gaps_at_talker_change": sum(m.jumps_at_switch for m in mons),
+        "gaps_within_burst": sum(m.jumps_in_burst for m in mons),
+        "marker_missing": sum(m.marker_missing for m in mons),
+    }
+    own_audio = sum(m.own_audio for m in mons)
+    checks = {
+        "all_joined": not join_failures,
+        "turns_completed": len(turns) > 0,
+        "no_loss": acc.expected > 0 and acc.missing == 0,
+        "no_duplicates": acc.duplicates == 0,
+        "in_order": acc.out_of_order == 0,
+        "no_own_audio": own_audio == 0,
+        "payload_intact": not failures and verified > 0,
+        "all_verified": (not settings.verify_all) or verified == received,
+        "no_sequence_gaps_at_talker_change": sequence["gaps_at_talker_change"] == 0,
+        "no_unmatched_packets": sum(m.unmatched + m.malformed for m in mons) == 0,
+    }
+    result: dict[str, Any] = {
+        "settings": {**asdict(settings), "sample_every_effective": ctx.sample_every},
+        "server_cpu_us_per_forwarded_packet": us_per_packet,
+        "latency_ms": latency,
+        "preroll_latency_ms": preroll_latency,
+        "loss_ratio": loss_ratio,
+        "packets_forwarded": forwarded,
+        "packets_forwarded_server_count": srv_fwd,
+        "forwarded_packets_per_second": round(forwarded / wall) if wall else None,
+        "packets_received_total": received,
+        "packets_sent_total": sum(c.sent_packets for c in clients),
+        "floor_access_ms": percentiles(floor_stats.get("floor_access_ms", [])),
+        "queue_wait_ms": percentiles(floor_stats.get("queue_wait_ms", [])),
+        "floor_denied": len(floor_stats.get("denied", [])),
+        "floor_errors": len(floor_stats.get("floor_errors", [])),
+        "join_ms": {**percentiles(join_ms), "failures": len(join_failures),
+                    "failure_samples": join_failures[:5], "wall_s": round(join_wall, 2),
+                    "concurrency": settings.join_concurrency},
+        "turns": len(turns),
+        "rooms": settings.rooms,
+        "users_per_room": settings.users,
+        "users_connected": users,
+        "accounting": asdict(acc),
+        "worst_listeners": worst,
+        "sequence": sequence,
+        "own_audio_packets": own_audio,
+        "unmatched_packets": sum(m.unmatched for m in mons),
+        "malformed_packets": sum(m.malformed for m in mons),
+        "rtcp_received": sum(m.rtcp for m in mons),
+        "rtcp_auth_failures": sum(m.rtcp_bad for m in mons),
+        "verified_packets": verified,
+        "verify_failures": failures,
+        "server": server,
+        "bench": {
+            "cpu_percent": round(100 * bench_cpu / wall, 1) if wall else None,
+            "cpu_us_per_received_packet": round(bench_cpu / forwarded * 1e6, 2) if forwarded else None,
+            "rss_bytes": bench_rss,
+            "metronome_late_wakeups": metronome.late_wakeups,
+            "metronome_max_late_ms": round(metronome.max_late_ms, 2),
+            "metronome_catch_up_frames": metronome.catch_up_frames,
+            "metronome_skipped_frames": metronome.skipped_frames,
+            "client_errors": sum(len(c.errors) for c in clients),
+            "client_error_samples": [e for c in clients for e in c.errors][:5],
+            "socket_errors": sum(c.socket_errors + c.send_errors for c in clients),
+        },
+        "window_s": round(wall, 2),
+        "checks": checks,
+        "functional_ok": all(checks.values()),
+        "latency_cdf": dict(zip(("x_ms", "y"), hist.cdf_ms(200), strict=True)),
+    }
+    return result

@@ -1,0 +1,170 @@
+"""Start and stop the server under test (``python -m signaling serve``), pinned to a core.
+
+The server runs as a separate process so that its CPU time can be read from /proc and
+never mixes with the clients', and it is pinned (``taskset -c``, or ``sched_setaffinity``
+in the child when taskset is missing) so that server and clients each own one core.
+Also: a tiny /healthz reader for the server's own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ServerError", "ServerProcess", "fetch_healthz"]
+
+_OPEN_LINE = re.compile(r"walkie: open (https?://\S+)")
+
+
+class ServerError(RuntimeError):
+    """The server under test did not start or stopped unexpectedly."""
+
+
+@dataclass(slots=True)
+class ServerProcess:
+    """A running ``walkie serve`` child process."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    core: int | None
+    output: list[str]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        max_users: int,
+        core: int | None = 0,
+        host: str = "127.0.0.1",
+        extra_args: list[str] | None = None,
+        timeout: float = 20.0,
+    ) -> ServerProcess:
+        """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line."""
+        cmd = [
+            sys.executable, "-m", "signaling", "serve",
+            "--host", host, "--port", "0", "--udp-port", "0",
+            "--max-users", str(max_users), "--log-level", "warning",
+            *(extra_args or []),
+        ]
+        preexec = None
+        if core is not None:
+            taskset = shutil.which("taskset")
+            if taskset:
+                cmd = [taskset, "-c", str(core), *cmd]
+            else:  # pragma: no cover - util-linux is everywhere we run
+                def preexec() -> None:
+                    os.sched_setaffinity(0, {core})
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        # The bench pins itself after spawning; the child must not inherit that pinning
+        # when no core was asked for, so it is spawned first (see runner).
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=preexec,
+        )
+        output: list[str] = []
+        deadline = time.monotonic() + timeout
+        url = None
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        buffer = ""
+        while time.monotonic() < deadline and url is None:
+            if proc.poll() is not None:
+                buffer += _read_available(fd)
+                raise ServerError(f"server exited with {proc.returncode}: {buffer.strip()[-2000:]}")
+            chunk = _read_available(fd)
+            if chunk:
+                buffer += chunk
+                match = _OPEN_LINE.search(buffer)
+                if match:
+                    url = match.group(1)
+                    break
+            time.sleep(0.02)
+        if url is None:
+            proc.kill()
+            proc.wait(5)
+            raise ServerError(f"server did not report its URL within {timeout:g} s: {buffer[-2000:]}")
+        output.extend(buffer.splitlines())
+        return cls(proc, url, core, output)
+
+    def drain_output(self) -> None:
+        """Keep the pipe from filling up (the server logs warnings only)."""
+        stdout = self.proc.stdout
+        if stdout is None or stdout.closed:
+            return
+        chunk = _read_available(stdout.fileno())
+        if chunk:
+            self.output.extend(chunk.splitlines())
+            del self.output[:-200]
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (graceful: the server says goodbye over DTLS), then SIGKILL if needed."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.drain_output()
+        return self.proc.returncode
+
+
+def _read_available(fd: int) -> str:
+    """Whatever the non-blocking pipe holds now (bounded), decoded leniently."""
+    chunks = []
+    for _ in range(64):
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+async def fetch_healthz(url: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    """GET <url>/healthz over a plain HTTP/1.1 connection; None if unavailable."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    port = parts.port or 80
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(parts.hostname, port)
+            writer.write(
+                f"GET /healthz HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n"
+                .encode()
+            )
+            await writer.drain()
+            raw = await reader.read(1 << 20)
+            writer.close()
+    except (OSError, TimeoutError):
+        return None
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

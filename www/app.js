@@ -308,14 +308,34 @@ class RoomApp {
     this.teardownMedia();
     let link;
     try {
-      link = new MediaLink(this.micStream, msg.ice_servers, {
-        onRemoteStream: (stream) => this.onRemoteStream(stream),
-        onState: (state) => {
-          if (session !== this.session) return;
-          if (state === "connected") this.mediaUp();
-          else if (state === "failed") this.mediaFailed("the audio path failed (ICE/DTLS)");
+      const relayOnly = msg.ice_transport_policy === "relay";
+      link = new MediaLink(
+        this.micStream,
+        msg.ice_servers,
+        {
+          onRemoteStream: (stream) => this.onRemoteStream(stream),
+          onState: (state) => {
+            if (session !== this.session) return;
+            if (state === "connected") this.mediaUp();
+            else if (state === "failed")
+              this.mediaFailed(relayOnly ? "the path through the media relay (TURN) failed" : "the audio path failed (ICE/DTLS)");
+          },
+          // No candidate at all: retrying with the same settings cannot help, so stop and say why.
+          onNoPath: (detail) => {
+            if (session !== this.session) return;
+            this.dropSession("", false);
+            const why = detail ? `: ${detail}` : "";
+            this.fail(
+              relayOnly
+                ? `Could not reach the media relay (TURN)${why}. The server's TURN settings may be wrong: tell its operator.`
+                : `No network path for audio was found${why}.`,
+              "Try again",
+              () => this.connect(),
+            );
+          },
         },
-      });
+        msg.ice_transport_policy,
+      );
       this.link = link;
       const sdp = await link.createOffer();
       if (session !== this.session) return;

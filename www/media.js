@@ -81,20 +81,42 @@ export class MediaLink {
    * @param {MediaStream} micStream
    * @param {RTCIceServer[]} iceServers from the `joined` message
    * @param {{onRemoteStream?: (s: MediaStream) => void,
-   *          onState?: (state: RTCPeerConnectionState) => void}} handlers
+   *          onState?: (state: RTCPeerConnectionState) => void,
+   *          onNoPath?: (detail: string) => void}} handlers
+   * @param {string} policy `joined.ice_transport_policy`: "relay" = only through TURN
    */
-  constructor(micStream, iceServers, handlers = {}) {
+  constructor(micStream, iceServers, handlers = {}, policy = "all") {
     this.micStream = micStream;
     this.micTrack = micStream.getAudioTracks()[0];
     this.handlers = handlers;
     this.remoteStream = null;
     this.sending = false;
     this.closed = false;
+    this.relayOnly = policy === "relay";
+    this.candidates = 0;
+    this.iceErrors = [];
     this.pc = new RTCPeerConnection({
       iceServers: Array.isArray(iceServers) ? iceServers : [],
+      iceTransportPolicy: this.relayOnly ? "relay" : "all",
       bundlePolicy: "max-bundle",
       rtcpMuxPolicy: "require",
     });
+    // With no local candidate there is no path at all, and ICE would only give up much
+    // later (if ever). That is what a refused TURN credential looks like when the server
+    // forces relay: say so at once, with the TURN server's own error.
+    this.pc.onicecandidate = (ev) => {
+      if (ev.candidate && ev.candidate.candidate) this.candidates += 1;
+    };
+    this.pc.onicecandidateerror = (ev) => {
+      if (this.iceErrors.length < 4 && ev.url) {
+        const text = String(ev.errorText || "").replace(/\.$/, "");
+        this.iceErrors.push(`${ev.errorCode} ${text} from ${ev.url}`.replace(/\s+/g, " "));
+      }
+    };
+    this.pc.onicegatheringstatechange = () => {
+      if (this.closed || this.pc.iceGatheringState !== "complete" || this.candidates > 0) return;
+      this.handlers.onNoPath?.(this.iceErrors.join("; "));
+    };
     this.pc.ontrack = (ev) => {
       this.remoteStream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
       this.handlers.onRemoteStream?.(this.remoteStream);
@@ -164,12 +186,20 @@ export class MediaLink {
     return level;
   }
 
-  /** Small summary of getStats() for the test hook and the debug line. */
+  /**
+   * Small summary of getStats() for the test hook and the debug line. `localCandidateType`
+   * is the selected pair's local candidate type ("host", "srflx", "relay"; "" before one is
+   * selected): "relay" proves the media goes through TURN.
+   */
   async stats() {
-    const out = { packetsReceived: 0, packetsSent: 0, audioLevel: 0, totalAudioEnergy: 0 };
+    const out = { packetsReceived: 0, packetsSent: 0, audioLevel: 0, totalAudioEnergy: 0, localCandidateType: "" };
     const report = await this.pc.getStats();
     report.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") {
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        const pair = report.get(s.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        if (local) out.localCandidateType = local.candidateType || "";
+      } else if (s.type === "inbound-rtp" && s.kind === "audio") {
         out.packetsReceived += s.packetsReceived || 0;
         out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0);
         out.totalAudioEnergy += s.totalAudioEnergy || 0;
@@ -185,6 +215,7 @@ export class MediaLink {
     this.closed = true;
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
+    this.pc.onicegatheringstatechange = null;
     try {
       this.pc.close();
     } catch {

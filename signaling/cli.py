@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -17,9 +18,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import tls
+from .origin import parse_origin
+from .tls import CertificateError
+from .turn import MAX_TTL, TurnConfig, parse_ice_url
+
 __all__ = ["build_parser", "main", "serve"]
 
 log = logging.getLogger("walkie")
+
+#: Shortest ``--turn-ttl``: a browser may gather relay candidates seconds after the join.
+MIN_TURN_TTL = 60
 
 
 def _env(name: str, default: str | None) -> str | None:
@@ -59,17 +68,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-queue", action="store_true", default=_env_flag("NO_QUEUE"),
                    help="deny floor requests while someone talks instead of queueing them "
                         "[WALKIE_NO_QUEUE=1]")
-    s.add_argument("--turn-url", action="append", default=None,
-                   help="TURN/STUN URL given to browsers (repeatable) [WALKIE_TURN_URL, "
-                        "comma-separated]")
-    s.add_argument("--turn-secret", default=_env("TURN_SECRET", None),
-                   help="coturn static-auth-secret for short-lived TURN credentials "
-                        "[WALKIE_TURN_SECRET]")
-    s.add_argument("--tls-cert", default=_env("TLS_CERT", None),
-                   help="PEM certificate: serve HTTPS/WSS (browsers allow the microphone "
-                        "only on https:// or localhost) [WALKIE_TLS_CERT]")
-    s.add_argument("--tls-key", default=_env("TLS_KEY", None),
-                   help="PEM private key for --tls-cert [WALKIE_TLS_KEY]")
+    s.add_argument("--turn-url", action="append", default=None, metavar="URL",
+                   help="TURN server for browsers, e.g. turn:turn.example.org:3478 or "
+                        "turns:turn.example.org:5349?transport=tcp (repeatable; needs "
+                        "--turn-secret) [WALKIE_TURN_URL, comma-separated]")
+    s.add_argument("--stun-url", action="append", default=None, metavar="URL",
+                   help="STUN server for browsers, e.g. stun:turn.example.org:3478 "
+                        "(repeatable) [WALKIE_STUN_URL, comma-separated]")
+    s.add_argument("--turn-secret", default=_env("TURN_SECRET", None), metavar="SECRET",
+                   help="coturn's static-auth-secret: each member gets short-lived TURN "
+                        "credentials made from it; the secret never leaves the server. "
+                        "Prefer the variable or --turn-secret-file: a command line is "
+                        "visible to every local user [WALKIE_TURN_SECRET]")
+    s.add_argument("--turn-secret-file", default=_env("TURN_SECRET_FILE", None),
+                   metavar="FILE", help="read the TURN secret from FILE "
+                                        "[WALKIE_TURN_SECRET_FILE]")
+    s.add_argument("--turn-ttl", type=int, default=int(_env("TURN_TTL", "3600") or 3600),
+                   metavar="SECONDS",
+                   help="how long a TURN credential can open new relays (default 3600; "
+                        "relays already open keep working) [WALKIE_TURN_TTL]")
+    s.add_argument("--force-relay", action="store_true", default=_env_flag("FORCE_RELAY"),
+                   help="browsers send media only through the TURN relay (iceTransportPolicy "
+                        "relay): hides their addresses, proves the TURN path "
+                        "[WALKIE_FORCE_RELAY=1]")
+    s.add_argument("--cert", "--tls-cert", dest="tls_cert", metavar="FILE",
+                   default=_env("TLS_CERT", None),
+                   help="PEM certificate (chain): serve HTTPS/WSS on --port (browsers allow "
+                        "the microphone only on https:// or localhost); SIGHUP reloads it "
+                        "[WALKIE_TLS_CERT]")
+    s.add_argument("--key", "--tls-key", dest="tls_key", metavar="FILE",
+                   default=_env("TLS_KEY", None),
+                   help="PEM private key for --cert [WALKIE_TLS_KEY]")
+    s.add_argument("--self-signed", action="store_true", default=_env_flag("SELF_SIGNED"),
+                   help="serve HTTPS with a self-signed certificate for this machine's names "
+                        "and addresses, made once and cached (LAN tests) "
+                        "[WALKIE_SELF_SIGNED=1]")
+    s.add_argument("--cert-dir", default=_env("CERT_DIR", None), metavar="DIR",
+                   help="where --self-signed keeps its certificate (default "
+                        "$XDG_STATE_HOME/walkie/tls or ~/.local/state/walkie/tls) "
+                        "[WALKIE_CERT_DIR]")
+    s.add_argument("--allowed-origin", action="append", default=None, metavar="ORIGIN",
+                   help="also accept WebSockets from pages of ORIGIN, e.g. "
+                        "https://intranet.example.org (repeatable; the server's own origin "
+                        "is always accepted) [WALKIE_ALLOWED_ORIGIN, comma-separated]")
     s.add_argument("--log-level", default=_env("LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="log verbosity (default info) [WALKIE_LOG_LEVEL]")
@@ -91,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = _settings(args)
+        _turn_config(settings["turn_urls"], settings["stun_urls"],  # type: ignore[arg-type]
+                     settings["turn_secret"], settings["turn_ttl"])  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"walkie: {exc}", file=sys.stderr)
         return 2
@@ -102,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         _run(serve(**settings))
-    except OSError as exc:
+    except (OSError, CertificateError) as exc:
         print(f"walkie: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -138,11 +181,34 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     if args.max_talk_time < 0:
         raise ValueError("--max-talk-time must be >= 0")
     if bool(args.tls_cert) != bool(args.tls_key):
-        raise ValueError("--tls-cert and --tls-key go together")
-    urls = args.turn_url
-    if urls is None:
-        env_urls = _env("TURN_URL", "") or ""
-        urls = [u.strip() for u in env_urls.split(",") if u.strip()]
+        raise ValueError("--tls-cert and --tls-key go together (also spelled --cert and --key)")
+    if args.self_signed and args.tls_cert:
+        raise ValueError("--self-signed and --cert/--key exclude each other")
+    turn_urls = _url_list(args.turn_url, "TURN_URL")
+    stun_urls = _url_list(args.stun_url, "STUN_URL")
+    for url in turn_urls + stun_urls:
+        parse_ice_url(url)  # a typo here would only show as a browser with no relay
+    if any(parse_ice_url(u).is_turn for u in stun_urls):
+        raise ValueError("--stun-url takes stun: URLs; give turn: URLs to --turn-url")
+    secret = args.turn_secret
+    if args.turn_secret_file:
+        if secret:
+            raise ValueError("--turn-secret and --turn-secret-file exclude each other")
+        try:
+            secret = Path(args.turn_secret_file).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read --turn-secret-file: {exc.strerror}") from None
+        if not secret:
+            raise ValueError("--turn-secret-file is empty")
+    if secret and not turn_urls:
+        raise ValueError("--turn-secret needs at least one --turn-url")
+    if not MIN_TURN_TTL <= args.turn_ttl <= MAX_TTL:
+        raise ValueError(f"--turn-ttl must be {MIN_TURN_TTL}..{MAX_TTL} seconds")
+    if args.force_relay and not any(parse_ice_url(u).is_turn for u in turn_urls):
+        raise ValueError("--force-relay needs a turn: URL in --turn-url (and --turn-secret)")
+    origins = _url_list(args.allowed_origin, "ALLOWED_ORIGIN")
+    for origin in origins:
+        parse_origin(origin)
     return {
         "host": host,
         "port": args.port,
@@ -152,11 +218,24 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         "max_users": args.max_users,
         "max_talk_time": args.max_talk_time or None,
         "queue": not args.no_queue,
-        "turn_urls": tuple(urls),
-        "turn_secret": args.turn_secret,
+        "turn_urls": turn_urls,
+        "turn_secret": secret,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
+        "stun_urls": stun_urls,
+        "turn_ttl": args.turn_ttl,
+        "force_relay": args.force_relay,
+        "allowed_origins": origins,
+        "self_signed": args.self_signed,
+        "cert_dir": args.cert_dir,
     }
+
+
+def _url_list(values: list[str] | None, env_name: str) -> tuple[str, ...]:
+    """A repeatable flag's values, or its comma-separated environment variable."""
+    if values is None:
+        values = (_env(env_name, "") or "").split(",")
+    return tuple(v.strip() for v in values if v.strip())
 
 
 def _primary_address() -> str | None:
@@ -186,25 +265,50 @@ async def serve(
     turn_secret: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    stun_urls: tuple[str, ...] = (),
+    turn_ttl: int = 3600,
+    force_relay: bool = False,
+    allowed_origins: tuple[str, ...] = (),
+    self_signed: bool = False,
+    cert_dir: str | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run media plane and signaling until SIGINT/SIGTERM (or ``stop`` is set)."""
+    """Run media plane and signaling until SIGINT/SIGTERM (or ``stop`` is set).
+
+    SIGHUP re-reads the certificate files (e.g. after a Let's Encrypt renewal): new
+    connections get the new certificate, open ones are not touched.
+    """
     import sfu
 
     from .server import ServerConfig, SignalingServer
-    from .turn import TurnConfig
 
+    turn_config = _turn_config(turn_urls, stun_urls, turn_secret, turn_ttl)
+    cert_lines: list[str] = []
+    if self_signed:
+        names = tls.local_names(host, announced_ip, udp_host, _primary_address())
+        directory = Path(cert_dir) if cert_dir else tls.default_cert_dir()
+        info = tls.ensure_self_signed(directory, names)
+        tls_cert, tls_key = str(info.cert_path), str(info.key_path)
+        cert_lines = _self_signed_lines(info)
     ssl_context = None
     if tls_cert and tls_key:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(Path(tls_cert), Path(tls_key))
+        ssl_context = tls.server_context(tls_cert, tls_key)
+        if not self_signed:
+            fingerprint, names_in_cert, not_after = tls.describe(tls_cert)
+            cert_lines = [f"walkie: TLS certificate {tls_cert} for {', '.join(names_in_cert)}"
+                          f" (valid until {not_after:%Y-%m-%d}; SIGHUP reloads it)"]
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set}
+    if ssl_context is not None:
+        handlers[signal.SIGHUP] = lambda: _reload_certificate(ssl_context, tls_cert, tls_key)
+    installed = []
+    for signum, handler in handlers.items():
         try:
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, handler)
+            installed.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
 
@@ -219,8 +323,10 @@ async def serve(
             max_users=max_users,
             max_talk_time=max_talk_time,
             queue=queue,
-            turn=TurnConfig(turn_urls, turn_secret) if turn_urls else None,
+            turn=turn_config,
             ssl=ssl_context,
+            allowed_origins=allowed_origins,
+            force_relay=force_relay,
         )
         server = await SignalingServer.start(config, router)
         udp = router.address
@@ -231,9 +337,19 @@ async def serve(
             url = f"{scheme}://{router.announced_ip}:{server.address[1]}/"
         print(f"walkie: open {url}  (media: udp {udp[0]}:{udp[1]}, "
               f"announced as {router.announced_ip})", flush=True)
-        if ssl_context is None and host not in ("127.0.0.1", "::1"):
-            print("walkie: note: browsers allow the microphone only on https:// or "
-                  "localhost; use --tls-cert/--tls-key for other machines", flush=True)
+        for line in cert_lines:
+            print(line, flush=True)
+        if ssl_context is None and not _is_loopback(host):
+            print(f"walkie: WARNING: plain HTTP on {host}: browsers on other devices will "
+                  "refuse the microphone (they allow it only on https:// pages and "
+                  "localhost). Use --cert/--key, or --self-signed for a LAN test.", flush=True)
+        if turn_config is not None:
+            relay = "; relay forced" if force_relay else ""
+            print(f"walkie: ICE servers for browsers: {', '.join(turn_config.urls)} "
+                  f"(TURN credentials valid {turn_config.ttl} s{relay})", flush=True)
+        if server.origins.allowed:
+            print(f"walkie: WebSockets accepted from this server's pages and from "
+                  f"{', '.join(server.origins.allowed)}", flush=True)
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -242,11 +358,47 @@ async def serve(
         if server is not None:
             await server.close()
         await router.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def _turn_config(turn_urls: tuple[str, ...], stun_urls: tuple[str, ...],
+                 secret: str | None, ttl: int) -> TurnConfig | None:
+    """The browsers' ICE servers, or None; raises ValueError for a contradiction."""
+    urls = tuple(stun_urls) + tuple(turn_urls)
+    return TurnConfig(urls, secret or None, ttl) if urls else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume other devices reach it
+
+
+def _self_signed_lines(info: tls.CertInfo) -> list[str]:
+    state = "made" if info.created else "reused"
+    return [
+        f"walkie: self-signed certificate ({state}) for {', '.join(info.names)}",
+        f"walkie:   SHA-256 {info.fingerprint}",
+        f"walkie:   {info.cert_path} (valid until {info.not_after:%Y-%m-%d})",
+        "walkie:   each browser warns once: check that the certificate it shows has this "
+        "SHA-256 fingerprint, then proceed; or install the file as trusted "
+        "(docs/DEPLOY.md, \"LAN test\")",
+    ]
+
+
+def _reload_certificate(context: ssl.SSLContext, cert: str | None, key: str | None) -> None:
+    """SIGHUP: load the certificate files again; on any error keep serving the old one."""
+    try:
+        context.load_cert_chain(cert, key)  # type: ignore[arg-type]
+        fingerprint = tls.describe(cert)[0]  # type: ignore[arg-type]
+    except (OSError, ValueError) as exc:
+        log.error("certificate reload failed, still serving the old one: %s", exc)
+        return
+    log.info("reloaded the TLS certificate %s (SHA-256 %s)", cert, fingerprint)
 
 
 def _bench(argv: list[str]) -> int:

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -28,7 +27,8 @@ from websockets.http11 import Request, Response
 from . import turn
 from .floor import FloorSettings
 from .hub import Action, Client, Hub, MediaPlane, Send, error_message
-from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
+from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, encode, parse_client_message
+from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
@@ -44,6 +44,9 @@ MAX_OUTBOX = 1000
 RATE_NOTICE_INTERVAL = 1.0
 #: Password key derivations running at the same time (each in a worker thread).
 KDF_CONCURRENCY = 2
+#: Minimum seconds between two log lines about refused Origins: a hostile page can make
+#: visitors' browsers knock as often as it likes, and must not be able to fill the log.
+ORIGIN_LOG_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class ServerConfig:
     rate: float = 20.0                 # messages per second per client, sustained
     burst: float = 40.0                # ... and in a burst
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    force_relay: bool = False          # browsers use only TURN relay candidates
     tick_interval: float = 0.25        # how often max talk time is checked
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -135,6 +139,12 @@ class SignalingServer:
         self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
+        if config.force_relay and not (config.turn is not None and config.turn.has_turn):
+            raise ValueError("force_relay needs a TURN server: with no relay candidate a "
+                             "browser could not connect at all")
+        self.origins = OriginPolicy(config.allowed_origins)
+        self._policy = "relay" if config.force_relay else "all"
+        self._origin_logged = -ORIGIN_LOG_INTERVAL
 
     @classmethod
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
@@ -241,6 +251,8 @@ class SignalingServer:
                         self.registry.password_key, message.room, message.password
                     )
             actions = self.hub.receive(client, message, key)
+            if isinstance(message, Join):
+                actions = [self._add_transport_policy(a, client) for a in actions]
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
@@ -274,6 +286,20 @@ class SignalingServer:
     def _ice_servers(self, member_id: str) -> list[dict[str, object]]:
         return turn.ice_servers(self.config.turn, member_id, time.time())
 
+    def _add_transport_policy(self, action: Action, client: Client) -> Action:
+        """Add ``ice_transport_policy`` to the ``joined`` message sent to ``client``.
+
+        The hub knows rooms and members; how browsers may reach the media plane is a
+        deployment setting, so it is added here, next to the ``ice_servers`` it qualifies.
+        Once per join: one JSON round trip is nothing next to the SDP exchange that follows.
+        """
+        if not (isinstance(action, Send) and action.client is client
+                and action.text.startswith('{"type":"joined"')):
+            return action
+        message = json.loads(action.text)
+        message["ice_transport_policy"] = self._policy
+        return Send(client, encode(message))
+
     # -- plain HTTP ---------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -287,25 +313,16 @@ class SignalingServer:
         return _to_ws(self.site.respond(request.method, request.path, request.headers))
 
     def _origin_allowed(self, headers: Headers) -> bool:
-        """Browsers send Origin; it must be this server (or a configured origin).
-
-        Without this check any web page a user visits could open a socket to a LAN walkie
-        server and join rooms in their name (cross-site WebSocket hijacking). Non-browser
-        clients send no Origin and are allowed.
-        """
-        origin = headers.get("Origin")
-        if origin is None:
+        """Refuse WebSocket handshakes from foreign web pages (see :mod:`signaling.origin`)."""
+        origin, host = headers.get("Origin"), headers.get("Host")
+        if self.origins.allows(origin, host):
             return True
-        if origin in self.config.allowed_origins:
-            return True
-        host = headers.get("Host")
-        if not host:
-            return False
-        try:
-            netloc = urlsplit(origin).netloc
-        except ValueError:
-            return False
-        return netloc.lower() == host.lower()
+        now = time.monotonic()
+        if now - self._origin_logged >= ORIGIN_LOG_INTERVAL:
+            self._origin_logged = now
+            log.warning("refused a WebSocket from origin %.80r (Host %.80r); if that page is "
+                        "yours, add --allowed-origin", origin, host)
+        return False
 
     def _healthz(self, method: str) -> HttpResponse:
         if method not in ("GET", "HEAD"):

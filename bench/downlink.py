@@ -287,7 +287,8 @@ class DownlinkMonitor:
             self.jumps_at_switch += 1
         self._close_run()
         self.cur_csrc = csrc
-        self.cur_log = self.talkers.get(csrc)
+        # Our own packets coming back are an error to count, never audio to account.
+        self.cur_log = None if csrc == self.own_ssrc else self.talkers.get(csrc)
 
     def _close_run(self) -> None:
         if self.run_first >= 0:

@@ -304,3 +304,26 @@ def _wait_for_url(out_path: Path, proc: subprocess.Popen[bytes]) -> str:
             break
         time.sleep(0.05)
     raise AssertionError(f"server did not start: {out_path.read_text()}")
+
+
+def test_sample_walkie_env_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/deploy/walkie.env, as shipped (plus the commented lines), is valid for serve."""
+    sample = (REPO / "docs" / "deploy" / "walkie.env").read_text()
+    names = set()
+    for line in sample.splitlines():
+        line = line.lstrip("#")
+        if re.fullmatch(r"WALKIE_[A-Z_]+=\S*", line):
+            name, _, value = line.partition("=")
+            monkeypatch.setenv(name, value)
+            names.add(name)
+    assert {"WALKIE_TURN_URL", "WALKIE_TURN_SECRET", "WALKIE_FORCE_RELAY",
+            "WALKIE_ANNOUNCED_IP", "WALKIE_ALLOWED_ORIGIN", "WALKIE_TLS_CERT"} <= names
+    s = settings()
+    assert s["host"] == "0.0.0.0" and s["port"] == 443 and s["udp_port"] == 40000
+    assert s["tls_cert"] == "/etc/walkie/tls/fullchain.pem"
+    assert s["turn_urls"] == ("turn:walkie.example.org:3478?transport=udp",
+                              "turn:walkie.example.org:3478?transport=tcp",
+                              "turns:walkie.example.org:5349?transport=tcp")
+    assert s["force_relay"] is True and s["announced_ip"] == "203.0.113.10"
+    config = cli._turn_config(s["turn_urls"], s["stun_urls"], s["turn_secret"], s["turn_ttl"])
+    assert config is not None and config.has_turn

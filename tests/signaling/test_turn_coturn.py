@@ -28,6 +28,7 @@ from aioice.stun import TransactionFailed
 from signaling.turn import TurnConfig, turn_credential
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+REPO = Path(__file__).resolve().parents[2]
 REALM = "walkie.test"
 
 
@@ -63,19 +64,23 @@ def _free_relay_range(size: int = 20) -> tuple[int, int]:
 class Coturn:
     """One ``turnserver`` process with ``use-auth-secret`` on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, secret: str) -> None:
+    def __init__(self, workdir: Path, secret: str, config: Path | None = None) -> None:
+        """``config``: a turnserver.conf to read (its secret must be ``secret``); without
+        one, the TESTING.md command line (use-auth-secret, ``secret``, realm walkie.test)."""
         self.secret = secret
         self.port = _free_tcp_udp_port()
         self.relay_range = _free_relay_range()
         self.log_path = workdir / f"turnserver-{self.port}.log"
+        settings = (["-c", str(config)] if config else
+                    ["-n", "--use-auth-secret", f"--static-auth-secret={secret}",
+                     f"--realm={REALM}", "--no-cli"])
         args = [
-            TURNSERVER, "-n",
+            TURNSERVER, *settings,
             "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
             f"--listening-port={self.port}",
-            "--use-auth-secret", f"--static-auth-secret={secret}", f"--realm={REALM}",
             # The SFU is a loopback peer here; production keeps loopback peers denied.
             "--allow-loopback-peers",
-            "--no-cli", "--no-tls", "--no-dtls",
+            "--no-tls", "--no-dtls",
             f"--min-port={self.relay_range[0]}", f"--max-port={self.relay_range[1]}",
             f"--pidfile={workdir / f'turnserver-{self.port}.pid'}",
             f"--userdb={workdir / f'turndb-{self.port}'}",
@@ -182,6 +187,97 @@ async def test_coturn_refuses_credentials_from_another_secret(coturn: Coturn, ma
     with pytest.raises(TransactionFailed) as failure:
         await asyncio.wait_for(_allocate(coturn, ice), 10)
     assert failure.value.response.attributes["ERROR-CODE"][0] == 401
+
+
+async def _channel_bind(coturn: Coturn, username: str, password: str,
+                        peers: list[tuple[str, int]]) -> list[int]:
+    """Allocate, then ask for a channel to each peer: 0 = allowed, else coturn's error code.
+
+    A channel binding installs a permission for the peer, which is where coturn applies
+    its peer address rules (denied-peer-ip / allowed-peer-ip, loopback).
+    """
+    from aioice.turn import TurnClientUdpProtocol
+
+    loop = asyncio.get_running_loop()
+    server = ("127.0.0.1", coturn.port)
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: TurnClientUdpProtocol(server, username=username, password=password,
+                                      lifetime=600, channel_refresh_time=500),
+        remote_addr=server,
+    )
+    results = []
+    try:
+        await protocol.connect()
+        for number, peer in enumerate(peers, start=0x4000):
+            try:
+                await protocol.channel_bind(number, peer)
+                results.append(0)
+            except TransactionFailed as exc:
+                results.append(exc.response.attributes["ERROR-CODE"][0])
+    finally:
+        transport.close()
+    return results
+
+
+async def test_sample_turnserver_conf_relays_only_to_walkie(tmp_path: Path) -> None:
+    """docs/deploy/turnserver.conf as shipped, its placeholders filled in for loopback."""
+    if coturn_skip_reason():
+        pytest.skip(coturn_skip_reason())
+    secret = secrets.token_hex(16)
+    sample = (REPO / "docs" / "deploy" / "turnserver.conf").read_text()
+    assert "static-auth-secret=CHANGE_ME" in sample and "allowed-peer-ip=203.0.113.10" in sample
+    rendered = tmp_path / "turnserver.conf"
+    rendered.write_text(
+        sample.replace("CHANGE_ME", secret)
+        .replace("203.0.113.10", "127.0.0.1")  # walkie's media address in this test
+        .replace("\nsyslog\n", "\n")          # the log goes to the test's file instead
+    )
+    coturn = Coturn(tmp_path, secret, config=rendered)
+    try:
+        username, password = turn_credential(secret, "member01", time.time(), 600)
+        walkie, elsewhere = ("127.0.0.1", 40000), ("127.0.0.2", 40000)
+        assert await asyncio.wait_for(
+            _channel_bind(coturn, username, password, [walkie, elsewhere]), 10) == [0, 403]
+        wrong = turn_credential("not-" + secret, "member01", time.time(), 600)
+        with pytest.raises(TransactionFailed):
+            await asyncio.wait_for(_channel_bind(coturn, *wrong, []), 10)
+    finally:
+        coturn.stop()
+
+
+async def test_an_open_relay_outlives_its_credential(coturn: Coturn) -> None:
+    """What --turn-ttl's help promises: the expiry stops new allocations, not open ones.
+
+    A member talking for hours keeps its relay (browsers refresh allocations every few
+    minutes, with the credential they were given at join).
+    """
+    from aioice import stun
+    from aioice.turn import TurnClientUdpProtocol
+
+    username, password = turn_credential(coturn.secret, "long-talker", time.time(), 1)
+    expiry = int(username.split(":")[0])
+    loop = asyncio.get_running_loop()
+    server = ("127.0.0.1", coturn.port)
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: TurnClientUdpProtocol(server, username=username, password=password,
+                                      lifetime=600, channel_refresh_time=500),
+        remote_addr=server,
+    )
+    try:
+        await asyncio.wait_for(protocol.connect(), 10)
+        await asyncio.sleep(max(0.0, expiry + 1.2 - time.time()))  # now surely expired
+        refresh = stun.Message(message_method=stun.Method.REFRESH,
+                               message_class=stun.Class.REQUEST)
+        refresh.attributes["LIFETIME"] = 600
+        response, _ = await asyncio.wait_for(protocol.request_with_retry(refresh), 10)
+        assert response.attributes["LIFETIME"] == 600
+        await asyncio.wait_for(protocol.channel_bind(0x4000, ("127.0.0.1", 40000)), 10)
+    finally:
+        transport.close()
+    # ...while the same credential can no longer open a new relay.
+    with pytest.raises(TransactionFailed):
+        await asyncio.wait_for(
+            _allocate(coturn, {"username": username, "credential": password}), 10)
 
 
 async def test_coturn_refuses_an_expired_credential(coturn: Coturn) -> None:

@@ -445,6 +445,19 @@ class Router:
                     )
                 )
                 continue
+            if peer.srtp is None and now - peer.created > self.config.consent_timeout:
+                # ICE may be alive while DTLS never starts (or stalls before its own
+                # deadline is armed): a peer that cannot carry media is not kept forever.
+                self._drop_peer(peer, goodbye=False)
+                self._emit(
+                    PeerEvent(
+                        "dtls_failed",
+                        peer.peer_id,
+                        peer.room.room_id,
+                        f"no DTLS-SRTP session within {self.config.consent_timeout:g} s",
+                    )
+                )
+                continue
             if peer.is_connected and now >= peer.next_rtcp:
                 # RFC 3550 §6.3.5: randomised interval (0.5-1.5 x 1 s) avoids synchronised bursts.
                 peer.next_rtcp = now + random.uniform(0.5, 1.5)

@@ -300,3 +300,23 @@ async def test_listeners_are_served_from_connected_sockets_on_the_shared_port(
     finally:
         a.close()
         b.close()
+
+
+async def test_a_peer_that_checks_but_never_does_dtls_is_dropped() -> None:
+    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=0.6))
+    events: list[sfu.PeerEvent] = []
+    router.add_listener(events.append)
+    c = PeerClient("mute")
+    try:
+        await c.join(router, ROOM)
+        for _ in range(10):  # ICE consent stays fresh, but no DTLS handshake ever starts
+            if events:
+                break
+            await c.check(use_candidate=True)
+            await asyncio.sleep(0.15)
+        assert [(e.kind, e.peer_id) for e in events] == [("dtls_failed", "mute")]
+        assert "DTLS" in events[0].reason
+        assert router.peer_stats("mute") is None
+    finally:
+        c.close()
+        await router.close()

@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = _settings(args)
-        _turn_config(settings["turn_urls"], settings["stun_urls"],  # type: ignore[arg-type]
-                     settings["turn_secret"], settings["turn_ttl"])  # type: ignore[arg-type]
+        # TurnConfig's own checks (a turn: URL needs the secret), before anything starts.
+        _turn_config(**{k: settings[k] for k in _TURN_KEYS})  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"walkie: {exc}", file=sys.stderr)
         return 2
@@ -301,9 +301,9 @@ async def serve(
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set}
-    if ssl_context is not None:
-        handlers[signal.SIGHUP] = lambda: _reload_certificate(ssl_context, tls_cert, tls_key)
+    # SIGHUP is always handled: `systemctl reload` must never kill a server by accident.
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set,
+                signal.SIGHUP: lambda: _reload_certificate(ssl_context, tls_cert, tls_key)}
     installed = []
     for signum, handler in handlers.items():
         try:
@@ -362,11 +362,14 @@ async def serve(
             loop.remove_signal_handler(signum)
 
 
+_TURN_KEYS = ("turn_urls", "stun_urls", "turn_secret", "turn_ttl")
+
+
 def _turn_config(turn_urls: tuple[str, ...], stun_urls: tuple[str, ...],
-                 secret: str | None, ttl: int) -> TurnConfig | None:
+                 turn_secret: str | None, turn_ttl: int) -> TurnConfig | None:
     """The browsers' ICE servers, or None; raises ValueError for a contradiction."""
     urls = tuple(stun_urls) + tuple(turn_urls)
-    return TurnConfig(urls, secret or None, ttl) if urls else None
+    return TurnConfig(urls, turn_secret or None, turn_ttl) if urls else None
 
 
 def _is_loopback(host: str) -> bool:
@@ -390,8 +393,12 @@ def _self_signed_lines(info: tls.CertInfo) -> list[str]:
     ]
 
 
-def _reload_certificate(context: ssl.SSLContext, cert: str | None, key: str | None) -> None:
+def _reload_certificate(context: ssl.SSLContext | None, cert: str | None, key: str | None
+                        ) -> None:
     """SIGHUP: load the certificate files again; on any error keep serving the old one."""
+    if context is None:
+        log.info("SIGHUP: plain HTTP, no certificate to reload")
+        return
     try:
         context.load_cert_chain(cert, key)  # type: ignore[arg-type]
         fingerprint = tls.describe(cert)[0]  # type: ignore[arg-type]

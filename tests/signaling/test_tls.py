@@ -352,6 +352,14 @@ def test_sighup_reloads_the_certificate(serve, tmp_path: Path) -> None:
     assert server.stop() == 0
 
 
+def test_sighup_without_tls_does_not_stop_the_server(serve) -> None:
+    server = serve()
+    server.proc.send_signal(signal.SIGHUP)  # `systemctl reload` on a plain-HTTP setup
+    server._wait_for("no certificate to reload")
+    assert server.proc.poll() is None
+    assert server.stop() == 0
+
+
 def test_plain_http_on_a_lan_address_warns(serve) -> None:
     server = serve("--host", "0.0.0.0", "--udp-host", "127.0.0.1")
     warning = server._wait_for(r"WARNING: plain HTTP on 0\.0\.0\.0[^\n]*").group(0)

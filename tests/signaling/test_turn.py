@@ -325,5 +325,5 @@ def test_sample_walkie_env_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
                               "turn:walkie.example.org:3478?transport=tcp",
                               "turns:walkie.example.org:5349?transport=tcp")
     assert s["force_relay"] is True and s["announced_ip"] == "203.0.113.10"
-    config = cli._turn_config(s["turn_urls"], s["stun_urls"], s["turn_secret"], s["turn_ttl"])
+    config = cli._turn_config(**{k: s[k] for k in cli._TURN_KEYS})
     assert config is not None and config.has_turn

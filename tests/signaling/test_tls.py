@@ -11,16 +11,19 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
@@ -162,7 +165,7 @@ def test_self_signed_is_made_once_and_reused(tmp_path: Path) -> None:
     ip_entries = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert ipaddress.ip_address("192.0.2.10") in ip_entries.get_values_for_type(x509.IPAddress)
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert info.fingerprint == cert.fingerprint(cert.signature_hash_algorithm).hex(":").upper()
+    assert info.fingerprint == cert.fingerprint(hashes.SHA256()).hex(":").upper()
     assert stat.S_IMODE(info.key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(cache.stat().st_mode) & 0o077 == 0  # only its owner can list it
     # Same names (or fewer): the cached one, byte for byte.
@@ -238,7 +241,7 @@ def test_tls_flags() -> None:
 class Serve:
     """``python -m signaling serve`` as a subprocess; output goes to files we can read."""
 
-    def __init__(self, tmp: Path, *argv: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, *argv: str) -> None:
         self.out_path = tmp / f"out-{time.monotonic_ns()}.txt"
         self.err_path = self.out_path.with_suffix(".err")
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
@@ -246,7 +249,7 @@ class Serve:
                 [sys.executable, "-u", "-m", "signaling", "serve", "--port", "0",
                  "--udp-port", "0", *argv],
                 cwd=REPO, stdout=out, stderr=err,
-                env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                env={**os.environ, "PYTHONPATH": str(REPO)},
             )
         self.url = self._wait_for(r"open (https?://[^/\s]+)/").group(1)
 
@@ -275,15 +278,15 @@ class Serve:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[type]:
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
     started: list[Serve] = []
 
-    def make(*argv: str, **kwargs: object) -> Serve:
-        s = Serve(tmp_path, *argv, **kwargs)  # type: ignore[arg-type]
+    def make(*argv: str) -> Serve:
+        s = Serve(tmp_path, *argv)
         started.append(s)
         return s
 
-    yield make  # type: ignore[misc]
+    yield make
     for s in started:
         s.stop()
 
@@ -294,14 +297,11 @@ def _served_fingerprint(url: str) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    import socket
-
     with socket.create_connection((host, int(port)), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname=host) as conn:
         der = conn.getpeercert(binary_form=True)
     assert der is not None
-    return x509.load_der_x509_certificate(der).fingerprint(
-        x509.load_der_x509_certificate(der).signature_hash_algorithm).hex(":").upper()
+    return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def test_self_signed_serves_https_and_wss(serve, tmp_path: Path) -> None:
@@ -315,8 +315,6 @@ def test_self_signed_serves_https_and_wss(serve, tmp_path: Path) -> None:
     assert str(cert_path) in server.output()
     # A client that trusts exactly this certificate gets the page and a WSS session.
     trusted = ssl.create_default_context(cafile=str(cert_path))
-    import urllib.request
-
     with urllib.request.urlopen(server.url + "/healthz", context=trusted, timeout=5) as resp:
         assert json.loads(resp.read())["status"] == "ok"
     wss = server.url.replace("https://", "wss://") + "/ws"

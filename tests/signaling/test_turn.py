@@ -7,17 +7,20 @@ the shared secret shows up in no message and no log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect
 
 from signaling import cli
 from signaling.turn import (
@@ -258,10 +261,6 @@ def test_main_refuses_turn_urls_without_a_secret(capsys: pytest.CaptureFixture[s
 
 def test_serve_prints_ice_servers_but_never_the_secret(tmp_path: Path) -> None:
     """The whole process, debug logs on, a WebSocket client joining: no trace of the secret."""
-    import asyncio
-
-    from websockets.asyncio.client import connect
-
     env = {**os.environ, "PYTHONPATH": str(REPO), "WALKIE_TURN_SECRET": SECRET}
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -293,8 +292,6 @@ def test_serve_prints_ice_servers_but_never_the_secret(tmp_path: Path) -> None:
 
 
 def _wait_for_url(out_path: Path, proc: subprocess.Popen[bytes]) -> str:
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = re.search(r"open (https?://[^/\s]+/)", out_path.read_text())

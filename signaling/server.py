@@ -314,8 +314,10 @@ class SignalingServer:
 
     def _origin_allowed(self, headers: Headers) -> bool:
         """Refuse WebSocket handshakes from foreign web pages (see :mod:`signaling.origin`)."""
-        origin, host = headers.get("Origin"), headers.get("Host")
-        if self.origins.allows(origin, host):
+        origins, hosts = headers.get_all("Origin"), headers.get_all("Host")
+        origin = origins[0] if origins else None
+        host = hosts[0] if len(hosts) == 1 else None
+        if len(origins) <= 1 and self.origins.allows(origin, host):
             return True
         now = time.monotonic()
         if now - self._origin_logged >= ORIGIN_LOG_INTERVAL:

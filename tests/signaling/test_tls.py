@@ -124,6 +124,20 @@ async def test_a_foreign_origin_is_refused(make_server, caplog) -> None:
     assert await _ws_status(url, "null") == 403
 
 
+async def test_two_origin_headers_are_refused(make_server) -> None:
+    server = await make_server()
+    host, port = server.address
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}:{port}\r\n"
+        "Origin: http://evil.example\r\n\r\n".encode())
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1] == b"403"
+
+
 async def test_refusals_are_logged_sparingly(make_server, caplog) -> None:
     server = await make_server()
     host, port = server.address

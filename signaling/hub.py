@@ -101,11 +101,18 @@ class Hub:
         media: MediaPlane,
         ice_servers: Callable[[str], list[dict[str, object]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ice_transport_policy: str = "all",
     ) -> None:
+        """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
+        credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
+        the media plane, a deployment setting passed through to every ``joined``."""
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError("ice_transport_policy must be 'all' or 'relay'")
         self.registry = registry
         self.media = media
         self.clock = clock
         self._ice_servers = ice_servers or (lambda member_id: [])
+        self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
         self._by_member: dict[str, Client] = {}
         self._clients: set[Client] = set()
@@ -223,6 +230,7 @@ class Hub:
             "members": [m.public() for m in room.members.values()],
             "max_users": self.registry.max_users,
             "ice_servers": self._ice_servers(member.id),
+            "ice_transport_policy": self._ice_transport_policy,
             "floor": self._floor_state(room),
             "max_talk_ms": floor.settings.max_talk_ms,
             "queue": floor.settings.queue,

@@ -129,7 +129,15 @@ class SignalingServer:
             FloorSettings(config.max_talk_time, config.queue),
             config.max_rooms,
         )
-        self.hub = Hub(self.registry, media, ice_servers=self._ice_servers)
+        if config.force_relay and not (config.turn is not None and config.turn.has_turn):
+            raise ValueError("force_relay needs a TURN server: with no relay candidate a "
+                             "browser could not connect at all")
+        self.hub = Hub(
+            self.registry,
+            media,
+            ice_servers=self._ice_servers,
+            ice_transport_policy="relay" if config.force_relay else "all",
+        )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -139,11 +147,7 @@ class SignalingServer:
         self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
-        if config.force_relay and not (config.turn is not None and config.turn.has_turn):
-            raise ValueError("force_relay needs a TURN server: with no relay candidate a "
-                             "browser could not connect at all")
         self.origins = OriginPolicy(config.allowed_origins)
-        self._policy = "relay" if config.force_relay else "all"
         self._origin_logged = -ORIGIN_LOG_INTERVAL
 
     @classmethod
@@ -251,8 +255,6 @@ class SignalingServer:
                         self.registry.password_key, message.room, message.password
                     )
             actions = self.hub.receive(client, message, key)
-            if isinstance(message, Join):
-                actions = [self._add_transport_policy(a, client) for a in actions]
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
@@ -285,20 +287,6 @@ class SignalingServer:
 
     def _ice_servers(self, member_id: str) -> list[dict[str, object]]:
         return turn.ice_servers(self.config.turn, member_id, time.time())
-
-    def _add_transport_policy(self, action: Action, client: Client) -> Action:
-        """Add ``ice_transport_policy`` to the ``joined`` message sent to ``client``.
-
-        The hub knows rooms and members; how browsers may reach the media plane is a
-        deployment setting, so it is added here, next to the ``ice_servers`` it qualifies.
-        Once per join: one JSON round trip is nothing next to the SDP exchange that follows.
-        """
-        if not (isinstance(action, Send) and action.client is client
-                and action.text.startswith('{"type":"joined"')):
-            return action
-        message = json.loads(action.text)
-        message["ice_transport_policy"] = self._policy
-        return Send(client, encode(message))
 
     # -- plain HTTP ---------------------------------------------------------------------
 

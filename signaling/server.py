@@ -27,7 +27,7 @@ from websockets.http11 import Request, Response
 from . import turn
 from .floor import FloorSettings
 from .hub import Action, Client, Hub, MediaPlane, Send, error_message
-from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, encode, parse_client_message
+from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry

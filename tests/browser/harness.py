@@ -27,7 +27,7 @@ import urllib.request
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - re-exported to the tests here
 
 REPO = Path(__file__).resolve().parents[2]
 TONE_HZ = 440

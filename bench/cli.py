@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user-timestamps", action="store_true",
                    help="time arrivals when the bench reads them, not with the kernel's "
                         "receive timestamps (then bench-side queueing counts as latency)")
+    p.add_argument("--socket-per-user", action="store_true",
+                   help="one UDP socket per user instead of one shared socket with a loopback "
+                        "address per user (costs the bench ~2-3x more CPU per packet)")
     p.add_argument("--join-concurrency", type=int, default=8,
                    help="users joining at the same time (default 8)")
     p.add_argument("--audio", choices=["speech", "tone"], default="speech",
@@ -137,6 +140,7 @@ class _Bench:
             seed=a.seed,
             audio=a.audio,
             kernel_timestamps=not a.user_timestamps,
+            shared_socket=not a.socket_per_user,
             talk=TalkSettings(talk_min=a.talk[0], talk_max=a.talk[1], pressers=a.pressers),
         )
 

@@ -32,6 +32,7 @@ from sfu.dtls import Certificate, DtlsEndpoint
 from sfu.srtp import SrtpSession
 
 from .downlink import DownlinkMonitor, LatencyHistogram
+from .mux import SharedSocket
 from .offer import Answer, OfferParams, build_offer, parse_answer
 from .stunclient import IceController, StunClientError
 from .uplink import TalkLog, UplinkStream
@@ -73,12 +74,16 @@ class BenchContext:
         verify_rtcp: bool = False,
         local_host: str = "127.0.0.1",
         kernel_timestamps: bool = True,
+        shared_socket: bool = False,
     ) -> None:
         self.frames = frames
         self.sample_every = sample_every
         self.verify_rtcp = verify_rtcp
         self.local_host = local_host
         self.kernel_timestamps = kernel_timestamps
+        #: with ``shared_socket`` every user is a loopback address on one socket (mux.py)
+        self.shared_socket = shared_socket
+        self.mux: SharedSocket | None = None
         self.clock: Callable[[], int] = time.time_ns if kernel_timestamps else time.perf_counter_ns
         self.certificate = Certificate.generate("walkie-bench")
         self.fingerprint = self.certificate.fingerprint_text("sha-256")
@@ -96,7 +101,10 @@ class SyntheticClient:
     """A bench user. ``await join(url)``, then floor requests and talking; ``close()``."""
 
     def __init__(self, ctx: BenchContext, room: str, name: str) -> None:
+        if ctx.shared_socket and ctx.mux is None:
+            ctx.mux = SharedSocket(asyncio.get_running_loop(), ctx.kernel_timestamps)
         self.ctx = ctx
+        self.mux = ctx.mux
         self.room = room
         self.name = name
         self.id: str | None = None
@@ -130,6 +138,7 @@ class SyntheticClient:
         self._dtls_timer: asyncio.TimerHandle | None = None
         self._send: Callable[[bytes], int] | None = None
         self._local_ufrag = ""
+        self.local_ip: str | None = None
         self._feed: Callable[[bytes, int], None] | None = None
         self.sent_packets = 0
         self.send_errors = 0
@@ -164,15 +173,21 @@ class SyntheticClient:
         return self.join_ms
 
     def make_offer(self) -> str:
-        """Open the UDP socket and write the SDP offer for it."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock = sock
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        if self.ctx.kernel_timestamps:
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.bind((self.ctx.local_host, 0))
-        host, port = sock.getsockname()[:2]
+        """Take a local address (own socket, or an address on the shared socket) and write
+        the SDP offer for it."""
+        if self.mux is not None:
+            host = self.local_ip = self.mux.allocate()
+            port = self.mux.port
+            self.mux.register(host, self)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock = sock
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            if self.ctx.kernel_timestamps:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.bind((self.ctx.local_host, 0))
+            host, port = sock.getsockname()[:2]
         self._local_ufrag = _ice_string(8)
         return build_offer(
             OfferParams(
@@ -189,16 +204,18 @@ class SyntheticClient:
 
     async def connect_media(self, answer_sdp: str, timeout: float = 10.0) -> None:
         """ICE (nominating check, retransmitted) then the DTLS handshake, from the answer."""
-        sock = self.sock
-        if sock is None:
+        if self.sock is None and self.local_ip is None:
             raise ClientError("make_offer() first")
         answer = self.answer = parse_answer(answer_sdp)
         if answer.audio_level_id is None or not 1 <= answer.audio_level_id <= 14:
             raise ClientError("the server did not accept the audio-level extension")
-        sock.connect(answer.candidates[0])
-        self._send = sock.send
-        reader = self._on_readable_kernel_ts if self.ctx.kernel_timestamps else self._on_readable
-        self._loop.add_reader(sock.fileno(), reader)
+        if self.mux is not None and self.local_ip is not None:
+            self._send = self.mux.sender(self.local_ip, answer.candidates[0])
+        elif self.sock is not None:
+            self.sock.connect(answer.candidates[0])
+            self._send = self.sock.send
+            reader = self._on_readable_kernel_ts if self.ctx.kernel_timestamps else self._on_readable
+            self._loop.add_reader(self.sock.fileno(), reader)
         self.ice = IceController(self._local_ufrag, answer.ice_ufrag, answer.ice_pwd)
         async with asyncio.timeout(timeout):
             for _ in range(int(timeout / CHECK_INTERVAL) + 1):
@@ -389,6 +406,17 @@ class SyntheticClient:
             else:
                 self._control(data)
 
+    def on_media(self, data: bytes, now: int) -> None:
+        """RTP/RTCP the shared socket could not route by SSRC (before our monitor exists)."""
+        if self._feed is not None:
+            self._feed(data, now)
+        else:
+            self.early_media += 1
+
+    def on_control(self, data: bytes) -> None:
+        """STUN/DTLS routed to us by the shared socket."""
+        self._control(data)
+
     def _control(self, data: bytes) -> None:
         if not data:
             return
@@ -459,8 +487,26 @@ class SyntheticClient:
             sample_every=ctx.sample_every,
         )
         self._feed = self.monitor.feed
+        if self.mux is not None and answer.ssrc is not None:
+            self.mux.register_ssrc(answer.ssrc, self.monitor.feed)
         if not self._dtls_done.done():
             self._dtls_done.set_result(None)
+
+    def describe(self) -> str:
+        """Where the client is in its join, for failure reports."""
+        dtls = self.dtls
+        try:
+            local = self.sock.getsockname() if self.sock is not None else self.local_ip
+        except OSError:
+            local = None
+        return (
+            f"id={self.id} local={local} ice={'ok' if self.ice and self.ice.succeeded else 'no'} "
+            f"dtls={dtls.state if dtls else '-'}"
+            f"{'/' + str(dtls.failure) if dtls and dtls.failure else ''} "
+            f"dtls_dropped={dtls.dropped if dtls else 0} media_up={self._media_up.done()} "
+            f"stun_errors={self.stun_errors} socket_errors={self.socket_errors} "
+            f"errors={self.errors[:2]} media_failed={self.media_failed}"
+        )
 
     # ------------------------------------------------------------------ teardown
 
@@ -487,6 +533,8 @@ class SyntheticClient:
 
     def detach(self) -> None:
         """Stop reading the UDP socket and close it (idempotent, synchronous)."""
+        if self.mux is not None and self.local_ip is not None:
+            self.mux.unregister(self.local_ip, self.answer.ssrc if self.answer else None)
         if self.sock is not None:
             try:
                 self._loop.remove_reader(self.sock.fileno())

@@ -67,15 +67,22 @@ def format_table(r: dict[str, Any]) -> str:
                          f"{_ms(fa['max'])} ms  (n={fa['n']}; target p99 <= 10 ms)"),
         ("join", f"p50 {_ms(jm['p50'])}  p95 {_ms(jm['p95'])}  max {_ms(jm['max'])} ms  "
                  f"(n={jm['n']}, {jm['failures']} failed, {jm['concurrency']} at a time; target p50 <= 150 ms)"),
-        ("bench CPU", f"{bench['cpu_percent']} % ({_ms(bench['cpu_us_per_received_packet'])} µs per "
-                      f"received packet); 20 ms clock late {bench['metronome_late_wakeups']}x, "
+        ("bench CPU", f"{bench['cpu_percent']} % (user {bench.get('user_percent')} %, system "
+                      f"{bench.get('system_percent')} %; {_ms(bench['cpu_us_per_received_packet'])} µs "
+                      f"per received packet); 20 ms clock late {bench['metronome_late_wakeups']}x, "
                       f"max {bench['metronome_max_late_ms']} ms"),
     ]
+    load = r.get("machine_load") or {}
+    if load:
+        rows.append(("other load", f"{load['other_processes_cpu_percent']} % of a core used by other "
+                                   f"processes during the window, steal {load['steal_percent']} %"))
     if r.get("queue_wait_ms", {}).get("n"):
         q = r["queue_wait_ms"]
         rows.append(("queue wait", f"p50 {_ms(q['p50'])}  max {_ms(q['max'])} ms (n={q['n']})"))
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    if (load.get("other_processes_cpu_percent") or 0) > 10:
+        lines.append("  WARNING: other processes used the CPUs during the window: figures are disturbed.")
     if client_bound(r):
         lines.append("  WARNING: the bench fell behind (its core saturated, or taken by another "
                      "process): latency and loss above may be client-limited, not a server limit.")

@@ -14,6 +14,7 @@ listeners (the server's own counter from /healthz is reported next to it when av
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import resource
 import secrets
@@ -52,6 +53,7 @@ class RunSettings:
     bitrate: int = 32000
     local_host: str = "127.0.0.1"
     kernel_timestamps: bool = True
+    shared_socket: bool = True
     talk: TalkSettings = field(default_factory=TalkSettings)
 
 
@@ -73,6 +75,27 @@ def _cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _cpu_self_split() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy seconds over all CPUs, steal seconds) from /proc/stat: with our own two
+    processes subtracted, what is left is other load that disturbs the measurement."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return 0.0, 0.0
+    if len(fields) < 9 or fields[0] != "cpu":
+        return 0.0, 0.0
+    ticks = [int(v) for v in fields[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
 def _rss_self() -> int:
     try:
         return sample(_pid_self(), 0.0).rss_bytes
@@ -81,8 +104,6 @@ def _rss_self() -> int:
 
 
 def _pid_self() -> int:
-    import os  # noqa: PLC0415
-
     return os.getpid()
 
 
@@ -93,6 +114,8 @@ class _Window:
         self.t: list[float] = []
         self.server: list[CpuSample | None] = []
         self.bench_cpu: list[float] = []
+        self.bench_split: list[tuple[float, float]] = []
+        self.machine: list[tuple[float, float]] = []
         self.received: list[int] = []
         self.server_forwarded: list[int | None] = []
 
@@ -107,6 +130,8 @@ class _Window:
         self.t.append(now)
         self.server.append(server)
         self.bench_cpu.append(_cpu_self())
+        self.bench_split.append(_cpu_self_split())
+        self.machine.append(_machine_busy())
         self.received.append(sum(c.monitor.packets for c in clients if c.monitor is not None))
         forwarded = None
         if url is not None:
@@ -137,7 +162,7 @@ async def _join_all(
             try:
                 join_ms.append(await client.join(ws_url, origin, settings.join_timeout))
             except Exception as exc:  # noqa: BLE001 - a failed join is a result, reported
-                failures.append(f"{client.name}: {type(exc).__name__}: {exc}")
+                failures.append(f"{client.name}: {type(exc).__name__}: {exc} [{client.describe()}]")
                 await client.close()
             done += 1
             if done % 50 == 0:
@@ -256,6 +281,7 @@ async def run_load(
         verify_rtcp=settings.verify_all,
         local_host=settings.local_host,
         kernel_timestamps=settings.kernel_timestamps,
+        shared_socket=settings.shared_socket,
     )
     base = url.rstrip("/")
     ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"
@@ -322,10 +348,16 @@ async def run_load(
             await client.close()
 
     await asyncio.gather(*(leave(c) for c in ctx.clients))
+    mux_stats = None
+    if ctx.mux is not None:
+        mux = ctx.mux
+        mux_stats = {"port": mux.port, "datagrams": mux.datagrams, "wakeups": mux.batches,
+                     "unrouted": mux.unknown, "errors": mux.errors}
+        mux.close()
 
     return _result(
         settings, ctx, clients, turns, floor_stats, join_ms, join_failures, join_wall,
-        window, idle, end_server, health_end, bench_rss, metronome, server_pid, url,
+        window, idle, end_server, health_end, bench_rss, metronome, server_pid, url, mux_stats,
     )
 
 
@@ -334,7 +366,7 @@ def _result(
     floor_stats: dict[str, list[float]], join_ms: list[float], join_failures: list[str],
     join_wall: float, window: _Window, idle: CpuSample | None, end_server: CpuSample | None,
     health_end: dict[str, Any] | None, bench_rss: int, metronome: Metronome,
-    server_pid: int | None, url: str,
+    server_pid: int | None, url: str, mux_stats: dict[str, int] | None,
 ) -> dict[str, Any]:
     acc, worst = _accounting(clients, turns)
     mons = [c.monitor for c in clients if c.monitor is not None]
@@ -441,6 +473,8 @@ def _result(
         "server": server,
         "bench": {
             "cpu_percent": round(100 * bench_cpu / wall, 1) if wall else None,
+            "user_percent": _pct(window.bench_split, 0, wall),
+            "system_percent": _pct(window.bench_split, 1, wall),
             "cpu_us_per_received_packet": round(bench_cpu / forwarded * 1e6, 2) if forwarded else None,
             "rss_bytes": bench_rss,
             "metronome_late_wakeups": metronome.late_wakeups,
@@ -450,10 +484,33 @@ def _result(
             "client_errors": sum(len(c.errors) for c in clients),
             "client_error_samples": [e for c in clients for e in c.errors][:5],
             "socket_errors": sum(c.socket_errors + c.send_errors for c in clients),
+            "shared_socket": mux_stats,
         },
         "window_s": round(wall, 2),
+        "machine_load": _other_load(window, server.get("cpu_s"), bench_cpu, wall),
         "checks": checks,
         "functional_ok": all(checks.values()),
         "latency_cdf": dict(zip(("x_ms", "y"), hist.cdf_ms(200), strict=True)),
     }
     return result
+
+
+def _pct(pairs: list[tuple[float, float]], i: int, wall: float) -> float | None:
+    if len(pairs) != 2 or not wall:
+        return None
+    return round(100 * (pairs[1][i] - pairs[0][i]) / wall, 1)
+
+
+def _other_load(window: _Window, server_cpu: float | None, bench_cpu: float, wall: float) -> dict[str, Any]:
+    """CPU used on the machine by processes other than the server and the bench."""
+    if len(window.machine) != 2 or not wall:
+        return {}
+    busy = window.machine[1][0] - window.machine[0][0]
+    steal = window.machine[1][1] - window.machine[0][1]
+    other = busy - (server_cpu or 0.0) - bench_cpu
+    return {
+        "machine_busy_percent": round(100 * busy / wall, 1),
+        "other_processes_cpu_percent": round(max(0.0, 100 * other / wall), 1),
+        "steal_percent": round(100 * steal / wall, 1),
+        "loadavg_end": list(os.getloadavg()),
+    }

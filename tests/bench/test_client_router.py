@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import sfu
 from bench.audio import encode_loop
 from bench.client import BenchContext, SyntheticClient
@@ -44,9 +46,11 @@ async def _talk(router: sfu.Router, talker: SyntheticClient, frames: int, tick0:
     return first, last
 
 
-async def test_clients_receive_every_granted_packet_verified() -> None:
+@pytest.mark.parametrize("shared_socket", [False, True], ids=["socket-per-user", "shared-socket"])
+async def test_clients_receive_every_granted_packet_verified(shared_socket: bool) -> None:
     router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
-    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, verify_rtcp=True)
+    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, verify_rtcp=True,
+                       shared_socket=shared_socket)
     clients: list[SyntheticClient] = []
     try:
         clients = await _room(router, ctx, 4)
@@ -59,6 +63,8 @@ async def test_clients_receive_every_granted_packet_verified() -> None:
         for client in clients:
             client.detach()  # stop reading before the router says goodbye
         await router.close()
+        if ctx.mux is not None:
+            ctx.mux.close()
     for client in clients:
         mon = client.monitor
         assert mon is not None
@@ -74,3 +80,21 @@ async def test_clients_receive_every_granted_packet_verified() -> None:
     # listeners that never talked received all three turns
     assert clients[0].monitor.packets == 3 * 43
     assert ctx.preroll_hist.count() == 3 * 3 * 3  # 3 turns x 3 pre-roll packets x 3 listeners
+    if shared_socket:
+        # every user had its own loopback address on the one socket
+        assert len({c.local_ip for c in clients}) == 4
+        assert ctx.mux is not None and ctx.mux.datagrams > 0
+
+
+async def test_shared_socket_addresses_are_distinct_loopback_addresses() -> None:
+    from bench.mux import SharedSocket
+
+    mux = SharedSocket(asyncio.get_running_loop())
+    try:
+        addresses = [mux.allocate() for _ in range(70_000)]
+    finally:
+        mux.close()
+    assert len(set(addresses)) == len(addresses)
+    for address in addresses[:300] + addresses[-300:]:
+        parts = [int(p) for p in address.split(".")]
+        assert parts[0] == 127 and parts[1] >= 1 and 1 <= parts[3] <= 254

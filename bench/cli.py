@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -109,7 +110,17 @@ def _machine() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    commit = None
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        commit = subprocess.run(
+            ["git", "-C", root, "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=5, check=False,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
     return {
+        "git": commit,
         "cpu_model": model,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -194,10 +205,14 @@ def _verdict(r: dict[str, Any], bound_ms: float, loss_bound: float) -> tuple[boo
             reasons.append(f"p99 {p99:.2f} ms > {bound_ms} ms")
         if loss > loss_bound:
             reasons.append(f"loss {100 * loss:.3f} % > {100 * loss_bound} %")
-    if r["join_ms"]["failures"]:
-        reasons.append(f"{r['join_ms']['failures']} joins failed")
+    failed_joins = r["join_ms"]["failures"]
+    users = r["rooms"] * r["users_per_room"]
+    if failed_joins > max(1, users // 100):
+        reasons.append(f"{failed_joins} of {users} joins failed")
     ok = not reasons
     verdict = "pass" if ok else "fail: " + "; ".join(reasons)
+    if ok and failed_joins:
+        verdict += f" ({failed_joins} of {users} joins failed)"
     if client_bound(r):
         verdict += " (client-bound)"
     return ok, verdict

@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import websockets
+
 from .client import SyntheticClient
 
 __all__ = ["Metronome", "Turn", "TalkSettings", "rotate", "stress"]
@@ -122,6 +124,24 @@ class Metronome:
 
 
 async def _talk(
+    client: SyntheticClient,
+    members: Sequence[SyntheticClient],
+    settings: TalkSettings,
+    rng: random.Random,
+    deadline: float,
+    turns: list[Turn],
+    stats: dict[str, list[float]],
+) -> None:
+    """One turn; a client whose session broke is recorded, never fatal to the run."""
+    try:
+        await _talk_turn(client, members, settings, rng, deadline, turns, stats)
+    except (RuntimeError, OSError, websockets.WebSocketException) as exc:
+        client.stop_talking()
+        stats.setdefault("floor_errors", []).append(1.0)
+        client.errors.append({"code": "turn_failed", "message": repr(exc)})
+
+
+async def _talk_turn(
     client: SyntheticClient,
     members: Sequence[SyntheticClient],
     settings: TalkSettings,

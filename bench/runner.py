@@ -14,6 +14,7 @@ listeners (the server's own counter from /healthz is reported next to it when av
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import resource
@@ -105,6 +106,25 @@ def _rss_self() -> int:
 
 def _pid_self() -> int:
     return os.getpid()
+
+
+class _GcWatch:
+    """Pauses of the bench's own cyclic garbage collector (a long one stalls every client)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._t
+        self.count += 1
+        self.total_s += pause
+        self.max_s = max(self.max_s, pause)
 
 
 class _Window:
@@ -298,6 +318,12 @@ async def run_load(
     rooms, join_ms, join_failures = await _join_all(settings, ctx, ws_url, origin, run_id, log)
     join_wall = time.perf_counter() - t_join
     clients = [c for members in rooms for c in members if c.monitor is not None and not c.closed]
+    # Thousands of clients make a large, long-lived object graph (SSL objects, sessions):
+    # freeze it so the collector's full passes do not walk it and stall every client.
+    gc.collect()
+    gc.freeze()
+    gc_watch = _GcWatch()
+    gc.callbacks.append(gc_watch)
     log(f"{len(clients)} users joined in {join_wall:.1f} s ({len(join_failures)} failed); talking")
 
     turns: list[Turn] = []
@@ -348,6 +374,8 @@ async def run_load(
             await client.close()
 
     await asyncio.gather(*(leave(c) for c in ctx.clients))
+    gc.callbacks.remove(gc_watch)
+    gc.unfreeze()
     mux_stats = None
     if ctx.mux is not None:
         mux = ctx.mux
@@ -358,6 +386,7 @@ async def run_load(
     return _result(
         settings, ctx, clients, turns, floor_stats, join_ms, join_failures, join_wall,
         window, idle, end_server, health_end, bench_rss, metronome, server_pid, url, mux_stats,
+        gc_watch,
     )
 
 
@@ -366,7 +395,7 @@ def _result(
     floor_stats: dict[str, list[float]], join_ms: list[float], join_failures: list[str],
     join_wall: float, window: _Window, idle: CpuSample | None, end_server: CpuSample | None,
     health_end: dict[str, Any] | None, bench_rss: int, metronome: Metronome,
-    server_pid: int | None, url: str, mux_stats: dict[str, int] | None,
+    server_pid: int | None, url: str, mux_stats: dict[str, int] | None, gc_watch: _GcWatch,
 ) -> dict[str, Any]:
     acc, worst = _accounting(clients, turns)
     mons = [c.monitor for c in clients if c.monitor is not None]
@@ -485,6 +514,9 @@ def _result(
             "client_error_samples": [e for c in clients for e in c.errors][:5],
             "socket_errors": sum(c.socket_errors + c.send_errors for c in clients),
             "shared_socket": mux_stats,
+            "gc_collections": gc_watch.count,
+            "gc_pause_total_ms": round(gc_watch.total_s * 1000, 1),
+            "gc_pause_max_ms": round(gc_watch.max_s * 1000, 2),
         },
         "window_s": round(wall, 2),
         "machine_load": _other_load(window, server.get("cpu_s"), bench_cpu, wall),

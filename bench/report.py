@@ -159,13 +159,16 @@ def plot_find_max(steps: list[dict[str, Any]], path: str, bound_ms: float) -> No
     bench_cpu = [s["result"]["bench"].get("cpu_percent") for s in steps]
     b.plot(rooms, cpu, "o-", label="server CPU %")
     b.plot(rooms, bench_cpu, "s--", label="bench (clients) CPU %")
-    b.set_xlabel("rooms of 15")
+    b.set_xlabel(f"rooms of {steps[0]['result']['users_per_room']}")
     b.set_ylabel("CPU % of one core")
     b.set_title("CPU vs rooms")
     b.grid(True, alpha=0.3)
     b2 = b.twinx()
     b2.plot(rooms, us, "^:", color="tab:red", label="server µs / forwarded packet")
-    b2.set_ylabel("µs per forwarded packet", color="tab:red")
+    b2.axhline(10, color="tab:red", lw=0.8, ls="--", label="target 10 µs / packet")
+    b2.set_ylim(0, max([u for u in us if u is not None] + [10]) * 1.4)
+    b2.set_ylabel("µs of server CPU per forwarded packet", color="tab:red")
+    b.set_ylim(0, 105)
     lines = b.get_legend_handles_labels()
     lines2 = b2.get_legend_handles_labels()
     b.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left")
@@ -174,9 +177,12 @@ def plot_find_max(steps: list[dict[str, Any]], path: str, bound_ms: float) -> No
     p50 = [s["result"]["latency_ms"]["p50"] for s in steps]
     c.plot(rooms, p99, "o-", label="p99")
     c.plot(rooms, p50, "s--", label="p50")
+    failed = [(s["result"]["rooms"], s["result"]["latency_ms"]["p99"]) for s in steps if not s["passed"]]
+    if failed:
+        c.plot(*zip(*failed, strict=True), "x", color="black", ms=10, label="failed step")
     c.axhline(bound_ms, color="tab:red", lw=1, label=f"bound {bound_ms} ms")
     c.set_yscale("log")
-    c.set_xlabel("rooms of 15")
+    c.set_xlabel(f"rooms of {steps[0]['result']['users_per_room']}")
     c.set_ylabel("added latency (ms)")
     c.set_title("latency vs rooms")
     c.grid(True, which="both", alpha=0.3)

@@ -16,6 +16,6 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench command line; returns the process exit code."""
-    from .cli import main as cli_main  # noqa: PLC0415 - keep `import bench` cheap
+    from .cli import main as cli_main
 
     return cli_main(argv)

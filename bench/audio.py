@@ -18,7 +18,7 @@ import math
 import random
 import struct
 
-__all__ = ["AudioError", "FRAME_SAMPLES", "SAMPLE_RATE", "encode_loop", "synthesize"]
+__all__ = ["FRAME_SAMPLES", "SAMPLE_RATE", "AudioError", "encode_loop", "synthesize"]
 
 SAMPLE_RATE = 48000
 #: 20 ms at 48 kHz: the frame every browser sends for Opus.
@@ -64,8 +64,8 @@ def encode_loop(
     cannot run without real Opus frames).
     """
     try:
-        import opuslib  # noqa: PLC0415 - optional dependency, only the bench needs it
-    except Exception as exc:  # ImportError, or libopus missing (OSError from ctypes)
+        import opuslib
+    except (ImportError, OSError) as exc:  # opuslib absent, or libopus missing (ctypes)
         raise AudioError(f"opuslib is needed for the bench: {exc}") from None
     if not 6000 <= bitrate <= 510000:
         raise AudioError("bitrate must be 6000..510000 bit/s")

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
@@ -125,7 +125,7 @@ def _machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "loadavg_at_start": load,
     }
 

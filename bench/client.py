@@ -17,6 +17,7 @@ This module is the I/O glue around those sans-IO parts: sockets, the WebSocket a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import socket
@@ -525,10 +526,9 @@ class SyntheticClient:
                 pass
         if self._reader_task is not None:
             self._reader_task.cancel()
-            try:
+            # The reader ends by cancellation or by the closed connection: either is fine.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - teardown
-                pass
         self.detach()
 
     def detach(self) -> None:

@@ -51,7 +51,7 @@ class LatencyHistogram:
     BUCKET_NS = 10_000
     BUCKETS = 10_000
 
-    __slots__ = ("counts", "overflow", "max_ns", "total")
+    __slots__ = ("counts", "max_ns", "overflow", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * self.BUCKETS
@@ -66,8 +66,7 @@ class LatencyHistogram:
             self.counts[b] += 1
         else:
             self.overflow.append(ns)
-        if ns > self.max_ns:
-            self.max_ns = ns
+        self.max_ns = max(self.max_ns, ns)
 
     def count(self) -> int:
         return sum(self.counts) + len(self.overflow)
@@ -105,7 +104,7 @@ class LatencyHistogram:
         seen = 0
         last = max((i for i, c in enumerate(self.counts) if c), default=0)
         step = max(1, (last + 1) // points)
-        for i in range(0, last + 1):
+        for i in range(last + 1):
             seen += self.counts[i]
             if i % step == 0 or i == last:
                 xs.append((i + 1) * self.BUCKET_NS / 1e6)
@@ -126,42 +125,42 @@ class DownlinkMonitor:
     """
 
     __slots__ = (
-        "talkers",
-        "hist",
-        "preroll_hist",
-        "own_ssrc",
-        "expected_ssrc",
-        "opus_pt",
-        "level_id",
-        "mid_id",
-        "mid",
-        "sample_every",
+        "_buckets",
         "_countdown",
+        "_counts",
+        "_level_hdr",
         "_unprotect",
         "_unprotect_rtcp",
-        "_level_hdr",
-        "_counts",
-        "_buckets",
-        "packets",
-        "rtcp",
-        "rtcp_bad",
-        "malformed",
-        "unmatched",
-        "own_audio",
         "bursts",
-        "marker_missing",
-        "jumps_in_burst",
-        "jumps_at_switch",
-        "verified",
-        "failures",
-        "next_dseq",
         "cur_csrc",
         "cur_log",
+        "expected_ssrc",
+        "failures",
+        "hist",
+        "jumps_at_switch",
+        "jumps_in_burst",
+        "last_rx_ns",
+        "late",
+        "level_id",
+        "malformed",
+        "marker_missing",
+        "mid",
+        "mid_id",
+        "next_dseq",
+        "opus_pt",
+        "own_audio",
+        "own_ssrc",
+        "packets",
+        "preroll_hist",
+        "rtcp",
+        "rtcp_bad",
         "run_first",
         "run_last",
         "runs",
-        "late",
-        "last_rx_ns",
+        "sample_every",
+        "talkers",
+        "unmatched",
+        "verified",
     )
 
     def __init__(
@@ -265,8 +264,7 @@ class DownlinkMonitor:
                 self._counts[b] += 1
             else:
                 self.hist.overflow.append(lat)
-            if lat > self.hist.max_ns:
-                self.hist.max_ns = lat
+            self.hist.max_ns = max(self.hist.max_ns, lat)
         if up == self.run_last + 1:
             self.run_last = up
         else:

@@ -159,7 +159,7 @@ class SharedSocket:
         clock = time.time_ns
         self.batches += 1
         n = 0
-        for n in range(READ_BATCH):  # noqa: B007 - n is the count after the loop
+        for n in range(READ_BATCH):
             try:
                 data, anc, _flags, _addr = recvmsg(2048, _CMSG)
             except (BlockingIOError, InterruptedError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["client_bound", "format_table", "format_find_max", "plot_find_max", "plot_run"]
+__all__ = ["client_bound", "format_find_max", "format_table", "plot_find_max", "plot_run"]
 
 #: Above this the bench's own core is the bottleneck and latency figures are the bench's.
 CLIENT_BOUND_CPU_PERCENT = 85.0
@@ -38,44 +38,45 @@ def format_table(r: dict[str, Any]) -> str:
     rss_user = srv.get("rss_added_per_user_bytes")
     loss = r["loss_ratio"]
     rows = [
-        ("load", f"{r['rooms']} room(s) x {r['users_per_room']} users, "
-                 f"{r['users_connected']} connected, pattern {r['settings']['pattern']}, "
-                 f"{r['turns']} turns, window {r['window_s']} s"),
-        ("forwarded", f"{r['packets_forwarded']:,} packets in the window "
-                      f"({r['forwarded_packets_per_second'] or 0:,}/s); server counted "
-                      f"{r['packets_forwarded_server_count'] if r['packets_forwarded_server_count'] is not None else '-'}"),
+        ("load", (f"{r['rooms']} room(s) x {r['users_per_room']} users, "
+                  f"{r['users_connected']} connected, pattern {r['settings']['pattern']}, "
+                  f"{r['turns']} turns, window {r['window_s']} s")),
+        ("forwarded", (f"{r['packets_forwarded']:,} packets in the window "
+                       f"({r['forwarded_packets_per_second'] or 0:,}/s); server counted "
+                       f"{r['packets_forwarded_server_count'] if r['packets_forwarded_server_count'] is not None else '-'}")),
         ("server CPU / packet", f"{_ms(r['server_cpu_us_per_forwarded_packet'])} µs   (target <= 10 µs at 50 rooms)"),
-        ("server CPU", f"{srv.get('cpu_percent', '-')} % (user {srv.get('user_percent', '-')} %, "
-                       f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}"),
-        ("server RSS", f"{(srv.get('rss_bytes') or 0) / 2**20:.1f} MiB; per user "
-                       f"{(srv.get('rss_per_user_bytes') or 0) / 1024:.0f} KiB, added per user "
-                       f"{(rss_user or 0) / 1024:.0f} KiB"),
-        ("added latency", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  "
-                          f"max {_ms(lat['max'])} ms  (n={lat['n']:,}; target p99 <= 2 ms at 1 room)"),
-        ("pre-roll latency", f"p50 {_ms(r['preroll_latency_ms']['p50'])}  max "
-                             f"{_ms(r['preroll_latency_ms']['max'])} ms  (n={r['preroll_latency_ms']['n']}; held on purpose)"),
-        ("loss", f"{'-' if loss is None else f'{100 * loss:.4f} %'}  missing {acc['missing']:,} of "
-                 f"{acc['expected']:,}; duplicates {acc['duplicates']}, out of order "
-                 f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}"),
-        ("sequence", f"gaps at talker change {seq['gaps_at_talker_change']}, within bursts "
-                     f"{seq['gaps_within_burst']}, bursts {seq['bursts']:,}, markers missing "
-                     f"{seq['marker_missing']}"),
-        ("verified", f"{r['verified_packets']:,} packets fully decrypted and compared "
-                     f"(1 in {r['settings']['sample_every_effective']}); failures "
-                     f"{r['verify_failures'] or 'none'}; own audio {r['own_audio_packets']}"),
-        ("floor access", f"p50 {_ms(fa['p50'])}  p95 {_ms(fa['p95'])}  p99 {_ms(fa['p99'])}  max "
-                         f"{_ms(fa['max'])} ms  (n={fa['n']}; target p99 <= 10 ms)"),
-        ("join", f"p50 {_ms(jm['p50'])}  p95 {_ms(jm['p95'])}  max {_ms(jm['max'])} ms  "
-                 f"(n={jm['n']}, {jm['failures']} failed, {jm['concurrency']} at a time; target p50 <= 150 ms)"),
-        ("bench CPU", f"{bench['cpu_percent']} % (user {bench.get('user_percent')} %, system "
-                      f"{bench.get('system_percent')} %; {_ms(bench['cpu_us_per_received_packet'])} µs "
-                      f"per received packet); 20 ms clock late {bench['metronome_late_wakeups']}x, "
-                      f"max {bench['metronome_max_late_ms']} ms"),
+        ("server CPU", (f"{srv.get('cpu_percent', '-')} % (user {srv.get('user_percent', '-')} %, "
+                        f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}")),
+        ("server RSS", (f"{(srv.get('rss_bytes') or 0) / 2**20:.1f} MiB; per user "
+                        f"{(srv.get('rss_per_user_bytes') or 0) / 1024:.0f} KiB, added per user "
+                        f"{(rss_user or 0) / 1024:.0f} KiB")),
+        ("added latency", (f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  p99 {_ms(lat['p99'])}  "
+                           f"max {_ms(lat['max'])} ms  (n={lat['n']:,}; target p99 <= 2 ms at 1 room)")),
+        ("pre-roll latency", (f"p50 {_ms(r['preroll_latency_ms']['p50'])}  max "
+                              f"{_ms(r['preroll_latency_ms']['max'])} ms  (n={r['preroll_latency_ms']['n']}; held on purpose)")),
+        ("loss", (f"{'-' if loss is None else f'{100 * loss:.4f} %'}  missing {acc['missing']:,} of "
+                  f"{acc['expected']:,}; duplicates {acc['duplicates']}, out of order "
+                  f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}")),
+        ("sequence", (f"gaps at talker change {seq['gaps_at_talker_change']}, within bursts "
+                      f"{seq['gaps_within_burst']}, bursts {seq['bursts']:,}, markers missing "
+                      f"{seq['marker_missing']}")),
+        ("verified", (f"{r['verified_packets']:,} packets fully decrypted and compared "
+                      f"(1 in {r['settings']['sample_every_effective']}); failures "
+                      f"{r['verify_failures'] or 'none'}; own audio {r['own_audio_packets']}")),
+        ("floor access", (f"p50 {_ms(fa['p50'])}  p95 {_ms(fa['p95'])}  p99 {_ms(fa['p99'])}  max "
+                          f"{_ms(fa['max'])} ms  (n={fa['n']}; target p99 <= 10 ms)")),
+        ("join", (f"p50 {_ms(jm['p50'])}  p95 {_ms(jm['p95'])}  max {_ms(jm['max'])} ms  "
+                  f"(n={jm['n']}, {jm['failures']} failed, {jm['concurrency']} at a time; target p50 <= 150 ms)")),
+        ("bench CPU", (f"{bench['cpu_percent']} % (user {bench.get('user_percent')} %, system "
+                       f"{bench.get('system_percent')} %; {_ms(bench['cpu_us_per_received_packet'])} µs "
+                       f"per received packet); 20 ms clock late {bench['metronome_late_wakeups']}x, "
+                       f"max {bench['metronome_max_late_ms']} ms")),
     ]
     load = r.get("machine_load") or {}
     if load:
-        rows.append(("other load", f"{load['other_processes_cpu_percent']} % of a core used by other "
-                                   f"processes during the window, steal {load['steal_percent']} %"))
+        other = (f"{load['other_processes_cpu_percent']} % of a core used by other processes "
+                 f"during the window, steal {load['steal_percent']} %")
+        rows.append(("other load", other))
     if r.get("queue_wait_ms", {}).get("n"):
         q = r["queue_wait_ms"]
         rows.append(("queue wait", f"p50 {_ms(q['p50'])}  max {_ms(q['max'])} ms (n={q['n']})"))
@@ -116,10 +117,10 @@ def format_find_max(steps: list[dict[str, Any]], best: dict[str, Any] | None, bo
 
 def plot_run(result: dict[str, Any], path: str) -> None:
     """Latency CDF of one run."""
-    import matplotlib  # noqa: PLC0415 - optional, only when a plot is asked for
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     cdf = result["latency_cdf"]
@@ -137,10 +138,10 @@ def plot_run(result: dict[str, Any], path: str) -> None:
 
 def plot_find_max(steps: list[dict[str, Any]], path: str, bound_ms: float) -> None:
     """Three panels: latency CDF per step; server CPU vs rooms; p99 latency vs rooms."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.5))
     rooms = [s["result"]["rooms"] for s in steps]

@@ -28,7 +28,7 @@ import websockets
 
 from .client import SyntheticClient
 
-__all__ = ["Metronome", "Turn", "TalkSettings", "rotate", "stress"]
+__all__ = ["Metronome", "TalkSettings", "Turn", "rotate", "stress"]
 
 FRAME_SECONDS = 0.02
 
@@ -101,7 +101,7 @@ class Metronome:
         while not self._stop:
             due = t0 + step * period
             delay = due - time.perf_counter()
-            await asyncio.sleep(delay if delay > 0 else 0)
+            await asyncio.sleep(max(0, delay))
             now = time.perf_counter()
             late = now - due
             if late > period:

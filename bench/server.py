@@ -59,24 +59,20 @@ class ServerProcess:
             "--max-users", str(max_users), "--log-level", "warning",
             *(extra_args or []),
         ]
-        preexec = None
-        if core is not None:
-            taskset = shutil.which("taskset")
-            if taskset:
-                cmd = [taskset, "-c", str(core), *cmd]
-            else:  # pragma: no cover - util-linux is everywhere we run
-                def preexec() -> None:
-                    os.sched_setaffinity(0, {core})
+        taskset = shutil.which("taskset") if core is not None else None
+        if taskset:
+            cmd = [taskset, "-c", str(core), *cmd]
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
         # The bench pins itself after spawning; the child must not inherit that pinning
         # when no core was asked for, so it is spawned first (see runner).
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-            preexec_fn=preexec,
         )
+        if core is not None and not taskset:  # pin the child ourselves (util-linux missing)
+            os.sched_setaffinity(proc.pid, {core})
         output: list[str] = []
         deadline = time.monotonic() + timeout
         url = None

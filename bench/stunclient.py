@@ -36,16 +36,16 @@ class IceController:
     reads: times are passed in (seconds, any monotonic clock)."""
 
     __slots__ = (
-        "local_ufrag",
-        "remote_ufrag",
-        "_remote_key",
-        "_username",
-        "_tie_breaker",
         "_outstanding",
-        "succeeded",
-        "responses",
+        "_remote_key",
+        "_tie_breaker",
+        "_username",
         "last_rtt",
+        "local_ufrag",
         "mapped_address",
+        "remote_ufrag",
+        "responses",
+        "succeeded",
     )
 
     def __init__(

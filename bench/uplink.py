@@ -19,7 +19,7 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 
-__all__ = ["RING", "TalkLog", "UplinkStream", "UplinkError"]
+__all__ = ["RING", "TalkLog", "UplinkError", "UplinkStream"]
 
 #: Ring size of a TalkLog: the level octet carries 7 bits of the sequence number.
 RING = 128
@@ -35,7 +35,7 @@ class UplinkError(ValueError):
 class TalkLog:
     """The send times (ns) and full sequence numbers of a talker's last 128 packets."""
 
-    __slots__ = ("ssrc", "send_ns", "seqs", "frames", "name", "grant_seq")
+    __slots__ = ("frames", "grant_seq", "name", "send_ns", "seqs", "ssrc")
 
     def __init__(self, ssrc: int, frames: Sequence[bytes], name: str = "") -> None:
         self.ssrc = ssrc
@@ -57,19 +57,19 @@ class UplinkStream:
     """
 
     __slots__ = (
-        "log",
-        "seq",
-        "first_seq",
-        "timestamp",  # RTP timestamp at tick 0
-        "packets_sent",
-        "_frames",
-        "_nframes",
-        "_header",
-        "_protect",
-        "_pt",
-        "_level_pos",
         "_burst_start",
         "_clock",
+        "_frames",
+        "_header",
+        "_level_pos",
+        "_nframes",
+        "_protect",
+        "_pt",
+        "first_seq",
+        "log",
+        "packets_sent",
+        "seq",
+        "timestamp",  # RTP timestamp at tick 0
     )
 
     def __init__(

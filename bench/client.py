@@ -103,7 +103,9 @@ class SyntheticClient:
 
     def __init__(self, ctx: BenchContext, room: str, name: str) -> None:
         if ctx.shared_socket and ctx.mux is None:
-            ctx.mux = SharedSocket(asyncio.get_running_loop(), ctx.kernel_timestamps)
+            ctx.mux = SharedSocket(
+                asyncio.get_running_loop(), ctx.kernel_timestamps, clock=ctx.clock
+            )
         self.ctx = ctx
         self.mux = ctx.mux
         self.room = room

@@ -67,8 +67,12 @@ class SharedSocket:
         loop: asyncio.AbstractEventLoop,
         kernel_timestamps: bool = True,
         poll_interval: float | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``clock`` must be the talkers' clock: CLOCK_REALTIME (``time.time_ns``) when the
+        kernel stamps arrivals, since SO_TIMESTAMPNS stamps are on that clock."""
         self._loop = loop
+        self._clock = clock
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             try:
@@ -156,7 +160,7 @@ class SharedSocket:
         unpack_ssrc = _U32.unpack_from
         unpack_ts = _TIMESPEC.unpack
         stamp = self.kernel_timestamps
-        clock = time.time_ns
+        clock = self._clock
         self.batches += 1
         n = 0
         for n in range(READ_BATCH):
@@ -179,6 +183,14 @@ class SharedSocket:
             self._slow(data, anc)
         self.datagrams += n
 
+    def _stamp(self, anc: list[tuple[int, int, bytes]]) -> int:
+        if self.kernel_timestamps:
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = _TIMESPEC.unpack(value)
+                    return sec * 1_000_000_000 + nsec
+        return self._clock()
+
     def _slow(self, data: bytes, anc: list[tuple[int, int, bytes]]) -> None:
         """Control traffic (and media before its listener is registered): by destination."""
         for level, kind, value in anc:
@@ -187,7 +199,7 @@ class SharedSocket:
                 if endpoint is None:
                     break
                 if data and 127 < data[0] < 192:
-                    endpoint.on_media(data, time.time_ns())
+                    endpoint.on_media(data, self._stamp(anc))
                 else:
                     endpoint.on_control(data)
                 return

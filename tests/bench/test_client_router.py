@@ -46,11 +46,17 @@ async def _talk(router: sfu.Router, talker: SyntheticClient, frames: int, tick0:
     return first, last
 
 
-@pytest.mark.parametrize("shared_socket", [False, True], ids=["socket-per-user", "shared-socket"])
-async def test_clients_receive_every_granted_packet_verified(shared_socket: bool) -> None:
+@pytest.mark.parametrize(
+    ("shared_socket", "kernel_timestamps"),
+    [(False, True), (True, True), (True, False)],
+    ids=["socket-per-user", "shared-socket", "shared-socket-user-clock"],
+)
+async def test_clients_receive_every_granted_packet_verified(
+    shared_socket: bool, kernel_timestamps: bool
+) -> None:
     router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
     ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, verify_rtcp=True,
-                       shared_socket=shared_socket)
+                       shared_socket=shared_socket, kernel_timestamps=kernel_timestamps)
     clients: list[SyntheticClient] = []
     try:
         clients = await _room(router, ctx, 4)

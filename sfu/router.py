@@ -107,7 +107,7 @@ class Router:
         sock, self._shared_port = open_main_socket(cfg.host, cfg.port, cfg.socket_buffer_bytes)
         self._sock = sock
         self.address = sock.getsockname()[:2]
-        self._loop.add_reader(sock.fileno(), read_datagrams, sock, self.datagram_received, None)
+        self._loop.add_reader(sock.fileno(), read_datagrams, sock, self.datagram_received)
         self._tick_handle = self._loop.call_later(TICK_SECONDS, self._tick)
         log.info("media plane listening on udp %s:%d", *self.address)
 

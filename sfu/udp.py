@@ -75,8 +75,14 @@ def _set_buffers(sock: socket.socket, buffer_bytes: int) -> None:
             pass
 
 
-def read_datagrams(sock: socket.socket, handle: DatagramHandler, source: Address | None) -> None:
-    """Drain up to ``READ_BATCH`` datagrams; ``source`` fixes the address of a connected socket."""
+def read_datagrams(sock: socket.socket, handle: DatagramHandler) -> None:
+    """Drain up to ``READ_BATCH`` datagrams into ``handle(data, source_address)``.
+
+    The source is always the one the kernel reports, also on a peer's connected socket: that
+    socket shares the port before its ``connect()`` takes effect, so another address's
+    datagram can be queued on it in that instant (found by the bench: taking the connected
+    address instead bound one user's ICE check to another user's session).
+    """
     recvfrom = sock.recvfrom
     for _ in range(READ_BATCH):
         try:
@@ -89,7 +95,7 @@ def read_datagrams(sock: socket.socket, handle: DatagramHandler, source: Address
             if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                 continue
             return
-        handle(data, source or addr)
+        handle(data, addr)
 
 
 class PeerLink:
@@ -116,7 +122,7 @@ class PeerLink:
             self._sock = self._connect(main, address)
         if self._sock is not None:
             self.send: Callable[[bytes], int] = self._sock.send
-            loop.add_reader(self._sock.fileno(), read_datagrams, self._sock, handle, address)
+            loop.add_reader(self._sock.fileno(), read_datagrams, self._sock, handle)
         else:
             sendto = main.sendto
 

@@ -84,7 +84,6 @@ class Peer:
         # counters
         "rtp_received",
         "rtp_forwarded_in",
-        "rtp_sent",
         "rtp_dropped_not_speaker",
         "srtp_errors",
         "rtp_errors",
@@ -149,7 +148,6 @@ class Peer:
         self.downlink: DownlinkQuality | None = None
         self.rtp_received = 0
         self.rtp_forwarded_in = 0
-        self.rtp_sent = 0
         self.rtp_dropped_not_speaker = 0
         self.srtp_errors = 0
         self.rtp_errors = 0
@@ -273,7 +271,7 @@ class Peer:
             "connected": self.is_connected,
             "rtp_received": self.rtp_received,
             "rtp_forwarded_in": self.rtp_forwarded_in,
-            "rtp_sent": self.rtp_sent,
+            "rtp_sent": self.rewriter.packets_sent,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
             "srtp_errors": self.srtp_errors,
             "rtp_errors": self.rtp_errors,

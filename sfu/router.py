@@ -307,21 +307,18 @@ class Router:
     ) -> None:
         """Rewrite, protect and send one talker packet to every other listener of the room."""
         talker.rtp_forwarded_in += 1
+        length = len(payload)
         sent = 0
-        for listener in room.listeners:
+        for listener, header, protect, send in room.routes:
             if listener is talker:
                 continue
-            packet = listener.rewriter.write(ssrc, seq, ts, level, payload, arrival)
             try:
-                listener.link.send(listener.srtp.protect(packet))  # type: ignore[union-attr]
-            except (BlockingIOError, InterruptedError):
-                self.send_errors += 1  # socket buffer full: real-time media is dropped, not queued
-                continue
+                send(protect(header(ssrc, seq, ts, level, length, arrival), payload))
             except (OSError, SrtpError):
+                # Socket buffer full or ICMP error: real-time media is dropped, not queued.
                 self.send_errors += 1
                 continue
             sent += 1
-            listener.rtp_sent += 1
         room.packets_forwarded += sent
 
     # ------------------------------------------------------------------ control packets

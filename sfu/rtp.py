@@ -422,10 +422,27 @@ class DownlinkRewriter:
         payload: bytes | bytearray | memoryview,
         arrival: float,
     ) -> bytes:
-        """HOT PATH: the complete plaintext RTP packet for this listener.
+        """The complete plaintext RTP packet for this listener: :meth:`header` + payload.
 
         ``level`` is the raw RFC 6464 octet from ``read_uplink`` (-1 = none); ``arrival`` is
         the uplink packet's arrival time in seconds (any monotonic clock, used for gaps).
+        """
+        return _join((self.header(src_ssrc, seq, timestamp, level, len(payload), arrival), payload))
+
+    def header(
+        self,
+        src_ssrc: int,
+        seq: int,
+        timestamp: int,
+        level: int,
+        payload_length: int,
+        arrival: float,
+    ) -> bytearray:
+        """HOT PATH: this listener's RTP header for the talker packet described.
+
+        Returns the rewriter's own header buffer, patched in place: valid until the next call,
+        so use it at once (the router copies it straight into the SRTP buffer with the
+        payload, which saves building a packet per listener). Arguments as in :meth:`write`.
         """
         if src_ssrc != self._burst_src:
             self._start_burst(src_ssrc, seq, timestamp, arrival)
@@ -446,8 +463,8 @@ class DownlinkRewriter:
             hdr[self._level_pos] = level & 0xFF
         _PATCH.pack_into(hdr, 1, marker | self.payload_type, out_seq, out_ts)
         self.packets_sent += 1
-        self.octets_sent += len(payload)
-        return _join((hdr, payload))
+        self.octets_sent += payload_length
+        return hdr
 
     def rtp_timestamp_at(self, now: float) -> int | None:
         """The RTP timestamp of this stream at time ``now`` (same clock as ``arrival``).

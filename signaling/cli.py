@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also accept WebSockets from pages of ORIGIN, e.g. "
                         "https://intranet.example.org (repeatable; the server's own origin "
                         "is always accepted) [WALKIE_ALLOWED_ORIGIN, comma-separated]")
+    s.add_argument("--max-connections-per-ip", type=int,
+                   default=int(_env("MAX_CONNECTIONS_PER_IP", "64") or 64), metavar="N",
+                   help="concurrent WebSockets from one address, 0 = unlimited (default 64; "
+                        "raise it behind a NAT that many users share) "
+                        "[WALKIE_MAX_CONNECTIONS_PER_IP]")
     s.add_argument("--log-level", default=_env("LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="log verbosity (default info) [WALKIE_LOG_LEVEL]")
@@ -209,6 +214,8 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     origins = _url_list(args.allowed_origin, "ALLOWED_ORIGIN")
     for origin in origins:
         parse_origin(origin)
+    if args.max_connections_per_ip < 0:
+        raise ValueError("--max-connections-per-ip must be 0 (unlimited) or more")
     return {
         "host": host,
         "port": args.port,
@@ -228,6 +235,7 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         "allowed_origins": origins,
         "self_signed": args.self_signed,
         "cert_dir": args.cert_dir,
+        "max_connections_per_ip": args.max_connections_per_ip,
     }
 
 
@@ -271,6 +279,7 @@ async def serve(
     allowed_origins: tuple[str, ...] = (),
     self_signed: bool = False,
     cert_dir: str | None = None,
+    max_connections_per_ip: int = 64,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -327,6 +336,7 @@ async def serve(
             ssl=ssl_context,
             allowed_origins=allowed_origins,
             force_relay=force_relay,
+            max_connections_per_ip=max_connections_per_ip,
         )
         server = await SignalingServer.start(config, router)
         udp = router.address

@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from . import turn
 from .floor import FloorSettings
-from .hub import Action, Client, Hub, MediaPlane, Send, error_message
+from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Send, error_message
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
@@ -65,6 +65,7 @@ class ServerConfig:
     burst: float = 40.0                # ... and in a burst
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     force_relay: bool = False          # browsers use only TURN relay candidates
+    max_connections_per_ip: int = 64   # concurrent WebSockets from one address; 0 = no limit
     tick_interval: float = 0.25        # how often max talk time is checked
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -148,6 +149,7 @@ class SignalingServer:
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
         self.origins = OriginPolicy(config.allowed_origins)
+        self._per_ip: dict[str, int] = {}  # open WebSockets per remote address
         self._origin_logged = -ORIGIN_LOG_INTERVAL
 
     @classmethod
@@ -207,6 +209,27 @@ class SignalingServer:
     # -- WebSocket sessions -------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        ip = _remote_ip(ws)
+        limit = self.config.max_connections_per_ip
+        if limit and self._per_ip.get(ip, 0) >= limit:
+            # One address must not exhaust the server for everyone else (sockets, memory).
+            # A clear error to that client only; nobody else is affected.
+            await ws.send(error_message(
+                "too_many_connections",
+                f"more than {limit} connections from your address; close some and retry",
+                True,
+            ))
+            await ws.close(CLOSE_FATAL, "too many connections")
+            return
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        try:
+            await self._session(ws)
+        finally:
+            left = self._per_ip.pop(ip) - 1
+            if left:
+                self._per_ip[ip] = left
+
+    async def _session(self, ws: ServerConnection) -> None:
         conn = _Conn(ws, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
         client = self.hub.connect(conn)
         conn.client = client
@@ -333,3 +356,11 @@ class SignalingServer:
 
 def _to_ws(response: HttpResponse) -> Response:
     return Response(response.status, response.reason, Headers(response.headers), response.body)
+
+
+def _remote_ip(ws: ServerConnection) -> str:
+    """The peer's IP address (the whole address if it is not an (ip, port) pair)."""
+    address = ws.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)

@@ -337,3 +337,26 @@ async def test_server_close_disconnects_clients(make_server: ServerFactory, clie
     assert await c.closed() == 1001
     with pytest.raises((OSError, ConnectionClosed, InvalidStatus)):
         await client_factory(server)
+
+
+async def test_too_many_connections_from_one_address_are_refused(
+    make_server, client_factory  # noqa: ANN001 - fixtures from conftest
+) -> None:
+    """One address cannot hold more than its share of sockets; the others keep working."""
+    server = await make_server(max_connections_per_ip=2)
+    first = await client_factory(server)
+    second = await client_factory(server)
+    await first.join("limits", "Ann")
+    third = await client_factory(server)
+    error = await third.expect("error")
+    assert error["code"] == "too_many_connections" and error["fatal"] is True
+    assert await third.closed() == 1008
+    await second.join("limits", "Ben")  # the first two are unaffected
+    await first.ping()
+    await first.ws.close()
+    for _ in range(250):  # the server notices the close and frees the slot
+        if server._per_ip.get("127.0.0.1", 0) < 2:  # noqa: SLF001
+            break
+        await asyncio.sleep(0.02)
+    fourth = await client_factory(server)
+    await fourth.join("limits", "Cy")

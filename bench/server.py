@@ -57,6 +57,8 @@ class ServerProcess:
             sys.executable, "-m", "signaling", "serve",
             "--host", host, "--port", "0", "--udp-port", "0",
             "--max-users", str(max_users), "--log-level", "warning",
+            # Every synthetic user's WebSocket comes from this one machine.
+            "--max-connections-per-ip", "0",
             *(extra_args or []),
         ]
         taskset = shutil.which("taskset") if core is not None else None

@@ -163,7 +163,7 @@ class SharedSocket:
         clock = self._clock
         self.batches += 1
         n = 0
-        for n in range(READ_BATCH):
+        for n in range(READ_BATCH):  # noqa: B007 - n counts datagrams read, used below
             try:
                 data, anc, _flags, _addr = recvmsg(2048, _CMSG)
             except (BlockingIOError, InterruptedError):
@@ -181,6 +181,8 @@ class SharedSocket:
                         feed(data, clock())
                     continue
             self._slow(data, anc)
+        else:
+            n = READ_BATCH  # no break: a whole batch was read
         self.datagrams += n
 
     def _stamp(self, anc: list[tuple[int, int, bytes]]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import random
 import secrets
@@ -53,6 +54,24 @@ class RouterConfig:
     consent_timeout: float = 30.0
     dtls_handshake_timeout: float = 10.0
     socket_buffer_bytes: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        # The announced address becomes the answer's one ICE candidate: it must be an IP
+        # literal, or every offer would fail later with a confusing SDP error.
+        announced = self.announced_ip or self.host
+        try:
+            ip = ipaddress.ip_address(announced)
+        except ValueError:
+            raise ValueError(
+                f"announced address {announced!r} is not an IP address "
+                "(set announced_ip to the address browsers can reach)"
+            ) from None
+        if ip.is_unspecified:
+            raise ValueError(
+                f"cannot announce {announced}: set announced_ip when binding a wildcard address"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"UDP port {self.port} is out of range")
 
 
 @dataclass(frozen=True, slots=True)

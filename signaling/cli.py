@@ -216,6 +216,9 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         parse_origin(origin)
     if args.max_connections_per_ip < 0:
         raise ValueError("--max-connections-per-ip must be 0 (unlimited) or more")
+    import sfu  # the media plane's own checks (announced address, port), before anything starts
+
+    sfu.RouterConfig(host=udp_host, port=args.udp_port, announced_ip=announced)
     return {
         "host": host,
         "port": args.port,

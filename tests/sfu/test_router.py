@@ -320,3 +320,18 @@ async def test_a_peer_that_checks_but_never_does_dtls_is_dropped() -> None:
     finally:
         c.close()
         await router.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"host": "127.0.0.1", "announced_ip": "media.example.org"}, "not an IP address"),
+        ({"host": "0.0.0.0"}, "set announced_ip"),
+        ({"host": "127.0.0.1", "port": 70000}, "out of range"),
+    ],
+)
+def test_router_config_refuses_what_would_break_every_answer(
+    config: dict[str, object], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        sfu.RouterConfig(**config)  # type: ignore[arg-type]

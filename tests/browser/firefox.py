@@ -1,7 +1,7 @@
 """Debian's Firefox ESR for the browser tests: a PulseAudio null sink, a profile, a BiDi tab.
 
 Why this exists: Playwright cannot drive Debian's Firefox (it needs its own patched build), so
-the tab is reached over WebDriver BiDi directly (tests/sfu/capture_offers.py has the client;
+the tab is reached over WebDriver BiDi directly (tests/firefox_bidi.py has the client;
 this module reuses it). Headless Firefox has no audio output of its own, and without one its
 ``AudioContext`` never runs and remote ``<audio>`` never plays, so a PulseAudio daemon with a
 null sink is started for it and handed over in ``PULSE_SERVER``. Every process here is started
@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.sfu.capture_offers import (
+from tests.firefox_bidi import (
     FIREFOX_PREFS,
     FirefoxPage,
-    _connect_when_up,
-    _free_port,
+    connect_when_up,
     firefox_binary,
+    free_port,
 )
 
 from . import roomkit as rk
@@ -151,8 +151,8 @@ class FirefoxTab(FirefoxPage):
             {"type": "pointerMove", "x": int(box["x"]), "y": int(box["y"])}
         ]
         actions.append({"type": kind, "button": 0})
-        self._call("input.performActions", {
-            "context": self._context,
+        self.call("input.performActions", {
+            "context": self.context,
             "actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
                          "actions": actions}],
         })
@@ -172,7 +172,7 @@ def firefox_tab(url: str, pulse_server: str, workdir: Path) -> Iterator[FirefoxT
         raise RuntimeError("firefox-esr is not installed")
     profile = Path(tempfile.mkdtemp(prefix="walkie-ff-", dir=workdir))
     (profile / "user.js").write_text(TEST_PREFS)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PULSE_SERVER": pulse_server, "MOZ_CRASHREPORTER_DISABLE": "1"}
     log = open(workdir / "firefox.log", "wb")  # noqa: SIM115 - closed right below
     proc = subprocess.Popen(
@@ -182,7 +182,7 @@ def firefox_tab(url: str, pulse_server: str, workdir: Path) -> Iterator[FirefoxT
     )
     log.close()
     try:
-        with _connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
+        with connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
             yield FirefoxTab(ws, url)
     finally:
         _stop(proc)

@@ -17,20 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
-import itertools
-import json
 import pathlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
 from tests.chromium import CHROMIUM_ARGS
+from tests.firefox_bidi import (
+    FIREFOX_PREFS,
+    FirefoxPage,
+    connect_when_up,
+    firefox_binary,
+    free_port,
+)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -93,63 +94,6 @@ async def capture_chromium() -> None:
 
 # ----------------------------------------------------------------------------- Firefox
 
-FIREFOX_PREFS = """
-user_pref("media.navigator.streams.fake", true);
-user_pref("media.navigator.permission.disabled", true);
-user_pref("media.peerconnection.ice.loopback", true);
-user_pref("permissions.default.microphone", 1);
-"""
-
-
-def firefox_binary() -> str | None:
-    return shutil.which("firefox-esr") or shutil.which("firefox")
-
-
-class FirefoxPage:
-    """One Firefox tab reached over WebDriver BiDi: navigate, and call JS functions.
-
-    Arguments and results cross as JSON (results are ``JSON.stringify``-ed in the page), which
-    is all the SDP tests need and avoids BiDi's remote-value encoding.
-    """
-
-    def __init__(self, ws: ClientConnection, url: str) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self.url = url
-        caps = self._call("session.new", {"capabilities": {}})["capabilities"]
-        self.version: str = caps.get("browserVersion", "?")
-        self._context = self._call("browsingContext.getTree", {})["contexts"][0]["context"]
-        self.reload()
-
-    def _call(self, method: str, params: dict) -> dict:
-        cid = next(self._ids)
-        self._ws.send(json.dumps({"id": cid, "method": method, "params": params}))
-        while True:  # skip events; commands are answered in order of their id
-            msg = json.loads(self._ws.recv(timeout=30))
-            if msg.get("id") == cid:
-                if msg.get("type") == "error":
-                    raise RuntimeError(f"{method}: {msg.get('error')}: {msg.get('message')}")
-                return msg["result"]
-
-    def reload(self) -> None:
-        """Load the empty page again: a fresh JS realm, so no peer connection survives."""
-        self._call("browsingContext.navigate",
-                   {"context": self._context, "url": self.url, "wait": "complete"})
-
-    def evaluate(self, function: str, arg: object = None) -> object:
-        """Call the JS ``function`` (may be async) with one JSON argument; return its result."""
-        wrapper = f"async (json) => JSON.stringify(await ({function})(JSON.parse(json)))"
-        res = self._call("script.callFunction", {
-            "functionDeclaration": wrapper,
-            "arguments": [{"type": "string", "value": json.dumps(arg)}],
-            "target": {"context": self._context},
-            "awaitPromise": True,
-        })
-        if res.get("type") != "success":
-            raise RuntimeError(f"page script failed: {res.get('exceptionDetails', res)}")
-        return json.loads(res["result"]["value"])
-
-
 class _EmptyPage(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         body = b"<!doctype html><title>walkie sdp</title>"
@@ -161,22 +105,6 @@ class _EmptyPage(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connect_when_up(url: str) -> ClientConnection:
-    """Firefox opens its BiDi port a second or two after start: retry until it answers."""
-    for _ in range(150):
-        try:
-            return ws_connect(url, max_size=None)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("Firefox's BiDi endpoint did not come up")
 
 
 @contextlib.contextmanager
@@ -193,12 +121,12 @@ def firefox_page() -> Iterator[FirefoxPage]:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     profile = tempfile.mkdtemp(prefix="walkie-ff-")
     pathlib.Path(profile, "user.js").write_text(FIREFOX_PREFS)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--headless", f"--remote-debugging-port={port}", "--profile", profile],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with _connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
+        with connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
             yield FirefoxPage(ws, f"http://127.0.0.1:{httpd.server_port}/")
     finally:
         proc.terminate()

@@ -23,6 +23,7 @@ import pytest
 
 from . import roomkit as rk
 from .harness import REPO, Server
+from tests.blank_page import blank_page
 
 pytestmark = pytest.mark.browser
 
@@ -102,26 +103,8 @@ def other_site() -> Iterator[str]:
     Local Network Access blocks a public site's socket to 127.0.0.1 before it reaches us;
     a local site is the case only walkie's own check can stop.
     """
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            body = b"<!doctype html><title>another site</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with blank_page("another site") as url:
+        yield url
 
 
 def test_a_page_from_another_origin_is_refused(browser, https_server: Server,

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import pathlib
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 
+from tests.blank_page import blank_page
 from tests.chromium import CHROMIUM_ARGS
 from tests.firefox_bidi import (
     FIREFOX_PREFS,
@@ -94,19 +93,6 @@ async def capture_chromium() -> None:
 
 # ----------------------------------------------------------------------------- Firefox
 
-class _EmptyPage(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        body = b"<!doctype html><title>walkie sdp</title>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def firefox_page() -> Iterator[FirefoxPage]:
     """Headless Firefox ESR with fake media, showing an empty page from 127.0.0.1.
@@ -117,8 +103,6 @@ def firefox_page() -> Iterator[FirefoxPage]:
     binary = firefox_binary()
     if binary is None:
         raise RuntimeError("firefox-esr is not installed")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EmptyPage)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     profile = tempfile.mkdtemp(prefix="walkie-ff-")
     pathlib.Path(profile, "user.js").write_text(FIREFOX_PREFS)
     port = free_port()
@@ -126,8 +110,9 @@ def firefox_page() -> Iterator[FirefoxPage]:
         [binary, "--headless", f"--remote-debugging-port={port}", "--profile", profile],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
-            yield FirefoxPage(ws, f"http://127.0.0.1:{httpd.server_port}/")
+        with blank_page("walkie sdp") as site, \
+                connect_when_up(f"ws://127.0.0.1:{port}/session") as ws:
+            yield FirefoxPage(ws, site + "/")
     finally:
         proc.terminate()
         try:
@@ -135,8 +120,6 @@ def firefox_page() -> Iterator[FirefoxPage]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        httpd.shutdown()
-        httpd.server_close()
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from .router import OfferError, PeerEvent, Router, RouterConfig
 
@@ -93,7 +94,7 @@ class WorkerGone(OfferError):
 class MediaWorker:
     """The parent's handle on one worker process: its pipe, its address and its load."""
 
-    __slots__ = ("index", "process", "conn", "address", "alive", "peers")
+    __slots__ = ("address", "alive", "conn", "index", "peers", "process")
 
     def __init__(self, index: int, process: BaseProcess, conn: Connection) -> None:
         self.index = index
@@ -194,11 +195,12 @@ class WorkerPool:
         for worker in self.workers:
             if worker.alive:
                 self._loop.remove_reader(worker.conn.fileno())
-                try:
+                worker.alive = False
+            if worker.process.pid is not None and worker.process.is_alive():
+                try:  # also a worker that started while a sibling failed: it is serving
                     worker.conn.send(("close", 0))
                 except OSError:
                     pass
-            worker.alive = False
         await asyncio.gather(*(asyncio.to_thread(_reap, w) for w in self.workers))
         for worker in self.workers:
             worker.conn.close()
@@ -247,7 +249,6 @@ class WorkerPool:
             if worker.alive:  # timed out: if the add lands later, undo it (pipe keeps order)
                 self._send(worker, ("remove", peer_id))
             raise
-        assert isinstance(answer, str)
         placement = self._rooms.get(room_id)  # may have gone while we waited (worker events)
         if placement is None:
             placement = self._rooms[room_id] = _Placement(worker, set())
@@ -277,26 +278,31 @@ class WorkerPool:
         self._send(placement.worker, ("speaker", room_id, peer_id))
 
     def peer_stats(self, peer_id: str) -> dict[str, object] | None:
+        """Like :meth:`Router.peer_stats` (None if unknown); WorkerGone if its worker fails."""
         room_id = self._peer_room.get(peer_id)
         if room_id is None:
             return None
-        return self._call(self._rooms[room_id].worker, "peer_stats", peer_id)  # type: ignore[return-value]
+        return self._call(self._rooms[room_id].worker, "peer_stats", peer_id)
 
     def room_stats(self, room_id: str) -> dict[str, object] | None:
+        """Like :meth:`Router.room_stats`; a request/reply, so also a barrier for that worker."""
         placement = self._rooms.get(room_id)
         if placement is None:
             return None
-        return self._call(placement.worker, "room_stats", room_id)  # type: ignore[return-value]
+        return self._call(placement.worker, "room_stats", room_id)
 
     def stats(self) -> dict[str, object]:
         """The Router's counters summed over live workers, plus each worker's own in ``workers``."""
         per_worker: list[dict[str, object]] = []
-        total: dict[str, object] = {"address": list(self.address), "announced_ip": self.announced_ip}
+        total: dict[str, object] = {
+            "address": list(self.address),
+            "announced_ip": self.announced_ip,
+        }
         for worker in self.workers:
             entry: dict[str, object] = {"index": worker.index, "alive": worker.alive}
             if worker.alive:
                 try:
-                    entry.update(self._call(worker, "stats"))  # type: ignore[arg-type]
+                    entry.update(self._call(worker, "stats"))
                 except WorkerGone as exc:
                     entry["alive"] = worker.alive
                     entry["error"] = str(exc)
@@ -328,7 +334,7 @@ class WorkerPool:
             return False
         return True
 
-    def _call(self, worker: MediaWorker, kind: str, *args: object) -> object:
+    def _call(self, worker: MediaWorker, kind: str, *args: object) -> Any:
         """Send a request and block (at most CALL_TIMEOUT) for its reply.
 
         Events read meanwhile are booked at once (so a peer lost before the reply is not
@@ -436,7 +442,7 @@ class WorkerPool:
                 for callback in list(self._listeners):
                     try:
                         callback(event)
-                    except Exception:  # noqa: BLE001 - one bad listener must not stop the rest
+                    except Exception:  # one bad listener must not stop the rest
                         log.exception("event listener failed for %s", event)
         finally:
             self._flushing = False
@@ -529,7 +535,7 @@ async def _serve(conn: Connection, config: RouterConfig) -> None:
 class _Handler:
     """The worker's side of the pipe: run each request on the Router, reply when asked."""
 
-    __slots__ = ("router", "conn", "done")
+    __slots__ = ("conn", "done", "router")
 
     def __init__(self, router: Router, conn: Connection, done: asyncio.Future[int | None]) -> None:
         self.router = router

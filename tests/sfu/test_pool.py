@@ -185,7 +185,10 @@ async def test_killed_worker_loses_its_peers_and_the_other_keeps_working(
         survivor = pool.worker_of("y")
         assert doomed is not None and survivor is not None and doomed is not survivor
         doomed.process.kill()
-        lost = lambda: [e for e in events if e.kind == "consent_lost"]  # noqa: E731
+
+        def lost() -> list[sfu.PeerEvent]:
+            return [e for e in events if e.kind == "consent_lost"]
+
         await _until(lambda: len(lost()) == 2, "consent_lost for the dead worker's peers")
         assert sorted((e.peer_id, e.room_id, e.reason) for e in lost()) == [
             ("x1", "x", "media worker exited"),
@@ -198,7 +201,8 @@ async def test_killed_worker_loses_its_peers_and_the_other_keeps_working(
         xs.append(z)
         assert _answer_port(await z.join(pool, "x")) == survivor.address[1]
         stats = pool.stats()
-        assert [w["alive"] for w in stats["workers"]] == [w is survivor for w in pool.workers]  # type: ignore[index]
+        alive = [w["alive"] for w in stats["workers"]]  # type: ignore[attr-defined]
+        assert alive == [w is survivor for w in pool.workers]
         assert stats["peers"] == 3
         with pytest.raises(KeyError):
             pool.set_speaker("x", "x1")
@@ -223,7 +227,8 @@ async def test_start_refuses_a_port_in_use_and_leaves_nothing_running() -> None:
         with pytest.raises(OSError):
             await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=port))
         # the failed pool's other worker (port + 1 bound fine) was stopped too
-        assert [p.pid for p in multiprocessing.active_children()] == [first.workers[0].process.pid]
+        media = [p.pid for p in multiprocessing.active_children() if p.name.startswith("walkie-media")]
+        assert media == [first.workers[0].process.pid]
         with pytest.raises(ValueError):
             await WorkerPool.start(0, sfu.RouterConfig(host="127.0.0.1", port=0))
         with pytest.raises(ValueError):
@@ -231,3 +236,64 @@ async def test_start_refuses_a_port_in_use_and_leaves_nothing_running() -> None:
     finally:
         await first.close()
     assert not first.workers[0].process.is_alive()
+
+
+async def test_events_read_during_a_call_are_booked_at_once_and_delivered_after() -> None:
+    """Peers that never connect lose consent in the worker while the parent is busy: the
+    events wait in the pipe, a control call reads them, and they reach listeners afterwards."""
+    config = sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=0.3)
+    pool = await WorkerPool.start(2, config)
+    events: list[sfu.PeerEvent] = []
+    pool.add_listener(events.append)
+    clients = [PeerClient(name) for name in ("a1", "a2", "b")]
+    try:
+        await clients[0].join(pool, "x")
+        await clients[1].join(pool, "x")
+        await clients[2].open()
+        worker = pool.worker_of("x")
+        assert worker is not None
+        # Block this loop (so its pipe reader cannot run) until the worker has written.
+        assert worker.conn.poll(5.0), "the worker never reported the lost peers"
+        answer = pool.add_peer("b", "x", clients[2].offer())  # reads both events, then its reply
+        assert "a=ice-ufrag:" in answer
+        assert events == []  # not delivered from inside the call
+        assert pool.worker_of("x") is worker  # a1, a2 gone, b placed on the same worker
+        assert pool.peer_stats("a1") is None and pool.peer_stats("b") is not None
+        await _until(lambda: len(events) == 2, "the queued events")
+        assert [(e.kind, e.peer_id) for e in events] == [
+            ("consent_lost", "a1"),
+            ("consent_lost", "a2"),
+        ]
+        assert pool.stats()["peers"] == 1
+    finally:
+        _close(*clients)
+        await pool.close()
+
+
+async def test_a_worker_that_does_not_answer_gives_an_error_not_a_hang(
+    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import sfu.pool
+
+    monkeypatch.setattr(sfu.pool, "CALL_TIMEOUT", 0.3)
+    a = PeerClient("a")
+    await a.open()
+    worker = pool.workers[0]
+    assert worker.process.pid is not None
+    os.kill(worker.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(WorkerGone, match="did not answer"):
+            pool.add_peer("a", "x", a.offer())
+    finally:
+        os.kill(worker.process.pid, signal.SIGCONT)
+    try:
+        assert worker.alive and pool.worker_of("x") is None
+        # The late add ran, the pool's undo followed it, and its stale reply is skipped.
+        stats = pool.stats()
+        assert stats["workers"][0]["peers"] == 0  # type: ignore[index]
+        assert _answer_port(await a.join(pool, "x")) == worker.address[1]
+    finally:
+        a.close()

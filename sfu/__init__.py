@@ -15,10 +15,14 @@ Example (runnable; see README.md for the full version)::
         router.set_speaker("lobby", "alice")   # forward alice's audio to the others
         ...
         await router.close()
+
+``WorkerPool.start(n, config)`` offers the same API over ``n`` worker processes (one per core),
+each owning whole rooms on its own UDP port.
 """
 
 from __future__ import annotations
 
+from .pool import WorkerPool
 from .router import OfferError, PeerEvent, Router, RouterConfig
 
-__all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig"]
+__all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig", "WorkerPool"]

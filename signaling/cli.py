@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also accept WebSockets from pages of ORIGIN, e.g. "
                         "https://intranet.example.org (repeatable; the server's own origin "
                         "is always accepted) [WALKIE_ALLOWED_ORIGIN, comma-separated]")
+    s.add_argument("--workers", type=int, default=int(_env("WORKERS", "1") or 1), metavar="N",
+                   help="media worker processes, one per core, each owning whole rooms on its "
+                        "own UDP port (--udp-port + i); 1 = in this process (default 1) "
+                        "[WALKIE_WORKERS]")
     s.add_argument("--max-connections-per-ip", type=int,
                    default=int(_env("MAX_CONNECTIONS_PER_IP", "64") or 64), metavar="N",
                    help="concurrent WebSockets from one address, 0 = unlimited (default 64; "
@@ -216,6 +220,10 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         parse_origin(origin)
     if args.max_connections_per_ip < 0:
         raise ValueError("--max-connections-per-ip must be 0 (unlimited) or more")
+    if not 1 <= args.workers <= 256:
+        raise ValueError("--workers must be 1..256")
+    if args.udp_port and args.udp_port + args.workers - 1 > 65535:
+        raise ValueError(f"--udp-port {args.udp_port} leaves no room for {args.workers} workers")
     import sfu  # the media plane's own checks (announced address, port), before anything starts
 
     sfu.RouterConfig(host=udp_host, port=args.udp_port, announced_ip=announced)
@@ -239,6 +247,7 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
         "self_signed": args.self_signed,
         "cert_dir": args.cert_dir,
         "max_connections_per_ip": args.max_connections_per_ip,
+        "workers": args.workers,
     }
 
 
@@ -283,6 +292,7 @@ async def serve(
     self_signed: bool = False,
     cert_dir: str | None = None,
     max_connections_per_ip: int = 64,
+    workers: int = 1,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -324,9 +334,12 @@ async def serve(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
 
-    router = await sfu.Router.start(
-        sfu.RouterConfig(host=udp_host, port=udp_port, announced_ip=announced_ip)
-    )
+    media_config = sfu.RouterConfig(host=udp_host, port=udp_port, announced_ip=announced_ip)
+    router: sfu.Router | sfu.WorkerPool
+    if workers > 1:
+        router = await sfu.WorkerPool.start(workers, media_config)
+    else:
+        router = await sfu.Router.start(media_config)
     server = None
     try:
         config = ServerConfig(
@@ -342,13 +355,18 @@ async def serve(
             max_connections_per_ip=max_connections_per_ip,
         )
         server = await SignalingServer.start(config, router)
-        udp = router.address
+        ports = [port for _, port in getattr(router, "addresses", [router.address])]
+        udp = f"{router.address[0]}:{ports[0]}"
+        if len(ports) > 1:
+            udp += f"-{ports[-1]}" if ports == list(range(ports[0], ports[-1] + 1)) else (
+                "," + ",".join(map(str, ports[1:])))
+            udp += f" ({len(ports)} workers)"
         url = server.url
         if host in ("0.0.0.0", "::"):
             # Nobody can open http://0.0.0.0/: show the address browsers are given for media.
             scheme = "https" if ssl_context else "http"
             url = f"{scheme}://{router.announced_ip}:{server.address[1]}/"
-        print(f"walkie: open {url}  (media: udp {udp[0]}:{udp[1]}, "
+        print(f"walkie: open {url}  (media: udp {udp}, "
               f"announced as {router.announced_ip})", flush=True)
         for line in cert_lines:
             print(line, flush=True)

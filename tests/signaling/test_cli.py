@@ -194,3 +194,37 @@ def test_serve_over_tls(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_walkie_serve_with_two_media_workers() -> None:
+    """--workers 2: two media processes on consecutive UDP ports behind one signaling server."""
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "signaling", "serve", "--port", "0", "--udp-port", "0",
+         "--workers", "2", "--log-level", "warning"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"walkie: open (http://127\.0\.0\.1:\d+)/ +\(media: udp 127\.0\.0\.1:"
+                          r"\d+,\d+ \(2 workers\)", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(1) + "/healthz", timeout=5) as response:
+            media = json.loads(response.read())["media"]
+        assert [w["alive"] for w in media["workers"]] == [True, True]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_workers_setting() -> None:
+    assert settings()["workers"] == 1
+    assert settings("--workers", "4")["workers"] == 4
+    for bad in (["--workers", "0"], ["--workers", "2", "--udp-port", "65535"]):
+        with pytest.raises(ValueError):
+            settings(*bad)

@@ -157,3 +157,31 @@ async def test_a_peer_that_never_connects_loses_consent(
     await bob.expect("floor", holder=a, queue_length=0)
     await bob.expect("floor", holder=None, queue_length=0)
     await bob.expect("member_left", id=a["id"])
+
+
+async def test_rooms_spread_over_media_workers(
+    client_factory: ClientOf, pcs: list[RTCPeerConnection]
+) -> None:
+    """walkie serve --workers 2: the hub drives a WorkerPool exactly as it drives a Router."""
+    pool = await sfu.WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=0))
+    server = await SignalingServer.start(
+        ServerConfig(host="127.0.0.1", port=0, tick_interval=0.05), pool
+    )
+    try:
+        ports = set()
+        for room, name in (("north", "Ann"), ("south", "Bob")):
+            client = await client_factory(server)
+            me = (await client.join(room, name))["you"]
+            pc, offer = await aiortc_offer(pcs)
+            await client.send({"type": "offer", "sdp": offer})
+            answer = (await client.expect("answer"))["sdp"]
+            ports.add(int(answer.split(" typ host")[0].rsplit(" ", 1)[1]))
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await client.expect("media", state="connected", timeout=10)
+            await client.send({"type": "floor_request"})
+            await client.expect("floor_granted")
+            assert pool.room_stats(room)["speaker"] == me["id"]  # type: ignore[index]
+        assert ports == {port for _, port in pool.addresses}  # one room on each worker
+    finally:
+        await server.close()
+        await pool.close()

@@ -412,13 +412,10 @@ class Router:
             peer.room.refresh_listeners()
             self._emit(PeerEvent("connected", peer.peer_id, peer.room.room_id))
         elif state == "failed":
-            reason = peer.dtls.failure or "DTLS failed"
-            self._drop_peer(peer, goodbye=False)
-            self._emit(PeerEvent("dtls_failed", peer.peer_id, peer.room.room_id, reason))
+            self._lose(peer, "dtls_failed", peer.dtls.failure or "DTLS failed")
             return
         elif state == "closed":
-            self._drop_peer(peer, goodbye=False)
-            self._emit(PeerEvent("closed", peer.peer_id, peer.room.room_id, "peer closed DTLS"))
+            self._lose(peer, "closed", "peer closed DTLS")
             return
         self._schedule_dtls(peer)
 
@@ -449,30 +446,15 @@ class Router:
         self._tick_handle = self._loop.call_later(TICK_SECONDS, self._tick)
         now = time.monotonic()
         wall = time.time()
+        timeout = self.config.consent_timeout
         for peer in list(self._peers.values()):
             if peer.ice.consent_expired(now):
-                self._drop_peer(peer, goodbye=False)
-                self._emit(
-                    PeerEvent(
-                        "consent_lost",
-                        peer.peer_id,
-                        peer.room.room_id,
-                        f"no ICE consent for {self.config.consent_timeout:g} s",
-                    )
-                )
+                self._lose(peer, "consent_lost", f"no ICE consent for {timeout:g} s")
                 continue
-            if peer.srtp is None and now - peer.created > self.config.consent_timeout:
+            if peer.srtp is None and now - peer.created > timeout:
                 # ICE may be alive while DTLS never starts (or stalls before its own
                 # deadline is armed): a peer that cannot carry media is not kept forever.
-                self._drop_peer(peer, goodbye=False)
-                self._emit(
-                    PeerEvent(
-                        "dtls_failed",
-                        peer.peer_id,
-                        peer.room.room_id,
-                        f"no DTLS-SRTP session within {self.config.consent_timeout:g} s",
-                    )
-                )
+                self._lose(peer, "dtls_failed", f"no DTLS-SRTP session within {timeout:g} s")
                 continue
             if peer.is_connected and now >= peer.next_rtcp:
                 # RFC 3550 §6.3.5: randomised interval (0.5-1.5 x 1 s) avoids synchronised bursts.
@@ -552,6 +534,11 @@ class Router:
         room.refresh_listeners()
         if not room.members and self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]
+
+    def _lose(self, peer: Peer, kind: str, reason: str) -> None:
+        """Remove a peer the network took away (no goodbye is possible) and say why."""
+        self._drop_peer(peer, goodbye=False)
+        self._emit(PeerEvent(kind, peer.peer_id, peer.room.room_id, reason))
 
     def _emit(self, event: PeerEvent) -> None:
         for callback in list(self._listeners):

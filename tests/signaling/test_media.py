@@ -9,6 +9,7 @@ messages. Loss of media (DTLS closed, consent lost) ends the session and frees t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -41,25 +42,27 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
-@pytest.fixture
-async def media_server() -> AsyncIterator[SignalingServer]:
-    router, server = await _start(consent_timeout=30.0)
+@contextlib.asynccontextmanager
+async def _served(consent_timeout: float) -> AsyncIterator[SignalingServer]:
+    router, server = await _start(consent_timeout)
     try:
         yield server
     finally:
         await server.close()
         await router.close()
+
+
+@pytest.fixture
+async def media_server() -> AsyncIterator[SignalingServer]:
+    async with _served(consent_timeout=30.0) as server:
+        yield server
 
 
 @pytest.fixture
 async def impatient_server() -> AsyncIterator[SignalingServer]:
     """Consent is lost after 1.5 s without a valid ICE check (30 s in production)."""
-    router, server = await _start(consent_timeout=1.5)
-    try:
+    async with _served(consent_timeout=1.5) as server:
         yield server
-    finally:
-        await server.close()
-        await router.close()
 
 
 @pytest.fixture

@@ -158,13 +158,31 @@ class Router:
         Raises :class:`OfferError` with a clear reason when the offer cannot be served, and
         ``ValueError`` when ``peer_id`` is already in use. Nothing changes on error.
         """
-        if peer_id in self._peers:
-            raise ValueError(f"peer {peer_id!r} already exists")
         try:
             offer = parse_offer(offer_sdp)
             selection = select_audio(offer)
         except SdpError as exc:
             raise OfferError(str(exc)) from None
+        local = self.open_peer(peer_id, room_id, selection)
+        try:
+            return build_answer(offer, selection, local)
+        except SdpError as exc:
+            self.remove_peer(peer_id)
+            raise OfferError(str(exc)) from None
+
+    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str) -> str:
+        """:meth:`add_peer` behind the asynchronous control API that signaling uses."""
+        return self.add_peer(peer_id, room_id, offer_sdp)
+
+    def open_peer(self, peer_id: str, room_id: str, selection: AudioSelection) -> LocalParams:
+        """Create the transport for an offer already parsed and selected; return our side.
+
+        This is :meth:`add_peer` without SDP text: a caller in another process parses the
+        offer and builds the answer itself (``build_answer(offer, selection, local)``), so
+        that only this small, typed request crosses to the media worker.
+        """
+        if peer_id in self._peers:
+            raise ValueError(f"peer {peer_id!r} already exists")
         room = self._rooms.get(room_id)
         new_room = room is None
         if room is None:
@@ -173,21 +191,20 @@ class Router:
         while peer.ice.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
             peer = self._new_peer(peer_id, room, selection)
         peer.cname = f"walkie-{secrets.token_hex(4)}"
-        local = LocalParams(
-            ice_ufrag=peer.ice.local_ufrag,
-            ice_pwd=peer.ice.local_pwd,
-            fingerprint=Fingerprint("sha-256", self._fingerprint_sha256),
-            setup="active" if peer.dtls.role == "client" else "passive",
-            candidate_ip=self.announced_ip,
-            candidate_port=self.address[1],
-            ssrc=peer.local_ssrc,
-            cname=peer.cname,
-            # RFC 8830 allows only token characters here, whatever the room is called.
-            msid_stream="walkie-" + hashlib.sha256(room_id.encode()).hexdigest()[:16],
-            msid_track=f"room-{peer.local_ssrc:08x}",
-        )
         try:
-            answer = build_answer(offer, selection, local)
+            local = LocalParams(
+                ice_ufrag=peer.ice.local_ufrag,
+                ice_pwd=peer.ice.local_pwd,
+                fingerprint=Fingerprint("sha-256", self._fingerprint_sha256),
+                setup="active" if peer.dtls.role == "client" else "passive",
+                candidate_ip=self.announced_ip,
+                candidate_port=self.address[1],
+                ssrc=peer.local_ssrc,
+                cname=peer.cname,
+                # RFC 8830 allows only token characters here, whatever the room is called.
+                msid_stream="walkie-" + hashlib.sha256(room_id.encode()).hexdigest()[:16],
+                msid_track=f"room-{peer.local_ssrc:08x}",
+            )
         except SdpError as exc:
             raise OfferError(str(exc)) from None
         if new_room:
@@ -195,7 +212,7 @@ class Router:
         room.members[peer_id] = peer
         self._peers[peer_id] = peer
         self._by_ufrag[peer.ice.local_ufrag] = peer
-        return answer
+        return local
 
     def _new_peer(self, peer_id: str, room: Room, selection: AudioSelection) -> Peer:
         try:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
-import math
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from sfu import RouterConfig
-from signaling.origin import parse_origin
 from signaling.server import ServerConfig
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
+from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, seconds,
+                      switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -53,87 +52,11 @@ ENV_PREFIX = "WALKIE_"
 #: Shortest ``--turn-ttl``: a browser may gather relay candidates seconds after the join.
 MIN_TURN_TTL = 60
 MAX_WORKERS = 256
-LOG_LEVELS = ("debug", "info", "warning", "error")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 _KEY = "walkie.setting"
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message is one line, naming the flag or variable."""
-
-
-# -- parsers: text -> typed value, or ValueError with a reason ("70000 is out of range") ----------
-# The reason is printed after the flag or variable the text came from.
-
-def _text(text: str) -> str:
-    return text
-
-
-def _bind_address(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return "127.0.0.1" if text == "localhost" else text
-
-
-def _ip_address(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address") from None
-
-
-def _whole(low: int, high: int | None = None, rule: str = "{value} is out of range"
-           ) -> Callable[[str], int]:
-    """A parser for whole numbers in ``low..high``; ``rule`` says what was wrong."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(rule.format(value=value))
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a number of seconds")
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _ice_url(text: str) -> str:
-    parse_ice_url(text)  # a typo here would only show as a browser with no relay
-    return text
-
-
-def _origin(text: str) -> str:
-    parse_origin(text)
-    return text
-
-
-def _log_level(text: str) -> str:
-    if text.lower() not in LOG_LEVELS:
-        raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
-    return text.lower()
-
-
-def _switch_word(text: str) -> bool:
-    """A switch's variable: 1/true/yes/on or 0/false/no/off (any case)."""
-    if text.lower() in _TRUE:
-        return True
-    if text.lower() in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is neither 1/true/yes/on nor 0/false/no/off")
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -169,7 +92,7 @@ class Setting:
         return env_name(self.name)
 
 
-def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = _text, *,
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = as_is, *,
              repeatable: bool = False, aliases: tuple[str, ...] = (),
              shown_default: str | None = None, metavar: str | None = None,
              secret: bool = False) -> Any:
@@ -198,33 +121,33 @@ class Config:
     host: str = _setting(
         _library_default(ServerConfig, "host"),
         "HTTP/WebSocket bind address; localhost = 127.0.0.1, 0.0.0.0 for the LAN",
-        _bind_address)
+        bind_address)
     port: int = _setting(
         _library_default(ServerConfig, "port"),
-        "HTTP/WebSocket port: the page, /ws and /healthz; 0 = ephemeral", _whole(0, 65535))
+        "HTTP/WebSocket port: the page, /ws and /healthz; 0 = ephemeral", whole(0, 65535))
     udp_port: int = _setting(
         _library_default(RouterConfig, "port"),
-        "media UDP port, 0 = ephemeral", _whole(0, 65535))
+        "media UDP port, 0 = ephemeral", whole(0, 65535))
     udp_host: str | None = _setting(
-        None, "media UDP bind address", _bind_address, shown_default="same as --host")
+        None, "media UDP bind address", bind_address, shown_default="same as --host")
     announced_ip: str | None = _setting(
-        None, "address browsers are told to send media to: the public IP behind NAT", _ip_address,
+        None, "address browsers are told to send media to: the public IP behind NAT", ip_address,
         shown_default="the UDP bind address, or this machine's primary address when binding "
                       "0.0.0.0")
     max_users: int = _setting(
-        _library_default(ServerConfig, "max_users"), "members per room", _whole(1, 65535))
+        _library_default(ServerConfig, "max_users"), "members per room", whole(1, 65535))
     max_talk_time: float = _setting(
         _library_default(ServerConfig, "max_talk_time"),
-        "seconds before the floor is revoked, 0 = unlimited", _seconds)
+        "seconds before the floor is revoked, 0 = unlimited", seconds)
     no_queue: bool = _switch(
         "deny floor requests while someone talks instead of queueing them")
     turn_url: tuple[str, ...] = _each(
         "TURN server for browsers, e.g. turn:turn.example.org:3478 or "
         "turns:turn.example.org:5349?transport=tcp (repeatable; needs --turn-secret)",
-        _ice_url, "URL")
+        ice_url, "URL")
     stun_url: tuple[str, ...] = _each(
         "STUN server for browsers, e.g. stun:turn.example.org:3478 (repeatable)",
-        _ice_url, "URL")
+        ice_url, "URL")
     turn_secret: str | None = _setting(
         None, "coturn's static-auth-secret: each member gets short-lived TURN credentials "
               "made from it; the secret never leaves the server. Prefer the variable or "
@@ -235,7 +158,7 @@ class Config:
     turn_ttl: int = _setting(
         _library_default(TurnConfig, "ttl"),
         "seconds a TURN credential can open new relays (relays already open keep working)",
-        _whole(MIN_TURN_TTL, MAX_TTL, f"must be {MIN_TURN_TTL}..{MAX_TTL} seconds"),
+        whole(MIN_TURN_TTL, MAX_TTL, f"must be {MIN_TURN_TTL}..{MAX_TTL} seconds"),
         metavar="SECONDS")
     force_relay: bool = _switch(
         "browsers send media only through the TURN relay (iceTransportPolicy relay): hides "
@@ -254,16 +177,17 @@ class Config:
         shown_default="$XDG_STATE_HOME/walkie/tls or ~/.local/state/walkie/tls")
     allowed_origin: tuple[str, ...] = _each(
         "also accept WebSockets from pages of ORIGIN, e.g. https://intranet.example.org "
-        "(repeatable; the server's own origin is always accepted)", _origin, "ORIGIN")
+        "(repeatable; the server's own origin is always accepted)", origin, "ORIGIN")
     workers: int = _setting(
         1, "media worker processes, one per core, each owning whole rooms on its own UDP "
            "port (--udp-port + i); 1 = in this process",
-        _whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
+        whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
     max_connections_per_ip: int = _setting(
         _library_default(ServerConfig, "max_connections_per_ip"),
         "concurrent WebSockets from one address, 0 = unlimited (raise it behind a NAT that "
-        "many users share)", _whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
-    log_level: str = _setting("info", "log verbosity: debug, info, warning or error", _log_level, metavar="LEVEL")
+        "many users share)", whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+    log_level: str = _setting(
+        "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
 
     # -- what the settings mean for the libraries (the one place that maps them) ----------
 
@@ -359,7 +283,7 @@ def _read(s: Setting, raw: str | list[str], source: str) -> Any:
     """One setting's value from a flag's text (a list for a repeated flag) or a variable."""
     try:
         if s.parse is None:
-            return _switch_word(str(raw))
+            return switch_word(str(raw))
         if s.repeatable:
             items = raw.split(",") if isinstance(raw, str) else raw
             return tuple(s.parse(item.strip()) for item in items if item.strip())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import json
 import ssl
 import stat
 from pathlib import Path
@@ -17,11 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from signaling import tls
 from signaling.origin import OriginError, OriginPolicy, format_origin, parse_host, parse_origin
+from tests.ws_status import ws_status
 
 UTC = datetime.timezone.utc
 
@@ -90,28 +88,16 @@ def test_origin_policy() -> None:
         OriginPolicy(["intranet.example.org"])
 
 
-async def _ws_status(url: str, origin: str | None, **kwargs: object) -> int:
-    """101 when the handshake succeeds (and a join works), else the HTTP status."""
-    headers = {"Origin": origin} if origin else {}
-    try:
-        async with connect(url, additional_headers=headers, open_timeout=5, **kwargs) as ws:
-            await ws.send(json.dumps({"type": "ping"}))
-            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong"}
-            return 101
-    except InvalidStatus as exc:
-        return exc.response.status_code
-
-
 async def test_a_foreign_origin_is_refused(make_server, caplog) -> None:
     server = await make_server(allowed_origins=("https://intranet.example.org",))
     host, port = server.address
     url = f"ws://{host}:{port}/ws"
-    assert await _ws_status(url, "http://evil.example") == 403
+    assert await ws_status(url, "http://evil.example") == 403
     assert "refused a WebSocket from origin 'http://evil.example'" in caplog.text
-    assert await _ws_status(url, f"http://{host}:{port}") == 101  # the page's own origin
-    assert await _ws_status(url, "https://intranet.example.org") == 101  # --allowed-origin
-    assert await _ws_status(url, None) == 101  # not a browser: no Origin
-    assert await _ws_status(url, "null") == 403
+    assert await ws_status(url, f"http://{host}:{port}") == 101  # the page's own origin
+    assert await ws_status(url, "https://intranet.example.org") == 101  # --allowed-origin
+    assert await ws_status(url, None) == 101  # not a browser: no Origin
+    assert await ws_status(url, "null") == 403
 
 
 async def test_two_origin_headers_are_refused(make_server) -> None:
@@ -132,7 +118,7 @@ async def test_refusals_are_logged_sparingly(make_server, caplog) -> None:
     server = await make_server()
     host, port = server.address
     for _ in range(5):
-        assert await _ws_status(f"ws://{host}:{port}/ws", "http://evil.example") == 403
+        assert await ws_status(f"ws://{host}:{port}/ws", "http://evil.example") == 403
     assert caplog.text.count("refused a WebSocket") == 1
 
 

@@ -7,7 +7,6 @@ back from the ``walkie: open ...`` line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -20,8 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 REPO = Path(__file__).resolve().parents[2]
 #: The environment of every walkie subprocess: the repo importable, no WALKIE_ setting
@@ -84,15 +81,3 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=5)
-
-
-async def ws_status(url: str, origin: str | None, **kwargs: Any) -> int:
-    """101 when the WebSocket handshake succeeds (and a ping is answered), else the status."""
-    headers = {"Origin": origin} if origin else {}
-    try:
-        async with connect(url, additional_headers=headers, open_timeout=5, **kwargs) as ws:
-            await ws.send(json.dumps({"type": "ping"}))
-            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong"}
-            return 101
-    except InvalidStatus as exc:
-        return exc.response.status_code

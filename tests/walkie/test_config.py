@@ -205,7 +205,8 @@ REFUSED = [
     # rules between settings
     (["--tls-cert", "c.pem"], {},
      "--tls-cert and --tls-key go together (also spelled --cert and --key)"),
-    (["--key", "k.pem"], {}, "--tls-cert and --tls-key go together (also spelled --cert and --key)"),
+    (["--key", "k.pem"], {},
+     "--tls-cert and --tls-key go together (also spelled --cert and --key)"),
     (["--self-signed", "--cert", "c.pem", "--key", "k.pem"], {},
      "--self-signed and --cert/--key exclude each other"),
     (["--stun-url", "turn:t.example", "--turn-secret", "k"], {},
@@ -220,7 +221,8 @@ REFUSED = [
     (["--force-relay"], {}, "--force-relay needs a turn: URL in --turn-url (and --turn-secret)"),
     (["--force-relay", "--stun-url", "stun:t"], {},
      "--force-relay needs a turn: URL in --turn-url (and --turn-secret)"),
-    (["--workers", "2", "--udp-port", "65535"], {}, "--udp-port 65535 leaves no room for 2 workers"),
+    (["--workers", "2", "--udp-port", "65535"], {},
+     "--udp-port 65535 leaves no room for 2 workers"),
     # the libraries' own checks
     (["--turn-url", "turn:t.example:3478"], {},
      "turn:/turns: URLs need the TURN secret: browsers refuse a TURN server without credentials"),

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes
 
 from signaling import tls
 
-from .serverproc import walkie, ws_status
+from tests.ws_status import ws_status
+
+from .serverproc import walkie
 
 
 def _served_fingerprint(url: str) -> str:

@@ -52,13 +52,15 @@ def test_min_versions_are_the_declared_bounds() -> None:
 
 
 def test_the_srtp_fast_path_reaches_libsrtp() -> None:
+    import pylibsrtp
+
     from sfu import srtp
 
+    policy = pylibsrtp.Policy(key=b"k" * 28, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                              srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM)
+    assert srtp._libsrtp_handles(pylibsrtp.Session(policy=policy)) is not None
     keys = srtp.SrtpKeys(srtp.PROFILE_AEAD_AES_128_GCM, b"k" * 16, b"s" * 12, b"K" * 16,
                          b"S" * 12)
-    session = srtp.SrtpSession(keys)
-    tx, rx = session._keep
-    assert srtp._libsrtp_handles(tx) is not None and srtp._libsrtp_handles(rx) is not None
     packet = bytes([0x80, 111, 0, 1, 0, 0, 0, 160, 0, 0, 0, 42]) + b"opus" * 10
-    peer = srtp.SrtpSession(keys.mirrored())
-    assert peer.unprotect(session.protect(packet)) == packet
+    sender, receiver = srtp.SrtpSession(keys), srtp.SrtpSession(keys.mirrored())
+    assert receiver.unprotect(sender.protect(packet)) == packet

@@ -30,8 +30,9 @@ __all__ = ["run", "serve", "start_media"]
 
 log = logging.getLogger("walkie")
 
-#: What :func:`start_media` returns: both implement the media plane API that signaling uses.
-MediaPlane = sfu.Router | sfu.WorkerPool
+#: What :func:`start_media` returns: the media plane API that signaling uses, plus the
+#: addresses and ``close()`` that running it needs.
+Media = sfu.Router | sfu.WorkerPool
 
 
 def run(config: Config) -> int:
@@ -57,7 +58,7 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def start_media(config: Config) -> MediaPlane:
+async def start_media(config: Config) -> Media:
     """The media plane for ``config``: in this process for one worker, else worker processes
     on consecutive UDP ports. The only place that decides where media runs."""
     media_config = config.router_config()
@@ -127,14 +128,14 @@ def _https(config: Config) -> _Https:
         return _Https(tls.server_context(cert, key), cert, key, _self_signed_lines(info))
     if config.tls_cert and config.tls_key:
         context = tls.server_context(config.tls_cert, config.tls_key)
-        _, names, not_after = tls.describe(config.tls_cert)
-        line = (f"walkie: TLS certificate {config.tls_cert} for {', '.join(names)}"
+        _, covered, not_after = tls.describe(config.tls_cert)
+        line = (f"walkie: TLS certificate {config.tls_cert} for {', '.join(covered)}"
                 f" (valid until {not_after:%Y-%m-%d}; SIGHUP reloads it)")
         return _Https(context, config.tls_cert, config.tls_key, (line,))
     return _Https()
 
 
-def _startup_lines(config: Config, server: SignalingServer, media: MediaPlane,
+def _startup_lines(config: Config, server: SignalingServer, media: Media,
                    https: _Https) -> list[str]:
     """The URL to open, where media goes, the certificate, ICE servers and origins."""
     ports = [port for _, port in getattr(media, "addresses", [media.address])]

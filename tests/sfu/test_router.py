@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sfu
-from sfu.dtls import Certificate
+from sfu.certificate import Certificate
 
 from .peerclient import AUDIO_LEVEL_ID, PeerClient
 

@@ -93,18 +93,6 @@ def test_bench_without_libopus_says_so_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "libopus" in lines[0] and "Could not find Opus" in lines[0]
 
 
-def test_signaling_is_a_library_that_imports_neither_walkie_nor_bench() -> None:
-    result = _python("""
-        import pkgutil, sys, importlib, signaling
-        for module in pkgutil.iter_modules(signaling.__path__):
-            importlib.import_module("signaling." + module.name)
-        print(sorted(m for m in sys.modules if m.split(".")[0] in ("walkie", "bench")))
-    """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
-    assert not (REPO / "signaling" / "__main__.py").exists()
-
-
 # -- serve ---------------------------------------------------------------------------------------
 
 async def test_serve_in_process_until_stopped() -> None:

@@ -37,7 +37,7 @@ from .rtcp import (
     parse_rtcp,
     round_trip_time,
 )
-from .rtp import DownlinkRewriter
+from .rewriter import DownlinkStream, ListenerHeader
 from .sdp import AudioSelection
 from .srtp import SrtpError, SrtpSession
 from .transmit import Destination
@@ -91,7 +91,7 @@ class Peer:
         "srtp",
         "destination",
         "unprotect",
-        "rewriter",
+        "header",
         "audio_level_id",
         "sends_audio",
         "receives_audio",
@@ -109,6 +109,10 @@ class Peer:
         # counters
         "rtp_received",
         "rtp_forwarded_in",
+        "octets_forwarded_in",
+        "seq_skip",
+        "_heard",
+        "_listening_since",
         "rtp_dropped_not_speaker",
         "srtp_errors",
         "rtp_errors",
@@ -150,7 +154,8 @@ class Peer:
         self.destination: Destination | None = None
         #: ``unprotect(srtp) -> rtp`` once connected, else None (hot path: one attribute load)
         self.unprotect: Callable[[bytes], bytes] | None = None
-        self.rewriter = DownlinkRewriter(
+        #: this peer's downlink header: its own SSRC, payload type and extension ids
+        self.header = ListenerHeader(
             rng.getrandbits(32) or 1,
             selection.opus_pt,
             selection.audio_level_id,
@@ -175,6 +180,13 @@ class Peer:
         self._rng = rng
         self.rtp_received = 0
         self.rtp_forwarded_in = 0
+        self.octets_forwarded_in = 0
+        #: room-stream packets this peer never received because it was their talker: its
+        #: downlink numbers them out, so its sequence stays gapless (sfu/rewriter.py)
+        self.seq_skip = 0
+        # What the room's stream carried while this peer listened (see downlink_sent).
+        self._heard = (0, 0)
+        self._listening_since: tuple[int, int] | None = None
         self.rtp_dropped_not_speaker = 0
         self.srtp_errors = 0
         self.rtp_errors = 0
@@ -197,7 +209,7 @@ class Peer:
     @property
     def local_ssrc(self) -> int:
         """The SSRC of this peer's downlink: also our sender SSRC in RTCP to this peer."""
-        return self.rewriter.ssrc
+        return self.header.ssrc
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -211,7 +223,39 @@ class Peer:
         """What the fan-out needs to send this peer the room's audio, or None if it cannot."""
         if self.srtp is None or self.destination is None or not self.receives_audio:
             return None
-        return (self, self.rewriter.header, self.srtp.protect_context, self.destination)
+        h = self.header
+        return (self, h.plain, h.leveled, h.level_pos, h.payload_type,
+                self.srtp.protect_context, self.destination)
+
+    def listen(self, stream: DownlinkStream, listening: bool) -> None:
+        """The room's routes were rebuilt: this peer now does (or does not) get its stream.
+
+        The fan-out keeps no per-listener counters; what a listener was sent is what the
+        room's stream carried while it listened, minus its own talk (never sent back).
+        """
+        since = self._listening_since
+        if listening:
+            if since is None:
+                self._listening_since = (stream.packets, stream.octets)
+                if stream.csrc >= 0:
+                    self.header.follow(stream.csrc)
+        elif since is not None:
+            self._heard = (self._heard[0] + stream.packets - since[0],
+                           self._heard[1] + stream.octets - since[1])
+            self._listening_since = None
+
+    def downlink_sent(self) -> tuple[int, int]:
+        """RTP packets and payload octets sent on this peer's downlink (for its SR)."""
+        packets, octets = self._heard
+        since = self._listening_since
+        if since is not None:
+            stream = self.room.stream
+            packets += stream.packets - since[0]
+            octets += stream.octets - since[1]
+        if self.receives_audio:  # the talker was listening while its own packets went out
+            packets -= self.rtp_forwarded_in
+            octets -= self.octets_forwarded_in
+        return packets, octets
 
     def deadline(self) -> float:
         """When :meth:`on_timeout` must run next (consent, DTLS timers, RTCP)."""
@@ -354,7 +398,7 @@ class Peer:
 
     def _on_report_blocks(self, blocks: list[ReportBlock], wall: float) -> None:
         for block in blocks:
-            if block.ssrc != self.rewriter.ssrc:
+            if block.ssrc != self.header.ssrc:
                 continue
             rtt = round_trip_time(block, wall)
             self.downlink = DownlinkQuality(
@@ -373,25 +417,26 @@ class Peer:
         blocks: list[ReportBlock] = []
         if self.uplink_stats is not None:
             blocks.append(self.uplink_stats.report_block(now))
-        rewriter = self.rewriter
-        rtp_ts = rewriter.rtp_timestamp_at(now)
+        ssrc = self.header.ssrc
+        packets, octets = self.downlink_sent()
+        rtp_ts = self.room.stream.rtp_timestamp_at(now)
         try:
-            if rtp_ts is not None:
+            if packets > 0 and rtp_ts is not None:
                 head = build_sender_report(
                     SenderReport(
-                        ssrc=rewriter.ssrc,
+                        ssrc=ssrc,
                         ntp_timestamp=ntp_timestamp(wall),
                         rtp_timestamp=rtp_ts,
-                        packet_count=rewriter.packets_sent,
-                        octet_count=rewriter.octets_sent,
+                        packet_count=packets & 0xFFFFFFFF,
+                        octet_count=octets & 0xFFFFFFFF,
                         reports=blocks,
                     )
                 )
             elif blocks:
-                head = build_receiver_report(ReceiverReport(ssrc=rewriter.ssrc, reports=blocks))
+                head = build_receiver_report(ReceiverReport(ssrc=ssrc, reports=blocks))
             else:
                 return None
-            report = self.srtp.protect_rtcp(head + build_sdes_cname(rewriter.ssrc, self.cname))  # type: ignore[union-attr]
+            report = self.srtp.protect_rtcp(head + build_sdes_cname(ssrc, self.cname))  # type: ignore[union-attr]
         except (SrtpError, RtcpError, ValueError):
             self.rtcp_errors += 1
             return None
@@ -411,10 +456,11 @@ class Peer:
                 "packets_lost": s.cumulative_lost(),
                 "jitter_ms": s.jitter_seconds() * 1000.0,
             }
+        packets, octets = self.downlink_sent()
         downlink: dict[str, object] = {
-            "ssrc": self.rewriter.ssrc,
-            "packets_sent": self.rewriter.packets_sent,
-            "octets_sent": self.rewriter.octets_sent,
+            "ssrc": self.header.ssrc,
+            "packets_sent": packets,
+            "octets_sent": octets,
         }
         if self.downlink is not None:
             downlink.update(
@@ -434,7 +480,7 @@ class Peer:
             "connected": self.is_connected,
             "rtp_received": self.rtp_received,
             "rtp_forwarded_in": self.rtp_forwarded_in,
-            "rtp_sent": self.rewriter.packets_sent,
+            "rtp_sent": packets,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
             "srtp_errors": self.srtp_errors,
             "rtp_errors": self.rtp_errors,

@@ -105,6 +105,17 @@ def test_space_bar_touch_and_latch(browser, server) -> None:
     page.keyboard.press("Space")
     page.wait_for_timeout(300)
     assert rk.state(page)["floor"] == "idle"
+    # Enter on the focused button does nothing (talking needs a hold); losing focus while
+    # holding the space bar releases.
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert rk.state(page)["floor"] == "idle"
+    page.keyboard.down("Space")
+    rk.wait_floor(page, "talking")
+    page.evaluate("() => window.dispatchEvent(new Event('blur'))")
+    rk.wait_floor(page, "idle")
+    page.keyboard.up("Space")
 
     # Touch: a finger down is a press, up a release (CDP touch events -> pointer events).
     box = button.bounding_box()

@@ -12,7 +12,7 @@
 // - media failures and resets in a row without one good connection are bounded
 //   (MAX_MEDIA_SETBACKS), and so are refused re-offers after a reset (MAX_REOFFERS).
 //
-// Actions (performed by app.js): {type: "openPeer", peer, iceServers, policy, sending},
+// Actions (performed by driver.js): {type: "openPeer", peer, iceServers, policy, sending},
 // {type: "closePeer", peer}, {type: "acceptAnswer", peer, sdp}, {type: "sending", peer, on},
 // and {type: "send", message} for the session to send on its current socket.
 

@@ -2,7 +2,7 @@
 //
 // Sans-IO like ptt.js: inputs (user choices, device results, socket and peer-connection
 // events, timers firing, server messages) go in; plain actions come out for the caller
-// (app.js) to perform. No DOM, no WebSocket, no RTCPeerConnection, no timers, no clock
+// (driver.js) to perform. No DOM, no WebSocket, no RTCPeerConnection, no timers, no clock
 // inside, so every transition is testable on its own (tests/browser/test_page_session.py).
 //
 // Sockets, peer connections and timers are named by numbers this machine hands out in its

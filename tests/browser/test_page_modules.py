@@ -3,7 +3,9 @@
 The floor state machine (www/ptt.js) is sans-IO: inputs and server messages in, actions
 out. Here it is driven step by step, plus a hypothesis test over random input sequences
 checking the invariant that matters most for a walkie: the mic is switched in exactly while
-we are requesting or talking, never while queued, busy, revoked or idle.
+we are requesting or talking, never while queued, busy, revoked or idle. Then the room state
+(www/room.js), the Talk input rules (www/input.js) and the Talk button's texts (www/view.js).
+The session machine has its own file, test_page_session.py.
 """
 
 from __future__ import annotations

@@ -26,15 +26,11 @@
 //   {type: "goHome"}                              the user left: go to the landing page
 //
 // Media reset (`media` `reset`, docs/PROTOCOL.md): the server lost our media session but
-// kept our membership and floor. We close the peer connection, open a new one with the same
-// mic and ICE settings, and send a new offer on the same socket, without a click; the mic
-// follows the floor. Failures and resets in a row without a good connection are bounded
-// (negotiation.js), then the visit stops with a "Try again" button like any media failure.
+// kept our membership and floor, so we stay joined (RESETTING) and negotiation.js makes a
+// new peer connection whose offer goes out on the same socket, without a click.
 
 import { Negotiation } from "./negotiation.js";
 import { backoffDelay } from "./signaling.js";
-
-export { MAX_MEDIA_SETBACKS, MAX_REOFFERS } from "./negotiation.js";
 
 /** Named states of a visit. */
 export const Phase = Object.freeze({
@@ -163,7 +159,7 @@ export class Session {
   leave() {
     if (this.phase === Phase.LEFT) return [];
     const actions = this._drop("", false);
-    this._stop(Phase.LEFT, "", NO_NOTICE, null);
+    this._enter(Phase.LEFT, "");
     actions.push({ type: "releaseMic" }, { type: "releaseWakeLock" }, { type: "goHome" });
     return actions;
   }
@@ -172,7 +168,7 @@ export class Session {
   pageHide() {
     if (this.phase === Phase.LEFT) return [];
     const actions = this._drop("", false);
-    this._stop(Phase.LEFT, "", NO_NOTICE, null);
+    this._enter(Phase.LEFT, "");
     return actions;
   }
 
@@ -372,8 +368,8 @@ export class Session {
     const delay = backoffDelay(this.attempt, this.rand);
     this.attempt += 1;
     const secs = Math.max(1, Math.round(delay / 1000));
-    this._enter(Phase.BACKOFF, `${reason}. Reconnecting…`, { text: `${reason}. Retrying in ${secs} s…`, retry: "Retry now" });
-    this._retryKind = "now";
+    const notice = { text: `${reason}. Retrying in ${secs} s…`, retry: "Retry now" };
+    this._enter(Phase.BACKOFF, `${reason}. Reconnecting…`, notice, "now");
     actions.push(...this._startTimer("reconnect", delay));
     return actions;
   }
@@ -381,26 +377,22 @@ export class Session {
   /** Stop for good and explain; `retryKind` (optional) is what the retry button does. */
   _fail(text, retryLabel, retryKind) {
     const actions = this._drop("", false);
-    this._stop(Phase.FAILED, text, { text, retry: retryKind ? retryLabel : "" }, retryKind);
+    this._enter(Phase.FAILED, text, { text, retry: retryKind ? retryLabel : "" }, retryKind);
     return actions;
   }
 
   _showForm(nameError, passwordError) {
     const actions = this._drop("", false);
-    this._stop(Phase.FORM, "", NO_NOTICE, null);
+    this._enter(Phase.FORM, "");
     actions.push({ type: "showForm", name: this.name, nameError, passwordError });
     return actions;
   }
 
-  _enter(phase, detail, notice = NO_NOTICE) {
+  /** Every transition goes through here: the phase, its status line, notice and retry. */
+  _enter(phase, detail, notice = NO_NOTICE, retryKind = null) {
     this.phase = phase;
     this.detail = detail;
     this.notice = notice;
-    this._retryKind = null;
-  }
-
-  _stop(phase, detail, notice, retryKind) {
-    this._enter(phase, detail, notice);
     this._retryKind = retryKind;
   }
 

@@ -144,6 +144,7 @@ export class RoomView {
 
   /** Fill in and focus the join form (once, when it appears: never while the user types). */
   showJoinForm(name, nameError, passwordError) {
+    renderMode("join"); // now, not at the next render: a hidden field cannot take the focus
     els.joinName.value = name || rememberedName();
     fieldError(els.joinNameError, nameError);
     fieldError(els.joinPwError, passwordError);

@@ -67,9 +67,11 @@ def test_password_is_asked_again_until_right(browser, server) -> None:
     error.wait_for(state="visible")
     assert "has a password" in error.inner_text()
     assert guest.locator("body").get_attribute("data-state") == "join"
+    assert guest.evaluate("() => document.activeElement.id") == "join-password"
     guest.get_by_label("Room password").fill("wrong")
     guest.get_by_role("button", name="Join the room").click()
     guest.wait_for_function("() => document.getElementById('join-pw-error').textContent.includes('Wrong')")
+    assert guest.evaluate("() => document.activeElement.id") == "join-password"
     guest.get_by_label("Room password").fill("s3cret")
     guest.get_by_role("button", name="Join the room").click()
     rk.wait_ready(guest)

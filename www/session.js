@@ -146,7 +146,7 @@ export class Session {
   retry() {
     if (this.phase === Phase.BACKOFF && this._retryKind === "now") {
       this.attempt = Math.max(0, this.attempt - 1);
-      return this._connect();
+      return this._reconnect();
     }
     if (this.phase !== Phase.FAILED || !this._retryKind) return [];
     const kind = this._retryKind;
@@ -265,7 +265,7 @@ export class Session {
   timerFired(timer) {
     if (timer !== this._timer) return [];
     this._timer = null;
-    if (this._timerKind === "reconnect" && this.phase === Phase.BACKOFF) return this._connect();
+    if (this._timerKind === "reconnect" && this.phase === Phase.BACKOFF) return this._reconnect();
     if (this._timerKind === "reoffer" && this.phase === Phase.RESETTING) return this.media.open();
     return [];
   }
@@ -280,13 +280,18 @@ export class Session {
     return [{ type: "wakeLock" }, ...this._connect()];
   }
 
-  _connect() {
+  _connect(notice = NO_NOTICE) {
     const actions = this._cancelTimer();
     this._socket = this._next();
     this._socketOpen = false;
-    this._enter(Phase.CONNECTING, "Connecting to the room…");
+    this._enter(Phase.CONNECTING, "Connecting to the room…", notice);
     actions.push({ type: "openSocket", socket: this._socket });
     return actions;
+  }
+
+  /** From BACKOFF: the notice keeps saying why (without the countdown) until we are back. */
+  _reconnect() {
+    return this._connect({ text: this.detail, retry: "" });
   }
 
   _joined(msg) {

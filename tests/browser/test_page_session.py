@@ -240,10 +240,12 @@ def test_lost_socket_backs_off_and_rejoins(page) -> None:
     assert lost["detail"] == "Connection lost. Reconnecting…"
     assert stale["actions"] == []
     assert types(fired) == ["openSocket"] and fired["connection"] == "reconnecting"
+    assert fired["notice"] == {"text": "Connection lost. Reconnecting…", "retry": ""}
     assert action(unreachable, "startTimer")["delay"] == 1000
     assert unreachable["notice"]["text"] == "Cannot reach the server. Retrying in 1 s…"
     assert types(now) == ["cancelTimer", "openSocket"]  # "Retry now" does not wait
     assert types(opened) == ["send"] and joined["phase"] == "media"
+    assert joined["notice"] == {"text": "", "retry": ""}  # back in the room
 
 
 def test_media_failures_rejoin_then_keep_failing(page) -> None:

@@ -34,7 +34,7 @@ from .room import Room
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
 from .srtp import SrtpError
-from .transmit import Destination, TransmitQueue
+from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
 
@@ -271,6 +271,9 @@ class MediaCore:
         try:
             ssrc, seq, ts, level, start, end = read_uplink(plain, peer.audio_level_id)
         except RtpError:
+            peer.rtp_errors += 1
+            return
+        if end - start > MAX_PAYLOAD:  # no Opus packet is this long: it cannot be forwarded
             peer.rtp_errors += 1
             return
         peer.rtp_received += 1

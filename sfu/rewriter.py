@@ -32,7 +32,11 @@ import struct
 
 from .rtp import extension_block
 
-__all__ = ["DownlinkStream", "ListenerHeader"]
+__all__ = ["MAX_HEADER_BYTES", "DownlinkStream", "ListenerHeader"]
+
+#: The longest listener header we build: fixed header, one CSRC, audio level and a MID of up
+#: to 32 octets in RFC 8285 form. The transmit arena's slots are sized with it.
+MAX_HEADER_BYTES = 64
 
 _FIXED = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
@@ -200,6 +204,8 @@ class ListenerHeader:
             # 16 = fixed header + CSRC, 4 = extension header; then the element header octet(s).
             two_byte = _U16.unpack_from(self.leveled, 16)[0] != _ONE_BYTE_PROFILE
             self.level_pos = 16 + 4 + (2 if two_byte else 1)
+        if len(self.leveled or self.plain) > MAX_HEADER_BYTES:
+            raise ValueError(f"MID {mid!r} is too long for an RTP header extension here")
 
     def _template(self, elements: list[tuple[int, bytes]]) -> bytearray:
         """A complete header (CC=1) with these extension elements; per-packet fields zero."""

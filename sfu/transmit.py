@@ -25,18 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
-from .rewriter import PATCH
+from .rewriter import MAX_HEADER_BYTES, PATCH
 from .srtp import SRTP_OK, srtp_protect_in_place
 
 if TYPE_CHECKING:
     from .peer import Peer
     from .room import Route
 
-__all__ = ["SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
+__all__ = ["MAX_PAYLOAD", "SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
 
-#: Room for one datagram: DTLS flights are cut at 1,200 bytes and RTP packets are smaller;
-#: libsrtp needs up to 16 more for its tag when it protects in place.
-SLOT_BYTES = 2048
+#: Room for one datagram: DTLS flights are cut at 1,200 bytes, and an RTP packet is at most
+#: a listener header, :data:`MAX_PAYLOAD` and libsrtp's tag. 23 cache lines: an odd stride,
+#: so consecutive slots do not crowd the same cache sets as a power of two would.
+SLOT_BYTES = 1472
+#: The longest SRTP authentication tag we protect with (AEAD_AES_128_GCM; HMAC-SHA1-80: 10).
+SRTP_TAG_BYTES = 16
+#: The longest payload the fan-out forwards (an Opus packet is at most 1,275 bytes, RFC 6716);
+#: the core drops longer ones before they reach the arena.
+MAX_PAYLOAD = SLOT_BYTES - MAX_HEADER_BYTES - SRTP_TAG_BYTES
 #: Slots allocated at first; the queue doubles when a wake-up needs more, and never shrinks.
 INITIAL_SLOTS = 1024
 
@@ -198,7 +204,9 @@ class TransmitQueue:
     ) -> int:
         """HOT PATH: one talker packet for every route but the talker's own; returns how many.
 
-        ``marker``, ``seq`` and ``timestamp`` are the room stream's (sfu/rewriter.py), the
+        ``payload`` is at most :data:`MAX_PAYLOAD` bytes and every header at most
+        ``MAX_HEADER_BYTES`` (the caller's and ``ListenerHeader``'s promises), so each
+        packet fits its slot. ``marker``, ``seq`` and ``timestamp`` are the room stream's (sfu/rewriter.py), the
         same for every listener but for the packets a listener never got because it was
         their talker (its ``seq_skip``); ``level`` the talker's RFC 6464 octet or -1. For each
         listener its header template is patched (what ``ListenerHeader.header`` does, inlined

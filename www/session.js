@@ -1,4 +1,6 @@
 // The room page's connection life cycle: one visit, from the mic prompt to leaving.
+// (A little over 400 lines on purpose: the life cycle reads top to bottom as one state
+// machine; its media half already lives in negotiation.js.)
 //
 // Sans-IO like ptt.js: inputs (user choices, device results, socket and peer-connection
 // events, timers firing, server messages) go in; plain actions come out for the caller

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from .audio import encode_loop
 from .client import BenchContext, SyntheticClient
-from .downlink import Accounting, account
+from .accounting import Accounting, account
 from .procstat import CpuSample, sample
 from .scenario import Metronome, TalkSettings, Turn, rotate, stress
 from .server import fetch_healthz

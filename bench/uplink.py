@@ -19,8 +19,10 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 
-__all__ = ["RING", "TalkLog", "UplinkError", "UplinkStream"]
+__all__ = ["FRAME_NS", "RING", "TalkLog", "UplinkError", "UplinkStream"]
 
+#: A talker sends one 20 ms Opus frame per packet.
+FRAME_NS = 20_000_000
 #: Ring size of a TalkLog: the level octet carries 7 bits of the sequence number.
 RING = 128
 _MASK = RING - 1
@@ -114,6 +116,11 @@ class UplinkStream:
         header = bytearray(_HEADER.pack(0x90, payload_type, 0, 0) + struct.pack("!I", ssrc) + ext)
         self._header = header
         self._level_pos = 12 + 4 + 1
+
+    def rekey(self, protect: Callable[[bytes], bytes]) -> None:
+        """Protect from now on with a new SRTP session (a new media session after a re-offer).
+        The sequence numbers and the send log go on: listeners match packets as before."""
+        self._protect = protect
 
     def start_burst(self) -> None:
         """The next packet opens a talk burst (marker bit), as a browser's first packet after

@@ -10,7 +10,7 @@ import pytest
 import sfu
 from bench.audio import encode_loop
 from bench.client import BenchContext, SyntheticClient
-from bench.downlink import account
+from bench.accounting import account
 
 
 async def _room(router: sfu.Router, ctx: BenchContext, n: int) -> list[SyntheticClient]:

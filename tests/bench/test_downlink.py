@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.downlink import Accounting, DownlinkMonitor, LatencyHistogram, account
+from bench.accounting import Accounting, account
+from bench.downlink import DownlinkMonitor, LatencyHistogram
 from bench.uplink import UplinkStream
 from sfu.rtp import DownlinkRewriter, read_uplink
 from sfu.srtp import PROFILE_AEAD_AES_128_GCM, SrtpKeys, SrtpSession

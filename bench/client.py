@@ -151,6 +151,7 @@ class SyntheticClient:
         self.cname = secrets.token_hex(8)
         self.ws: ClientConnection | None = None
         self.session: MediaSession | None = None
+        self._retired: MediaSession | None = None
         self.counters = LinkCounters()
         self.uplink: UplinkStream | None = None
         self.monitor: DownlinkMonitor | None = None
@@ -158,6 +159,7 @@ class SyntheticClient:
         self.joined_at: float | None = None
         self.join_ms: float | None = None
         self.media_failed: str | None = None
+        self.media_failed_at: float | None = None
         self.errors: list[dict[str, Any]] = []
         self.closed = False
         self.ws_messages = 0
@@ -221,6 +223,9 @@ class SyntheticClient:
         """Start a new media session (the old one, if any, is closed) and return its offer."""
         if self.session is not None:
             self.session.close()
+            # The uplink and monitor still hold its SRTP functions until the new session
+            # re-keys them, and sfu.srtp's functions do not keep their session alive.
+            self._retired = self.session
         self._send = None
         self.session = MediaSession(self.ctx, self.counters, self._on_srtp)
         return self.session.make_offer(self.ssrc, self.cname)
@@ -291,6 +296,7 @@ class SyntheticClient:
                         self.media_reset(str(msg.get("reason") or "reset"))
                     else:
                         self.media_failed = str(msg.get("reason") or state)
+                        self.media_failed_at = now
                         self._fail_all(ClientError(f"media failed: {self.media_failed}"))
                 for types, fut in list(self._waiters):
                     if kind in types:
@@ -404,6 +410,7 @@ class SyntheticClient:
             self.monitor.rekey(srtp.unprotect, unprotect_rtcp, answer.ssrc)
         session.route_media(self.monitor.feed, answer.ssrc)
         self._send = session.send
+        self._retired = None
 
     # ------------------------------------------------------------------ floor control
 

@@ -148,6 +148,8 @@ class DownlinkMonitor:
 
     __slots__ = (
         "_buckets",
+        "ambiguous",
+        "anchor",
         "_countdown",
         "_counts",
         "_level_hdr",
@@ -246,6 +248,10 @@ class DownlinkMonitor:
         self.cur_log: TalkLog | None = None
         self.run_first = -2
         self.run_last = -2
+        #: where the first packet of the current burst should be (talker seq), -1 unknown
+        self.anchor = -1
+        #: jumps the ring cannot match for sure (see _plausible)
+        self.ambiguous = 0
         #: closed runs: (talker ssrc, first talker seq, last talker seq)
         self.runs: list[tuple[int, int, int]] = []
         #: packets that arrived after a later one of the same talker: (talker ssrc, seq)
@@ -295,7 +301,11 @@ class DownlinkMonitor:
         idx = data[21] & _MASK
         up = log.seqs[idx]
         lat = now - log.send_ns[idx]
-        if not 0 <= lat < MAX_MATCH_NS:
+        if up != self.run_last + 1:  # not the next packet of the current run (slow path)
+            if not self._plausible(up, lat):
+                self.unmatched += 1
+                return
+        elif lat < 0:  # the clock was stepped back (the next packet of a run is a sure match)
             self.unmatched += 1
             return
         if since > self.gap_threshold_ns:  # rare: as long as the longest gap so far
@@ -323,7 +333,8 @@ class DownlinkMonitor:
     def _burst(self, b1: int, dseq: int, csrc: int) -> None:
         """A talk burst starts (marker bit, or the CSRC changed), or a new media session
         delivers its first packet (after :meth:`restart`: no marker or continuity to check)."""
-        if self.resuming:
+        resumed = self.resuming
+        if resumed:
             self.resuming = False
             self.resumed_ns.append(self.last_rx_ns)
         else:
@@ -335,7 +346,26 @@ class DownlinkMonitor:
         self._close_run()
         self.cur_csrc = csrc
         # Our own packets coming back are an error to count, never audio to account.
-        self.cur_log = None if csrc == self.own_ssrc else self.talkers.get(csrc)
+        log = self.cur_log = None if csrc == self.own_ssrc else self.talkers.get(csrc)
+        # The first packet of a burst is near the talker's first of that burst (the server
+        # holds at most ~300 ms of pre-roll), unless a new session resumes inside one.
+        self.anchor = log.burst_first if log is not None and not resumed else -1
+
+    def _plausible(self, up: int, lat: int) -> bool:
+        """Can a packet that does not continue the current run be matched to ``up``?
+
+        The ring has 128 slots (7 bits of the talker's sequence number ride in the audio-level
+        octet), so it cannot tell "64 or more packets lost in a row" from "this packet waited
+        more than 2.56 s and a newer one took its slot": both fit the talker's send times
+        exactly. Such a jump is matched as lost packets and counted in :attr:`ambiguous`,
+        which the report shows next to loss: with it above 0, loss, duplicate and order
+        figures may be wrong (a stall that long makes them moot anyway; the gap figures do
+        not depend on the match).
+        """
+        anchor = self.run_last + 1 if self.run_last >= 0 else self.anchor
+        if anchor >= 0 and up - anchor >= RING // 2:
+            self.ambiguous += 1
+        return 0 <= lat < MAX_MATCH_NS
 
     def _close_run(self) -> None:
         if self.run_first >= 0:

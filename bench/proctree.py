@@ -232,7 +232,9 @@ def tree_cpu(s0: TreeSample, s1: TreeSample) -> TreeCpu:
     rows: list[dict[str, object]] = []
     own_total = 0.0
     started = 0
-    roles = {p.pid: process_role(p, s1.root) for p in s1.procs}
+    # A zombie (ended, not yet reaped) has no command line left: keep the role it had.
+    roles = {p.pid: process_role(before.get(p.key, p) if not p.cmdline else p, s1.root)
+             for p in s1.procs}
     has_workers = any(r == "media worker" for r in roles.values())
     for p in s1.procs:
         old = before.get(p.key)

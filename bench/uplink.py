@@ -37,7 +37,7 @@ class UplinkError(ValueError):
 class TalkLog:
     """The send times (ns) and full sequence numbers of a talker's last 128 packets."""
 
-    __slots__ = ("frames", "grant_seq", "name", "send_ns", "seqs", "ssrc")
+    __slots__ = ("burst_first", "frames", "grant_seq", "name", "send_ns", "seqs", "ssrc")
 
     def __init__(self, ssrc: int, frames: Sequence[bytes], name: str = "") -> None:
         self.ssrc = ssrc
@@ -49,6 +49,8 @@ class TalkLog:
         #: first sequence number sent after the current grant arrived; packets below it were
         #: sent while the floor request travelled (pre-roll, held by the server on purpose)
         self.grant_seq = 0
+        #: first sequence number of the current talk burst
+        self.burst_first = 0
 
 
 class UplinkStream:
@@ -126,6 +128,7 @@ class UplinkStream:
         """The next packet opens a talk burst (marker bit), as a browser's first packet after
         the track is switched in."""
         self._burst_start = True
+        self.log.burst_first = self.seq
 
     def next_packet(self, tick: int, samples: int = 960) -> bytes:
         """HOT PATH (per talker per 20 ms): the next SRTP packet, to be sent at once.

@@ -10,7 +10,7 @@ the two and splits the expected packets where a figure needs them split:
   counter at both ends of it (the flood window of the attack mode);
 * :func:`outage_holes` and :func:`carve`: the packets that fell into a media outage (a
   ``media reset`` and the re-offer that follows it), so that they are reported as outage and
-  never as ordinary loss.
+  never as ordinary loss; :func:`account_listeners` does all of it for a run's listeners.
 
 A range is ``(talker ssrc, first seq, last seq)``, inclusive, in the talker's full (unwrapped)
 sequence numbers.
@@ -19,7 +19,14 @@ sequence numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .stats import percentiles
+
+if TYPE_CHECKING:
+    from .client import SyntheticClient
+    from .scenario import Turn
 
 __all__ = [
     "MAX_NOTICE_FRAMES",
@@ -28,8 +35,10 @@ __all__ = [
     "OutageMark",
     "SeqRange",
     "account",
+    "account_listeners",
     "carve",
     "clip",
+    "expected_ranges",
     "outage_holes",
 ]
 
@@ -199,3 +208,55 @@ def outage_holes(runs: Sequence[SeqRange], marks: Iterable[OutageMark]) -> list[
             if lo <= hi:
                 holes.append((csrc, lo, hi))
     return holes
+
+
+def expected_ranges(turns: Sequence[Turn]) -> dict[int, list[SeqRange]]:
+    """Per listener (``id(client)``), the talker ranges it must have received."""
+    expected: dict[int, list[SeqRange]] = {}
+    for turn in turns:
+        for listener in turn.listeners:
+            expected.setdefault(id(listener), []).append(
+                (turn.talker.ssrc, turn.first_seq, turn.last_seq)
+            )
+    return expected
+
+
+def account_listeners(
+    clients: Sequence[SyntheticClient], expected: Mapping[int, list[SeqRange]],
+) -> tuple[Accounting, list[dict[str, Any]], dict[str, Any]]:
+    """Every listener against what it should have received (``expected[id(client)]``), with
+    the packets that fell into its media outages set apart: (the ordinary accounting, the
+    worst listeners, the outage figures)."""
+    total = Accounting()
+    worst: list[dict[str, Any]] = []
+    outage = Accounting()
+    for client in clients:
+        mon = client.monitor
+        if mon is None:
+            continue
+        mon.finish()
+        mine = list(expected.get(id(client), []))
+        marks = [m for m in (r.mark() for r in client.reoffers) if m is not None]
+        acc = account(mon.runs, mon.late, mine)
+        if marks:
+            ordinary, inside = carve(mine, outage_holes(mon.runs, marks))
+            normal = account(mon.runs, mon.late, ordinary)
+            outage.add(account(mon.runs, mon.late, inside))
+            acc.expected, acc.received_expected = normal.expected, normal.received_expected
+            acc.missing = normal.missing
+        total.add(acc)
+        if acc.missing or acc.duplicates or acc.out_of_order:
+            worst.append({"client": client.name, **asdict(acc)})
+    worst.sort(key=lambda d: -int(d["missing"]))
+    reoffers = [r for c in clients for r in c.reoffers]
+    times = [r.ms for r in reoffers if r.ms is not None]
+    outages = {
+        "resets": len(reoffers),
+        "reoffers_completed": len(times),
+        "reoffer_ms": percentiles(times),
+        "reoffer_errors": [e for r in reoffers for e in r.errors][:5],
+        "packets_expected": outage.expected,
+        "packets_missing": outage.missing,
+        "frames_not_sent": sum(c.frames_not_sent for c in clients),
+    }
+    return total, worst[:10], outages

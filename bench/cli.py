@@ -1,4 +1,8 @@
-"""``walkie bench`` / ``python -m bench``: the command line of the load benchmark."""
+"""``walkie bench`` / ``python -m bench``: the command line of the load benchmark.
+
+(Over 400 lines because every option, its validation and the find-max search are in one
+place; what a run does is in runner.py.)
+"""
 
 from __future__ import annotations
 

@@ -19,23 +19,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .accounting import Accounting, account, clip
+from .accounting import Accounting, account, clip, expected_ranges
 from .flood import Flood, FloodSettings
 from .procstat import ProcStatError
 from .proctree import ProcSample, process_role, sample_process, sample_tree, tree_cpu
 from .server import fetch_healthz
+from .stats import percentiles
 from .window import GapLog
 
 if TYPE_CHECKING:
-    from .client import BenchContext, SyntheticClient
+    from .client import SyntheticClient
+    from .context import BenchContext
     from .scenario import Turn
 
-__all__ = ["OfferFlood", "WorkerKill", "expected_ranges"]
+__all__ = ["OfferFlood", "WorkerKill"]
 
 #: Interval between two /healthz probes (one at a time: a slow answer delays the next).
 HEALTHZ_INTERVAL = 0.5
@@ -45,24 +46,6 @@ HEALTHZ_TIMEOUT = 15.0
 FLOOD_TAIL = 1.0
 #: How long the kill incident watches for the server to start a new worker.
 RESTART_WATCH = 10.0
-
-
-def expected_ranges(turns: Sequence[Turn]) -> dict[int, list[tuple[int, int, int]]]:
-    """Per listener (``id(client)``), the talker ranges it must have received."""
-    expected: dict[int, list[tuple[int, int, int]]] = {}
-    for turn in turns:
-        for listener in turn.listeners:
-            expected.setdefault(id(listener), []).append(
-                (turn.talker.ssrc, turn.first_seq, turn.last_seq)
-            )
-    return expected
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50": None, "max": None}
-    return {"n": len(values), "p50": round(statistics.median(values), 2),
-            "max": round(max(values), 2)}
 
 
 async def _sleep_until(t: float) -> None:
@@ -157,9 +140,9 @@ class OfferFlood:
             "audio_gap_during": self.gaps.between("flood_start", "flood_end"),
             "audio_gap_after": self.gaps.between("flood_end", "window_end"),
             "loss_during": loss,
-            "healthz_ms_before": _summary(before),
+            "healthz_ms_before": percentiles(before),
             "healthz_ms_during": {
-                **_summary([ms for _, ms in during if ms is not None]),
+                **percentiles([ms for _, ms in during if ms is not None]),
                 "failed": sum(1 for _, ms in during if ms is None),
                 "samples": during[:60],
             },
@@ -274,11 +257,11 @@ class WorkerKill:
             "affected_members": len(members),
             "members_not_reconnected": not_back[:20],
             "members_not_reconnected_count": len(not_back),
-            "reset_ms": _summary([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
-            "reoffer_ms": _summary(reoffer),
+            "reset_ms": percentiles([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
+            "reoffer_ms": percentiles(reoffer),
             # the figure of issue 8: kill -9 of a worker to audio at every member
-            "audio_back_ms": _summary(audio_ms),
-            "audio_back_ms_floor_changed": _summary(audio_unsure),
+            "audio_back_ms": percentiles(audio_ms),
+            "audio_back_ms_floor_changed": percentiles(audio_unsure),
             "listeners_heard_again": listeners,
             "members": members[:60],
         }

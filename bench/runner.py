@@ -12,6 +12,9 @@ room), so joins and DTLS handshakes are not charged to forwarding (``window.py``
 packets are counted where they arrive, at the listeners (the server's own counter from
 /healthz is reported next to it when available). Packets that fell into a media outage
 (``media reset`` and the re-offer after it) are reported as outage, not as loss.
+
+(Over 400 lines because the result of a run, every figure of the JSON, is assembled here in
+one place; the measurements themselves are in window.py, accounting.py and incidents.py.)
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from .accounting import Accounting, account, carve, outage_holes
+from .accounting import account_listeners, expected_ranges
 from .audio import encode_loop
-from .client import BenchContext, SyntheticClient
+from .client import SyntheticClient
+from .context import BenchContext
 from .flood import FloodSettings
-from .incidents import OfferFlood, WorkerKill, expected_ranges
+from .incidents import OfferFlood, WorkerKill
 from .procstat import sample
 from .proctree import TreeSample
 from .scenario import Metronome, TalkSettings, Turn, rotate, stress
 from .server import fetch_healthz
+from .stats import percentiles
 from .window import (
     GapLog,
     Window,
@@ -46,7 +51,7 @@ from .window import (
     server_figures,
 )
 
-__all__ = ["RunSettings", "percentiles", "run_load"]
+__all__ = ["RunSettings", "run_load"]
 
 #: Consent checks per client (RFC 7675 wants one every ~5 s; the server times out at 30 s).
 CONSENT_INTERVAL = 5.0
@@ -75,19 +80,6 @@ class RunSettings:
     attack_after: float = 5.0
     #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
     kill_worker_after: float | None = None
-
-
-def percentiles(values: list[float]) -> dict[str, float | int | None]:
-    """Nearest-rank p50/p95/p99/max (ms values in, rounded) and the count."""
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    n = len(ordered)
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, -(-int(p * n) // 100) - 1)], 3)
-
-    return {"n": n, "p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 3)}
 
 
 def _rss_self() -> int:
@@ -209,47 +201,6 @@ async def _progress(
     if tty:
         out.write("\n")
         out.flush()
-
-
-def _accounting(
-    clients: list[SyntheticClient], turns: list[Turn],
-) -> tuple[Accounting, list[dict[str, Any]], dict[str, Any]]:
-    """Loss against the turns, with packets that fell into a media outage set apart:
-    (ordinary accounting, the worst listeners, the outage figures)."""
-    expected = expected_ranges(turns)
-    total = Accounting()
-    worst: list[dict[str, Any]] = []
-    outage = Accounting()
-    for client in clients:
-        mon = client.monitor
-        if mon is None:
-            continue
-        mon.finish()
-        mine = expected.get(id(client), [])
-        marks = [m for m in (r.mark() for r in client.reoffers) if m is not None]
-        acc = account(mon.runs, mon.late, mine)
-        if marks:
-            ordinary, inside = carve(mine, outage_holes(mon.runs, marks))
-            normal = account(mon.runs, mon.late, ordinary)
-            outage.add(account(mon.runs, mon.late, inside))
-            acc.expected, acc.received_expected = normal.expected, normal.received_expected
-            acc.missing = normal.missing
-        total.add(acc)
-        if acc.missing or acc.duplicates or acc.out_of_order:
-            worst.append({"client": client.name, **asdict(acc)})
-    worst.sort(key=lambda d: -int(d["missing"]))
-    reoffers = [r for c in clients for r in c.reoffers]
-    times = [r.ms for r in reoffers if r.ms is not None]
-    outages = {
-        "resets": len(reoffers),
-        "reoffers_completed": len(times),
-        "reoffer_ms": percentiles(times),
-        "reoffer_errors": [e for r in reoffers for e in r.errors][:5],
-        "packets_expected": outage.expected,
-        "packets_missing": outage.missing,
-        "frames_not_sent": sum(c.frames_not_sent for c in clients),
-    }
-    return total, worst[:10], outages
 
 
 async def run_load(
@@ -376,7 +327,7 @@ def _result(
     health_end: dict[str, Any] | None, bench_rss: int, metronome: Metronome,
     server_pid: int | None, url: str, mux_stats: dict[str, int] | None, gc_watch: _GcWatch,
 ) -> dict[str, Any]:
-    acc, worst, outages = _accounting(clients, turns)
+    acc, worst, outages = account_listeners(clients, expected_ranges(turns))
     mons = [c.monitor for c in clients if c.monitor is not None]
     hist = ctx.hist
     wall = window.wall

@@ -35,7 +35,7 @@ from .offer import Answer, OfferParams, build_offer, parse_answer
 from .stunclient import IceController, StunClientError
 
 if TYPE_CHECKING:
-    from .client import BenchContext
+    from .context import BenchContext
 
 __all__ = ["CHECK_INTERVAL", "LinkCounters", "MediaSession", "SessionError"]
 

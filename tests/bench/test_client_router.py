@@ -9,7 +9,8 @@ import pytest
 
 import sfu
 from bench.audio import encode_loop
-from bench.client import BenchContext, SyntheticClient
+from bench.client import SyntheticClient
+from bench.context import BenchContext
 from bench.accounting import account, carve, outage_holes
 
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.accounting import Accounting, account
-from bench.downlink import DownlinkMonitor, LatencyHistogram
+from bench.downlink import DownlinkMonitor
+from bench.histogram import LatencyHistogram
 from bench.uplink import UplinkStream
 from sfu.rtp import DownlinkRewriter, read_uplink
 from sfu.srtp import PROFILE_AEAD_AES_128_GCM, SrtpKeys, SrtpSession

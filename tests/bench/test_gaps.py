@@ -12,7 +12,8 @@ import os
 
 import pytest
 
-from bench.downlink import LONG_GAP_NS, DownlinkMonitor, LatencyHistogram, audio_gap_ns
+from bench.downlink import LONG_GAP_NS, DownlinkMonitor, audio_gap_ns
+from bench.histogram import LatencyHistogram
 from bench.uplink import UplinkStream
 from sfu.rtp import DownlinkRewriter, read_uplink
 from sfu.srtp import PROFILE_AEAD_AES_128_GCM, SrtpKeys, SrtpSession

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["MuxError", "SharedSocket", "loopback_address"]
+__all__ = ["MuxError", "SharedSocket", "loopback_address", "set_receive_buffer"]
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -52,6 +52,15 @@ RCVBUF = 64 << 20
 
 class MuxError(RuntimeError):
     """The shared socket cannot be set up (no IP_PKTINFO, address space exhausted)."""
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a ``size``-byte receive buffer: SO_RCVBUFFORCE as root, else SO_RCVBUF (which
+    the kernel's rmem_max caps)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def loopback_address(n: int) -> str:
@@ -84,10 +93,7 @@ class SharedSocket:
         self._clock = clock
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RCVBUF)
-            except OSError:  # not root: the kernel's rmem_max caps it
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            set_receive_buffer(sock, RCVBUF)
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if kernel_timestamps:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)

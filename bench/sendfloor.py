@@ -24,13 +24,15 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
+
+from .mux import set_receive_buffer
+from .server import spawn_pinned
 
 __all__ = ["FloorError", "measure_floor"]
 
@@ -126,10 +128,7 @@ def measure_floor(
         raise ValueError("seconds must be in (0, 10], size 12..1400, max_packets >= 1000")
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        try:
-            sink.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RCVBUF)
-        except OSError:  # not root: the kernel's rmem_max caps it
-            sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        set_receive_buffer(sink, RCVBUF)
         sink.bind(("127.0.0.1", 0))
         host, port = sink.getsockname()[:2]
         drain = _Drain(sink, drain_core)
@@ -167,15 +166,7 @@ def _run_sender(
 ) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.sendfloor", "--send", host, str(port), str(seconds),
            str(size), str(max_packets)]
-    taskset = shutil.which("taskset") if core is not None else None
-    if taskset:
-        cmd = [taskset, "-c", str(core), *cmd]
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if core is not None and not taskset:
-        os.sched_setaffinity(proc.pid, {core})
+    proc = spawn_pinned(cmd, core, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=seconds + 30)
     except subprocess.TimeoutExpired:

@@ -22,7 +22,16 @@ each owning whole rooms on its own UDP port.
 
 from __future__ import annotations
 
+from .core import CoreConfig, MediaCore, OfferError, PeerEvent
 from .pool import WorkerPool
-from .router import OfferError, PeerEvent, Router, RouterConfig
+from .router import Router, RouterConfig
 
-__all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig", "WorkerPool"]
+__all__ = [
+    "CoreConfig",
+    "MediaCore",
+    "OfferError",
+    "PeerEvent",
+    "Router",
+    "RouterConfig",
+    "WorkerPool",
+]

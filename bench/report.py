@@ -156,9 +156,9 @@ def _gap_text(gap: dict[str, Any] | None, what: str) -> str:
 def _outage_text(o: dict[str, Any]) -> str:
     ms = o["reoffer_ms"]
     return (f"{o['resets']} media resets, {o['reoffers_completed']} re-offered (p50 "
-            f"{_ms(ms['p50'])}  max {_ms(ms['max'])} ms); {o['packets_expected']:,} packets fell "
-            f"in outages ({o['packets_missing']:,} missing; not counted as loss), "
-            f"{o['frames_not_sent']:,} frames not sent while re-offering")
+            f"{_ms(ms['p50'])}  max {_ms(ms['max'])} ms); {o['packets_expected']:,} packets sent "
+            f"during listeners' outages, {o['packets_missing']:,} of them lost (not counted as "
+            f"loss); {o['frames_not_sent']:,} frames not sent while re-offering")
 
 
 def _incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:

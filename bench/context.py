@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sfu.dtls import Certificate
+from sfu.certificate import Certificate
 
 from .histogram import LatencyHistogram
 from .mux import SharedSocket, loopback_address

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sfu.dtls import DtlsEndpoint
+from sfu.ice import generate_pwd, generate_ufrag
+from sfu.sdp import offerer_dtls_role
 from sfu.srtp import SrtpSession
 
 from .mux import SharedSocket
@@ -43,7 +45,6 @@ __all__ = ["CHECK_INTERVAL", "LinkCounters", "MediaSession", "SessionError"]
 READ_BATCH = 64
 #: STUN check retransmission interval while connecting (RFC 8445 allows 50 ms pacing).
 CHECK_INTERVAL = 0.05
-_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 #: Linux SO_TIMESTAMPNS (asm-generic/socket.h): the kernel stamps each datagram with the
 #: CLOCK_REALTIME time it was queued on our socket (struct timespec in a control message).
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -62,10 +63,6 @@ class LinkCounters:
     socket_errors: int = 0
     stun_errors: int = 0
     early_media: int = 0
-
-
-def _ice_string(n: int) -> str:
-    return "".join(secrets.choice(_ICE_CHARS) for _ in range(n))
 
 
 class MediaSession:
@@ -116,11 +113,11 @@ class MediaSession:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.bind((self.ctx.local_host, 0))
             host, port = sock.getsockname()[:2]
-        self._local_ufrag = _ice_string(8)
+        self._local_ufrag = generate_ufrag()
         return build_offer(
             OfferParams(
                 ice_ufrag=self._local_ufrag,
-                ice_pwd=_ice_string(24),
+                ice_pwd=generate_pwd(),
                 fingerprint=self.ctx.fingerprint,
                 ssrc=ssrc,
                 cname=cname,
@@ -154,7 +151,7 @@ class MediaSession:
                 except TimeoutError:
                     continue
             await self.ice_done
-            role = "server" if answer.setup == "active" else "client"
+            role = offerer_dtls_role(answer.setup)
             self.dtls = DtlsEndpoint(self.ctx.certificate, role, answer.fingerprints)
             self._dtls_out(self.dtls.start(time.monotonic()))
             await self.dtls_done

@@ -22,25 +22,27 @@ from bench.proctree import (
     tree_cpu,
 )
 
-#: A parent that starts a child once ``go`` exists, lets it burn a fixed amount of CPU, reaps
-#: it (so its time moves into the parent's cutime) and then waits until ``stop`` exists.
+#: A parent with one child that burns a fixed amount of CPU once ``go`` exists. Modes:
+#: ``child``: the child exists from the start and lives on after its work; ``dies``: the
+#: child exists from the start and exits after its work; ``late``: the child is started only
+#: once ``go`` exists, and exits after its work. The parent reaps an exited child (so its
+#: time moves into the parent's cutime), then waits until ``stop`` exists.
 _PARENT = r"""
 import os, subprocess, sys, time
-go, stop, burn = sys.argv[1], sys.argv[2], int(sys.argv[3])
-child_code = "import sys\nx = 0\nfor i in range(int(sys.argv[1])): x += i * i\n"
-if sys.argv[4] == "early":
+go, stop, burn, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+wait_go = f"import os, sys, time\nwhile not os.path.exists({go!r}): time.sleep(0.01)\n"
+work = "x = 0\nfor i in range(int(sys.argv[1])): x += i * i\n"
+linger = "while True: time.sleep(0.05)\n" if mode == "child" else ""
+if mode == "late":
     while not os.path.exists(go):
         time.sleep(0.01)
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(burn)])
-    print(child.pid, flush=True)
+child = subprocess.Popen([sys.executable, "-c", wait_go + work + linger, str(burn)])
+print(child.pid, flush=True)
+if mode != "child":
     child.wait()
-else:  # a grandchild from the start, that burns and lives on
-    child = subprocess.Popen([sys.executable, "-c",
-                              child_code + "import time\nwhile True: time.sleep(0.05)\n", str(burn)])
-    print(child.pid, flush=True)
 while not os.path.exists(stop):
     time.sleep(0.01)
-if sys.argv[4] != "early":
+if mode == "child":
     child.kill()
     child.wait()
 """
@@ -76,14 +78,14 @@ def parent(tmp_path: Path):
 
 
 def test_a_tree_counts_its_child_and_the_child_shows_per_process(parent) -> None:
-    proc, _go, _stop = parent("grandchild")
+    proc, go, _stop = parent("child")
     child = int(proc.stdout.readline())
     s0 = sample_tree(proc.pid, time.perf_counter())
+    go.touch()  # the child burns its fixed amount of work only now, inside the window
     assert s0.pids()[0] == proc.pid and child in s0.pids()
     assert child in children(proc.pid)
     assert child in _children_by_scan(proc.pid)  # the fallback finds the same child
-    # the child burns its fixed amount of work, then sleeps
-    _wait(lambda: sample_tree(proc.pid, 0.0).procs[1].own_s >= 0.05)
+    _wait(lambda: sample_tree(proc.pid, 0.0).procs[1].own_s - s0.procs[1].own_s >= 0.05)
     s1 = sample_tree(proc.pid, time.perf_counter(), s0.procs)
     cpu = tree_cpu(s0, s1)
     rows = {r["pid"]: r for r in cpu.processes}
@@ -95,7 +97,7 @@ def test_a_tree_counts_its_child_and_the_child_shows_per_process(parent) -> None
 
 
 def test_a_child_that_starts_and_ends_inside_the_window_is_counted(parent) -> None:
-    proc, go, _stop = parent("early")
+    proc, go, _stop = parent("late")
     s0 = sample_tree(proc.pid, time.perf_counter())
     assert s0.pids() == [proc.pid]
     go.touch()
@@ -112,11 +114,12 @@ def test_a_child_that_starts_and_ends_inside_the_window_is_counted(parent) -> No
 
 
 def test_a_child_seen_at_the_start_that_ends_inside_the_window_is_counted(parent) -> None:
-    proc, go, _stop = parent("early", burn=20_000_000)
-    go.touch()
+    proc, go, _stop = parent("dies")
     child = int(proc.stdout.readline())
-    s0 = sample_tree(proc.pid, time.perf_counter())  # the child is burning now
+    _wait(lambda: child in sample_tree(proc.pid, 0.0).pids())
+    s0 = sample_tree(proc.pid, time.perf_counter())
     assert child in s0.pids()
+    go.touch()  # the child works, exits and is reaped, all inside the window
     at_start = next(p for p in s0.procs if p.pid == child).own_s
     _wait(lambda: not Path(f"/proc/{child}").exists(), timeout=120)
     s1 = sample_tree(proc.pid, time.perf_counter(), s0.procs)

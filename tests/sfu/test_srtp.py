@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.dtls import Certificate, DtlsEndpoint
+from sfu.certificate import Certificate
+from sfu.dtls import DtlsEndpoint
 from sfu.srtp import PROFILES, SrtpError, SrtpKeys, SrtpSession
 
 GCM = "AEAD_AES_128_GCM"

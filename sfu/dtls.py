@@ -28,8 +28,6 @@ from typing import Literal
 
 from OpenSSL import SSL
 
-# Certificate is re-exported for sfu/router.py and sfu/peer.py, which still import it from
-# here; everything else imports it from sfu.certificate. Drop it once they do.
 from .certificate import (
     DEFAULT_SRTP_PROFILES,
     FINGERPRINT_SIZES,
@@ -40,7 +38,7 @@ from .certificate import (
 )
 from .srtp import PROFILES, SrtpKeys
 
-__all__ = ["Certificate", "DtlsEndpoint", "DtlsError", "SrtpKeys", "DEFAULT_SRTP_PROFILES"]
+__all__ = ["DtlsEndpoint", "DtlsError", "SrtpKeys", "DEFAULT_SRTP_PROFILES"]
 
 Role = Literal["client", "server"]
 

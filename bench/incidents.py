@@ -184,7 +184,7 @@ class WorkerKill:
         await self._watch_restart(target)
 
     async def _busiest_worker(self) -> ProcSample | None:
-        """The media worker that used the most CPU over half a second (it carries rooms)."""
+        """The media worker that used the most CPU over half a second: it carries rooms."""
         try:
             s0 = sample_tree(self.server_pid, time.perf_counter())
             await asyncio.sleep(0.5)
@@ -198,8 +198,11 @@ class WorkerKill:
             self.error = ("no media worker process in the server's process tree (is media "
                           "running in worker processes? see --server-arg)")
             return None
-        best = max(rows, key=lambda r: float(r["cpu_s"]))  # type: ignore[arg-type]
-        return next(p for p in s1.procs if p.pid == best["pid"])
+        # Ties (a light load over half a second rounds to whole clock ticks) go to the worker
+        # with the most CPU over its life: a spare or an empty worker has almost none.
+        window = {r["pid"]: float(r["cpu_s"]) for r in rows}  # type: ignore[arg-type]
+        workers = [p for p in s1.procs if p.pid in window]
+        return max(workers, key=lambda p: (window[p.pid], p.own_s))
 
     async def _watch_restart(self, killed: ProcSample) -> None:
         """Until a new media worker appears in the tree (the server restarted it), bounded."""

@@ -94,7 +94,6 @@ class SyntheticClient:
         self.cname = secrets.token_hex(8)
         self.ws: ClientConnection | None = None
         self.session: MediaSession | None = None
-        self._retired: MediaSession | None = None
         self.counters = LinkCounters()
         self.uplink: UplinkStream | None = None
         self.monitor: DownlinkMonitor | None = None
@@ -166,9 +165,6 @@ class SyntheticClient:
         """Start a new media session (the old one, if any, is closed) and return its offer."""
         if self.session is not None:
             self.session.close()
-            # The uplink and monitor still hold its SRTP functions until the new session
-            # re-keys them, and sfu.srtp's functions do not keep their session alive.
-            self._retired = self.session
         self._send = None
         self.session = MediaSession(self.ctx, self.counters, self._on_srtp)
         return self.session.make_offer(self.ssrc, self.cname)
@@ -353,7 +349,6 @@ class SyntheticClient:
             self.monitor.rekey(srtp.unprotect, unprotect_rtcp, answer.ssrc)
         session.route_media(self.monitor.feed, answer.ssrc)
         self._send = session.send
-        self._retired = None
 
     # ------------------------------------------------------------------ floor control
 

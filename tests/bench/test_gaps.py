@@ -35,7 +35,7 @@ class Path:
         self.logs = {}
         self.ups = []
         self.servers = []
-        self.sessions = []  # SrtpSession methods do not keep their session alive
+        self.sessions = []
         for i in range(talkers):
             keys = _keys()
             self.sessions.append(client := SrtpSession(keys))

@@ -38,11 +38,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 #: (module file, imported package) pairs allowed against the rules above, each with its reason.
-EXEMPT: dict[tuple[str, str], str] = {
-    # The walkie command line (with its `walkie bench` subcommand) is being moved out of
-    # signaling/ into the walkie/ package; drop this entry when signaling/cli.py is gone.
-    ("signaling/cli.py", "bench"): "the command line is being moved out of signaling/",
-}
+EXEMPT: dict[tuple[str, str], str] = {}
 
 _SKIP_DIRS = {".venv", "__pycache__", ".git", "node_modules"}
 
@@ -267,6 +263,7 @@ def test_layer_violations_are_reported_with_file_and_line(tmp_path: Path) -> Non
     })
     assert layer_violations(found) == [
         "sfu/rtp.py:3 imports signaling.hub; sfu may import nothing first-party",
+        "signaling/cli.py:1 imports bench; signaling may import ['sfu', 'www']",
         "signaling/hub.py:2 imports tests.helpers; signaling may import ['sfu', 'www']",
     ]
 

@@ -82,7 +82,7 @@ def write_tone(path: Path, hz: int = TONE_HZ, seconds: float = 5.0) -> Path:
 
 @dataclass
 class Server:
-    """A running `python -m signaling serve` subprocess."""
+    """A running `python -m walkie serve` subprocess."""
 
     proc: subprocess.Popen[str]
     url: str  # "http://127.0.0.1:PORT"
@@ -120,7 +120,7 @@ def start_server(log_dir: Path, *extra: str) -> Server:
     log_path = log_dir / f"server-{time.monotonic_ns()}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed with the process below
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "signaling", "serve", "--host", "127.0.0.1",
+        [sys.executable, "-u", "-m", "walkie", "serve", "--host", "127.0.0.1",
          "--port", "0", "--udp-port", "0", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True,
     )

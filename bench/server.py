@@ -1,4 +1,4 @@
-"""Start and stop the server under test (``python -m signaling serve``), pinned to a core.
+"""Start and stop the server under test (``python -m walkie serve``), pinned to a core.
 
 The server runs as a separate process so that its CPU time can be read from /proc and
 never mixes with the clients', and it is pinned (``taskset -c``, or ``sched_setaffinity``

@@ -6,7 +6,7 @@ possible hand-over to the kernel:
 * every datagram lives in a fixed-size slot of one ``bytearray`` arena, and its length and
   destination are written straight into a ready-made ``struct mmsghdr`` array, so a Linux
   driver sends a whole wake-up's worth of datagrams with one ``sendmmsg(2)``, copying nothing;
-* the fan-out (one talker packet to every listener) rewrites each listener's header, copies
+* the fan-out (one talker packet to every listener) patches each listener's header, copies
   header and payload into a slot and lets libsrtp protect the slot in place: no ``bytes``
   object, no Python ``send`` call per listener. SRTP leaves the header in the clear and appends
   its tag, so protect-in-place is exactly one copy of the packet per listener.
@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
+from .rewriter import PATCH
 from .srtp import SRTP_OK, srtp_protect_in_place
 
 if TYPE_CHECKING:
+    from .peer import Peer
     from .room import Route
 
 __all__ = ["SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
@@ -187,19 +189,21 @@ class TransmitQueue:
     def fan_out(
         self,
         routes: tuple[Route, ...],
-        talker: object,
-        src_ssrc: int,
+        talker: Peer,
+        marker: int,
         seq: int,
         timestamp: int,
         level: int,
         payload: bytes | bytearray | memoryview,
-        arrival: float,
     ) -> int:
         """HOT PATH: one talker packet for every route but the talker's own; returns how many.
 
-        Each route is ``(listener, rewriter.header, srtp context, destination)``: the
-        listener's header goes into a fresh slot, the payload after it, and libsrtp protects
-        the slot in place with the listener's keys.
+        ``marker``, ``seq`` and ``timestamp`` are the room stream's (sfu/rewriter.py), the
+        same for every listener but for the packets a listener never got because it was
+        their talker (its ``seq_skip``); ``level`` the talker's RFC 6464 octet or -1. For each
+        listener its header template is patched (what ``ListenerHeader.header`` does, inlined
+        here), header and payload go into a fresh slot, and libsrtp protects the slot in
+        place with the listener's keys.
         """
         k = self._count
         if k + len(routes) > self._capacity:
@@ -212,12 +216,19 @@ class TransmitQueue:
         destinations = self._destinations
         lenbox = self._lenbox
         protect = srtp_protect_in_place
+        patch = PATCH.pack_into
+        with_level = level >= 0
         plen = len(payload)
         start = k
-        for listener, header, context, destination in routes:
+        for listener, plain, leveled, level_pos, payload_type, context, destination in routes:
             if listener is talker:
                 continue
-            head = header(src_ssrc, seq, timestamp, level, plen, arrival)
+            if with_level and leveled is not None:
+                head = leveled
+                head[level_pos] = level
+            else:
+                head = plain
+            patch(head, 1, marker | payload_type, (seq - listener.seq_skip) & 0xFFFF, timestamp)
             hlen = len(head)
             off = offsets[k]
             end = off + hlen

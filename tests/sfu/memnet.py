@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from aioice import stun
 
-from sfu.certificate import Certificate
 from sfu.core import MediaCore, PeerEvent
 from sfu.dtls import DtlsEndpoint
 from sfu.rtp import RtpPacket, build_rtp, parse_rtp

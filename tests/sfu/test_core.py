@@ -198,6 +198,27 @@ def test_only_the_speaker_is_forwarded_with_rewritten_headers(net: Net) -> None:
     assert net.core.stats()["packets_forwarded"] == 10
 
 
+def test_every_downlink_stays_gapless_across_talker_changes(net: Net) -> None:
+    """Talkers never get their own packets back, yet their downlink numbering has no hole."""
+    members = room_of(net, "a", "b", "c")
+    for turn, talker in enumerate("abcab"):
+        net.core.set_speaker("r", talker, net.now)
+        speaker = members["abc".index(talker)]
+        for _ in range(3 + turn):
+            speaker.audio()
+            net.pump()
+            net.advance(0.02)
+        net.core.set_speaker("r", None, net.now)
+        net.advance(0.5)
+    for m in members:
+        got = m.take_received()
+        seqs = [p.sequence for p in got]
+        assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:])), (m.name, seqs)
+        assert sum(p.marker for p in got) == sum(t != m.name for t in "abcab")  # turns heard
+        stats = net.core.peer_stats(m.name)
+        assert stats["downlink"]["packets_sent"] == len(got)  # type: ignore[index]
+
+
 def test_preroll_is_flushed_on_grant_but_not_when_stale(net: Net) -> None:
     a, b = room_of(net, "a", "b")
     early = [a.audio() for _ in range(4)]  # pressed; the floor request still travels

@@ -1,7 +1,7 @@
 """The longest audio gap a listener hears, on synthetic arrival sequences.
 
 A talker's packets go through the SFU's real per-packet parts (SRTP, read_uplink, the
-downlink rewriter) and reach a listener's DownlinkMonitor at times the test chooses: a
+room's DownlinkStream and the listener's ListenerHeader) and reach a listener's DownlinkMonitor at times the test chooses: a
 steady path, a stalled server, a talker that pauses, loss, a talker change, a new media
 session. Times are exact (an injected clock), so the figures are checked exactly.
 """
@@ -15,7 +15,8 @@ import pytest
 from bench.downlink import LONG_GAP_NS, DownlinkMonitor, audio_gap_ns
 from bench.histogram import LatencyHistogram
 from bench.uplink import UplinkStream
-from sfu.rtp import DownlinkRewriter, read_uplink
+from sfu.rewriter import DownlinkStream, ListenerHeader
+from sfu.rtp import read_uplink
 from sfu.srtp import PROFILE_AEAD_AES_128_GCM, SrtpKeys, SrtpSession
 
 MS = 1_000_000
@@ -46,7 +47,8 @@ class Path:
             self.logs[1000 + i] = up.log
         keys = _keys()
         self.listener_srv = SrtpSession(keys.mirrored())
-        self.rewriter = DownlinkRewriter(50_000, 111, 1, 4, "0", initial_seq=10)
+        self.stream = DownlinkStream(initial_seq=10)
+        self.header = ListenerHeader(50_000, 111, 1, 4, "0")
         self.sessions.append(listener := SrtpSession(keys))
         self.mon = DownlinkMonitor(self.logs, LatencyHistogram(), 7, unprotect=listener.unprotect,
                                    expected_ssrc=50_000, sample_every=1)
@@ -54,7 +56,7 @@ class Path:
 
     def burst(self, talker: int = 0) -> None:
         self.ups[talker].start_burst()
-        self.rewriter.new_burst()
+        self.stream.new_burst()
 
     def send(self, at_ms: float, talker: int = 0) -> bytes:
         """The talker sends its next packet at ``at_ms``; returns what the SFU sends on."""
@@ -62,7 +64,10 @@ class Path:
         self.tick += 1
         plain = self.servers[talker].unprotect(self.ups[talker].next_packet(self.tick))
         ssrc, seq, ts, level, start, end = read_uplink(plain, 1)
-        packet = self.rewriter.write(ssrc, seq, ts, level, plain[start:end], at_ms / 1000)
+        payload = plain[start:end]
+        marker, out_seq, out_ts = self.stream.next(ssrc, seq, ts, at_ms / 1000, len(payload))
+        self.header.follow(ssrc)
+        packet = bytes(self.header.header(marker, out_seq, out_ts, level)) + payload
         return self.listener_srv.protect(packet)
 
     def deliver(self, packet: bytes, at_ms: float) -> None:
@@ -156,7 +161,8 @@ def test_a_new_media_session_resumes_without_a_gap_across_the_outage() -> None:
     # the new session: new keys, a new downlink stream (new SSRC, new sequence numbers)
     keys = _keys()
     path.listener_srv = SrtpSession(keys.mirrored())
-    path.rewriter = DownlinkRewriter(60_000, 111, 1, 4, "0", initial_seq=3000)
+    path.stream = DownlinkStream(initial_seq=3000)
+    path.header = ListenerHeader(60_000, 111, 1, 4, "0")
     path.sessions.append(listener := SrtpSession(keys))
     path.mon.rekey(listener.unprotect, None, 60_000)
     back = t + 20 * 50

@@ -7,14 +7,12 @@ Functional results only: no figure is judged."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.flood import flood_offer
 from sfu.sdp import SdpError, parse_offer
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benchrun import run_bench
 
 
 def test_flood_offer_is_valid_sdp_line_by_line_and_refused_whole() -> None:
@@ -34,16 +32,13 @@ def test_flood_offer_is_valid_sdp_line_by_line_and_refused_whole() -> None:
 
 
 def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
-    out = tmp_path / "attack.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--rooms", "1", "--users", "3", "--duration", "10",
-         "--talk", "8", "8", "--attack", "offer-flood", "--attack-after", "3",
-         "--attack-seconds", "3", "--flood-connections", "65", "--flood-rate", "2",
-         "--floor-seconds", "0.3", "--no-pin", "--quiet", "--seed", "3", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    r = run_bench(
+        ["--rooms", "1", "--users", "3", "--duration", "10", "--talk", "8", "8",
+         "--attack", "offer-flood", "--attack-after", "3", "--attack-seconds", "3",
+         "--flood-connections", "65", "--flood-rate", "2", "--floor-seconds", "0.3",
+         "--no-pin", "--quiet", "--seed", "3"],
+        tmp_path,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    r = json.loads(out.read_text())
     incident = r["incident"]
     detail = json.dumps({k: r.get(k) for k in ("incident", "join_ms", "checks")}, indent=1)[:6000]
     flood = incident["flood"]

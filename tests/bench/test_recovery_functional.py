@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from bench.client import SyntheticClient
 from bench.context import BenchContext
 from bench.server import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benchrun import run_bench
 
 pytestmark = pytest.mark.skipif(
     not hasattr(sfu, "WorkerGone"),
@@ -78,15 +76,12 @@ async def test_a_second_offer_on_the_same_websocket_replaces_the_media_session()
 
 
 def test_kill_worker_mode_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "kill.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--rooms", "2", "--users", "4", "--duration", "14",
-         "--talk", "10", "10", "--kill-worker", "4", "--server-arg=--workers=2",
-         "--floor-seconds", "0.3", "--no-pin", "--quiet", "--seed", "5", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    r = run_bench(
+        ["--rooms", "2", "--users", "4", "--duration", "14", "--talk", "10", "10",
+         "--kill-worker", "4", "--server-arg=--workers=2", "--floor-seconds", "0.3",
+         "--no-pin", "--quiet", "--seed", "5"],
+        tmp_path,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    r = json.loads(out.read_text())
     i = r["incident"]
     detail = json.dumps({k: r.get(k) for k in ("incident", "outage", "accounting")}, indent=1)[:6000]
     assert i["kind"] == "kill-worker" and i["error"] is None and i["killed_pid"], detail

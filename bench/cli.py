@@ -1,10 +1,15 @@
-"""``walkie bench`` / ``python -m bench``: the command line of the load benchmark."""
+"""``walkie bench`` / ``python -m bench``: the command line of the load benchmark.
+
+(Over 400 lines because every option, its validation and the find-max search are in one
+place; what a run does is in runner.py.)
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime
+import ipaddress
 import json
 import math
 import os
@@ -14,9 +19,11 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
+from .flood import FloodSettings
 from .report import client_bound, format_find_max, format_table, plot_find_max, plot_run
 from .runner import RunSettings, run_load
 from .scenario import TalkSettings
+from .sendfloor import FloorError, measure_floor
 from .server import ServerError, ServerProcess
 
 __all__ = ["build_parser", "main"]
@@ -87,6 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", choices=["speech", "tone"], default="speech",
                    help="synthetic source encoded once with Opus (default speech-like noise)")
     p.add_argument("--seed", type=int, default=None, help="random seed for the talk pattern")
+    p.add_argument("--floor-seconds", type=float, default=1.5,
+                   help="measure this machine's floor (CPU per send() of a 100-byte datagram, "
+                        "sender on the server's core) for this long before the first run, and "
+                        "report server CPU per packet as a multiple of it (default 1.5; 0 = "
+                        "skip)")
+    p.add_argument("--attack", choices=["offer-flood"], default=None,
+                   help="stage an attack while the rooms talk: offer-flood = WebSockets from "
+                        "one address (at the per-address limit), each sending invalid 64 KiB "
+                        "offers at the per-connection message rate; reports the talking "
+                        "rooms' longest audio gap, loss and /healthz latency before and during")
+    p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
+                   help="the attack starts S seconds after talking starts (default 5)")
+    p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
+                   help="the attack lasts S seconds (default 10)")
+    p.add_argument("--flood-connections", type=int, default=64,
+                   help="WebSockets of the flood, all from one address (default 64, the "
+                        "server's default per-address limit)")
+    p.add_argument("--flood-rate", type=float, default=20.0,
+                   help="offers per second per flood connection (default 20, the server's "
+                        "per-connection message rate)")
+    p.add_argument("--flood-offer-bytes", type=int, default=65_000,
+                   help="size of each flood offer message (default 65000; the limit is 65536)")
+    p.add_argument("--flood-address", default="127.0.0.66",
+                   help="the flood's source address (default 127.0.0.66)")
+    p.add_argument("--kill-worker", type=float, default=None, metavar="AFTER",
+                   help="SIGKILL the busiest media worker process of the bench's own server "
+                        "AFTER seconds into the talking, and measure the time to audio at "
+                        "every member of its rooms (use long talk bursts, e.g. --talk 8 8)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 
@@ -137,6 +172,7 @@ class _Bench:
         self.args = args
         self.pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
         self._saved_affinity: set[int] | None = None
+        self._floor: dict[str, Any] | None = None
 
     def settings(self, rooms: int) -> RunSettings:
         a = self.args
@@ -153,7 +189,44 @@ class _Bench:
             kernel_timestamps=not a.user_timestamps,
             shared_socket=not a.socket_per_user,
             talk=TalkSettings(talk_min=a.talk[0], talk_max=a.talk[1], pressers=a.pressers),
+            flood=FloodSettings(
+                connections=a.flood_connections, rate=a.flood_rate,
+                offer_bytes=a.flood_offer_bytes, seconds=a.attack_seconds,
+                address=a.flood_address, room_size=a.users,
+            ) if a.attack == "offer-flood" else None,
+            attack_after=a.attack_after,
+            kill_worker_after=a.kill_worker,
         )
+
+    def floor(self) -> dict[str, Any] | None:
+        """This machine's floor, measured once per bench invocation (before any server runs)."""
+        a = self.args
+        if self._floor is None and a.floor_seconds > 0:
+            cores = (a.server_core, a.client_core) if self.pin else (None, None)
+            try:
+                self._floor = measure_floor(cores[0], cores[1], a.floor_seconds)
+            except (FloorError, OSError) as exc:
+                self._floor = {"error": str(exc)}
+        return self._floor
+
+    def _with_floor(self, result: dict[str, Any]) -> dict[str, Any]:
+        floor = self.floor()
+        result["machine_floor"] = floor
+        us = result.get("server_cpu_us_per_forwarded_packet")
+        per_send = (floor or {}).get("us_per_send")
+        result["server_cpu_per_packet_over_floor"] = (
+            round(us / per_send, 2) if us is not None and per_send else None
+        )
+        return result
+
+    def _server_args(self) -> list[str]:
+        """Extra server arguments: the attack puts the documented per-address limit (64) back
+        on (the last --max-connections-per-ip wins), so that it binds the flood's address;
+        the bench's users then each connect from an address of their own."""
+        extra = list(self.args.server_arg)
+        if self.args.attack:  # before the user's own --server-arg, which may override it
+            extra = ["--max-connections-per-ip", "64", *extra]
+        return extra
 
     def _pin_self(self) -> None:
         if self.pin and self._saved_affinity is None:
@@ -168,16 +241,17 @@ class _Bench:
     def run(self, rooms: int) -> dict[str, Any]:
         a = self.args
         progress = None if a.quiet else sys.stderr
+        self.floor()  # before any server runs, so nothing else uses the server's core
         if a.url:
             self._pin_self()
             result = _run(run_load(self.settings(rooms), a.url, a.server_pid, progress))
             result["server"]["started_by_bench"] = False
-            return result
+            return self._with_floor(result)
         # Spawn before pinning ourselves: the child must not inherit the client core.
         server = ServerProcess.start(
             max_users=max(a.users, 1),
             core=a.server_core if self.pin else None,
-            extra_args=a.server_arg,
+            extra_args=self._server_args(),
         )
         try:
             self._pin_self()
@@ -191,7 +265,7 @@ class _Bench:
         result["server"].update(started_by_bench=True, core=server.core, exit_code=code,
                                 last_output=server.output[-10:])
         result["bench"]["core"] = a.client_core if self.pin else None
-        return result
+        return self._with_floor(result)
 
 
 def _verdict(r: dict[str, Any], bound_ms: float, loss_bound: float) -> tuple[bool, str]:
@@ -259,6 +333,38 @@ def _find_max(bench: _Bench, args: argparse.Namespace) -> tuple[list[dict[str, A
     return steps, best
 
 
+def _check_incidents(args: argparse.Namespace) -> str | None:
+    """What is wrong with the attack / kill / floor options, if anything."""
+    if not 0 <= args.floor_seconds <= 10:
+        return "--floor-seconds must be 0..10"
+    if args.attack and args.kill_worker is not None:
+        return "--attack and --kill-worker are separate experiments: use one at a time"
+    if (args.attack or args.kill_worker is not None) and args.find_max:
+        return "--attack and --kill-worker measure one load, not --find-max"
+    if args.attack:
+        if not 1 <= args.flood_connections <= 1000 or not 0 < args.flood_rate <= 100:
+            return "--flood-connections must be 1..1000 and --flood-rate in (0, 100]"
+        if not 1200 <= args.flood_offer_bytes <= 1 << 20:
+            return "--flood-offer-bytes must be 1200..1048576"
+        if not 0 < args.attack_seconds <= 120 or args.attack_after < 2.5:
+            return "--attack-seconds must be in (0, 120] and --attack-after >= 2.5"
+        if args.duration < args.attack_after + args.attack_seconds + 2:
+            return ("--duration must cover the attack and 2 s after it "
+                    f"(>= {args.attack_after + args.attack_seconds + 2:g} s)")
+        try:
+            if not ipaddress.ip_address(args.flood_address).is_loopback:
+                return "--flood-address must be a loopback address"
+        except ValueError:
+            return "--flood-address must be an IP address"
+    if args.kill_worker is not None:
+        if args.url:
+            return ("--kill-worker kills a worker of the server the bench starts; it does not "
+                    "kill processes of a server given with --url")
+        if not 1 <= args.kill_worker <= args.duration - 4:
+            return "--kill-worker must be at least 1 s and leave 4 s of the run for recovery"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.users < 2 or args.users > 1000:
@@ -273,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sample_every < 1 or args.join_concurrency < 1 or args.pressers < 1:
         print("walkie bench: --sample-every, --join-concurrency and --pressers must be >= 1",
               file=sys.stderr)
+        return 2
+    problem = _check_incidents(args)
+    if problem:
+        print(f"walkie bench: {problem}", file=sys.stderr)
         return 2
     bench = _Bench(args)
     machine = _machine()

@@ -17,103 +17,54 @@ and the Opus payload compared byte for byte with what the talker sent. Checking 
 what keeps the cheap path honest: a packet whose clear header lies would fail there.
 
 Accounting is by runs: consecutive talker sequence numbers extend the current run in O(1);
-only discontinuities (talker change, loss, reordering) append to a list. :func:`account`
-turns runs into loss / duplicate / out-of-order figures against what each talker sent.
+only discontinuities (talker change, loss, reordering) append to a list;
+``accounting.account`` turns runs into loss / duplicate / out-of-order figures against what
+each talker sent.
+
+Audio gaps: the longest silence a listener heard inside a talk burst (see
+:func:`audio_gap_ns`), tracked with one comparison per packet; only a gap longer than the
+longest so far takes the slow path. A new media session after ``media reset``
+(:meth:`DownlinkMonitor.restart`) starts afresh: the outage is neither a gap nor a sequence
+jump, and is accounted separately (``accounting.outage_holes``).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from sfu.rtp import RtpError, parse_rtp
 from sfu.srtp import SrtpError
 
-from .uplink import RING, TalkLog
+from .histogram import LatencyHistogram
+from .uplink import FRAME_NS, RING, TalkLog
 
 __all__ = [
-    "Accounting",
+    "LONG_GAP_NS",
     "DownlinkMonitor",
-    "LatencyHistogram",
-    "account",
+    "audio_gap_ns",
 ]
 
 _U32 = struct.Struct("!I")
 #: A latency this large means the ring slot was reused: the packet cannot be matched.
 MAX_MATCH_NS = (RING - 8) * 20_000_000
 _MASK = RING - 1
+#: A gap at least this long is counted (the issue's bound for a concurrent room under attack).
+LONG_GAP_NS = 100_000_000
 
 
-class LatencyHistogram:
-    """Latency counts in 10 µs buckets up to 100 ms; larger values kept exactly (rare)."""
+def audio_gap_ns(rx_prev: int, rx: int, sent_prev: int, sent: int, seq_prev: int, seq: int) -> int:
+    """The silence a listener heard between two packets of one talk burst, in ns.
 
-    BUCKET_NS = 10_000
-    BUCKETS = 10_000
-
-    __slots__ = ("counts", "max_ns", "overflow", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * self.BUCKETS
-        self.overflow: list[int] = []
-        self.max_ns = 0
-        self.total = 0
-
-    def add(self, ns: int) -> None:
-        """Record one latency (the monitor inlines this; tests and merges use it)."""
-        b = ns // self.BUCKET_NS
-        if b < self.BUCKETS:
-            self.counts[b] += 1
-        else:
-            self.overflow.append(ns)
-        self.max_ns = max(self.max_ns, ns)
-
-    def count(self) -> int:
-        return sum(self.counts) + len(self.overflow)
-
-    def merge(self, other: LatencyHistogram) -> None:
-        counts = self.counts
-        for i, c in enumerate(other.counts):
-            if c:
-                counts[i] += c
-        self.overflow.extend(other.overflow)
-        self.max_ns = max(self.max_ns, other.max_ns)
-
-    def percentile_ms(self, p: float) -> float | None:
-        """The p-th percentile (0..100) in ms: the upper edge of its bucket (conservative),
-        exact for overflow values. None when empty."""
-        n = self.count()
-        if n == 0:
-            return None
-        rank = max(1, -(-p * n // 100))  # ceil(p% of n), at least the first sample
-        seen = 0
-        for i, c in enumerate(self.counts):
-            seen += c
-            if seen >= rank:
-                return min((i + 1) * self.BUCKET_NS, self.max_ns) / 1e6
-        tail = sorted(self.overflow)
-        return tail[int(rank - seen) - 1] / 1e6
-
-    def cdf_ms(self, points: int = 400) -> tuple[list[float], list[float]]:
-        """(latency ms, cumulative fraction) pairs for plotting."""
-        n = self.count()
-        xs: list[float] = []
-        ys: list[float] = []
-        if n == 0:
-            return xs, ys
-        seen = 0
-        last = max((i for i, c in enumerate(self.counts) if c), default=0)
-        step = max(1, (last + 1) // points)
-        for i in range(last + 1):
-            seen += self.counts[i]
-            if i % step == 0 or i == last:
-                xs.append((i + 1) * self.BUCKET_NS / 1e6)
-                ys.append(seen / n)
-        for v in sorted(self.overflow):
-            seen += 1
-            xs.append(v / 1e6)
-            ys.append(seen / n)
-        return xs, ys
+    ``rx_*``: receive times; ``sent_*``: the talker's send times; ``seq_*``: its sequence
+    numbers (``seq > seq_prev``). The gap is the time between the two arrivals, minus any
+    pause the *talker* took beyond its 20 ms frame pacing between them (its clock woke up
+    late, or it had no session to send on): that silence is the talker's, not the path's.
+    Lost packets in between stay in the gap: the listener heard nothing. So an unloaded
+    path gives ~20 ms, and a server that stalls for 1.4 s gives ~1,420 ms.
+    """
+    talker_pause = (sent - sent_prev) - FRAME_NS * (seq - seq_prev)
+    return rx - rx_prev - max(0, talker_pause)
 
 
 class DownlinkMonitor:
@@ -126,6 +77,8 @@ class DownlinkMonitor:
 
     __slots__ = (
         "_buckets",
+        "ambiguous",
+        "anchor",
         "_countdown",
         "_counts",
         "_level_hdr",
@@ -136,12 +89,16 @@ class DownlinkMonitor:
         "cur_log",
         "expected_ssrc",
         "failures",
+        "gap_at_ns",
+        "gap_max_ns",
+        "gap_threshold_ns",
         "hist",
         "jumps_at_switch",
         "jumps_in_burst",
         "last_rx_ns",
         "late",
         "level_id",
+        "long_gaps",
         "malformed",
         "marker_missing",
         "mid",
@@ -152,6 +109,9 @@ class DownlinkMonitor:
         "own_ssrc",
         "packets",
         "preroll_hist",
+        "restarts",
+        "resumed_ns",
+        "resuming",
         "rtcp",
         "rtcp_bad",
         "run_first",
@@ -217,11 +177,27 @@ class DownlinkMonitor:
         self.cur_log: TalkLog | None = None
         self.run_first = -2
         self.run_last = -2
+        #: where the first packet of the current burst should be (talker seq), -1 unknown
+        self.anchor = -1
+        #: jumps the ring cannot match for sure (see _plausible)
+        self.ambiguous = 0
         #: closed runs: (talker ssrc, first talker seq, last talker seq)
         self.runs: list[tuple[int, int, int]] = []
         #: packets that arrived after a later one of the same talker: (talker ssrc, seq)
         self.late: list[tuple[int, int]] = []
         self.last_rx_ns = 0
+        #: the longest audio gap since the last take_gaps() (ns), when it ended, and how
+        #: many gaps reached LONG_GAP_NS; packets arriving closer together than
+        #: ``gap_threshold_ns`` skip the gap check (it only ever rises)
+        self.gap_max_ns = 0
+        self.gap_at_ns = 0
+        self.long_gaps = 0
+        self.gap_threshold_ns = 0
+        #: run indexes at which a new media session started (media reset + re-offer)
+        self.restarts: list[int] = []
+        #: receive time of the first RTP packet after each restart
+        self.resumed_ns: list[int] = []
+        self.resuming = False
 
     # ------------------------------------------------------------------ hot path
 
@@ -238,6 +214,7 @@ class DownlinkMonitor:
             self.malformed += 1
             return
         self.packets += 1
+        since = now - self.last_rx_ns
         self.last_rx_ns = now
         dseq = (data[2] << 8) | data[3]
         csrc = _U32.unpack_from(data, 12)[0]
@@ -253,9 +230,15 @@ class DownlinkMonitor:
         idx = data[21] & _MASK
         up = log.seqs[idx]
         lat = now - log.send_ns[idx]
-        if not 0 <= lat < MAX_MATCH_NS:
+        if up != self.run_last + 1:  # not the next packet of the current run (slow path)
+            if not self._plausible(up, lat):
+                self.unmatched += 1
+                return
+        elif lat < 0:  # the clock was stepped back (the next packet of a run is a sure match)
             self.unmatched += 1
             return
+        if since > self.gap_threshold_ns:  # rare: as long as the longest gap so far
+            self._gap(since, now, lat, up, log)
         if up < log.grant_seq:  # sent before the grant: held in the server's pre-roll
             self.preroll_hist.add(lat)
         else:
@@ -277,16 +260,41 @@ class DownlinkMonitor:
     # ------------------------------------------------------------------ slow paths
 
     def _burst(self, b1: int, dseq: int, csrc: int) -> None:
-        """A talk burst starts (marker bit, or the CSRC changed)."""
-        self.bursts += 1
-        if not b1 & 0x80:
-            self.marker_missing += 1
-        if self.next_dseq >= 0 and dseq != self.next_dseq:
-            self.jumps_at_switch += 1
+        """A talk burst starts (marker bit, or the CSRC changed), or a new media session
+        delivers its first packet (after :meth:`restart`: no marker or continuity to check)."""
+        resumed = self.resuming
+        if resumed:
+            self.resuming = False
+            self.resumed_ns.append(self.last_rx_ns)
+        else:
+            self.bursts += 1
+            if not b1 & 0x80:
+                self.marker_missing += 1
+            if self.next_dseq >= 0 and dseq != self.next_dseq:
+                self.jumps_at_switch += 1
         self._close_run()
         self.cur_csrc = csrc
         # Our own packets coming back are an error to count, never audio to account.
-        self.cur_log = None if csrc == self.own_ssrc else self.talkers.get(csrc)
+        log = self.cur_log = None if csrc == self.own_ssrc else self.talkers.get(csrc)
+        # The first packet of a burst is near the talker's first of that burst (the server
+        # holds at most ~300 ms of pre-roll), unless a new session resumes inside one.
+        self.anchor = log.burst_first if log is not None and not resumed else -1
+
+    def _plausible(self, up: int, lat: int) -> bool:
+        """Can a packet that does not continue the current run be matched to ``up``?
+
+        The ring has 128 slots (7 bits of the talker's sequence number ride in the audio-level
+        octet), so it cannot tell "64 or more packets lost in a row" from "this packet waited
+        more than 2.56 s and a newer one took its slot": both fit the talker's send times
+        exactly. Such a jump is matched as lost packets and counted in :attr:`ambiguous`,
+        which the report shows next to loss: with it above 0, loss, duplicate and order
+        figures may be wrong (a stall that long makes them moot anyway; the gap figures do
+        not depend on the match).
+        """
+        anchor = self.run_last + 1 if self.run_last >= 0 else self.anchor
+        if anchor >= 0 and up - anchor >= RING // 2:
+            self.ambiguous += 1
+        return 0 <= lat < MAX_MATCH_NS
 
     def _close_run(self) -> None:
         if self.run_first >= 0:
@@ -299,6 +307,55 @@ class DownlinkMonitor:
             self.run_first = self.run_last = up
         else:  # older than the newest seen: reordered or duplicated
             self.late.append((csrc, up))
+
+    def _gap(self, since: int, now: int, lat: int, up: int, log: TalkLog) -> None:
+        """A packet came at least as late after the previous one as the longest gap so far:
+        measure the gap if both packets belong to one burst of this talker, in order."""
+        prev = self.run_last
+        if prev < 0 or up <= prev:  # first packet of a burst (or of a session), or late
+            return
+        slot = prev & _MASK
+        if log.seqs[slot] == prev:
+            gap = audio_gap_ns(now - since, now, log.send_ns[slot], now - lat, prev, up)
+        else:  # the talker sent 128 packets since: it did not pause, the path did
+            gap = since
+        if gap >= LONG_GAP_NS:
+            self.long_gaps += 1
+        if gap > self.gap_max_ns:
+            self.gap_max_ns = gap
+            self.gap_at_ns = now
+        self.gap_threshold_ns = min(self.gap_max_ns, LONG_GAP_NS)
+
+    def take_gaps(self) -> tuple[int, int, int]:
+        """(longest gap ns, when it ended ns, gaps >= LONG_GAP_NS) since the last call; resets
+        them, so that consecutive calls measure consecutive windows."""
+        taken = (self.gap_max_ns, self.gap_at_ns, self.long_gaps)
+        self.gap_max_ns = self.gap_at_ns = self.long_gaps = self.gap_threshold_ns = 0
+        return taken
+
+    def restart(self) -> None:
+        """The media session is gone (``media reset``): the current run ends here, so that
+        nothing spans the outage (no gap, no sequence jump), and :attr:`restarts` marks where,
+        for the outage accounting. The next session's first packet is not checked for a
+        marker or downlink continuity (it is a new stream); call :meth:`rekey` first."""
+        self._close_run()
+        self.restarts.append(len(self.runs))
+        self.cur_csrc = -1
+        self.cur_log = None
+        self.next_dseq = -1
+        self.resuming = True
+
+    def rekey(
+        self,
+        unprotect: Callable[[bytes], bytes],
+        unprotect_rtcp: Callable[[bytes], bytes] | None,
+        expected_ssrc: int | None,
+    ) -> None:
+        """The new session's SRTP keys and downlink SSRC (after :meth:`restart`)."""
+        self._unprotect = unprotect
+        self._unprotect_rtcp = unprotect_rtcp
+        self.expected_ssrc = expected_ssrc
+        self._countdown = 1  # verify the first packet of the new session
 
     def _unmatched(self, csrc: int) -> None:
         if csrc == self.own_ssrc:
@@ -357,76 +414,3 @@ class DownlinkMonitor:
         self._close_run()
         self.cur_csrc = -1
         self.cur_log = None
-
-
-@dataclass(slots=True)
-class Accounting:
-    """A listener's received packets against what it should have received."""
-
-    expected: int = 0
-    received_expected: int = 0
-    missing: int = 0
-    extra: int = 0  # unique packets outside the expected ranges (pre-roll before the grant)
-    duplicates: int = 0
-    out_of_order: int = 0
-
-    def add(self, other: Accounting) -> None:
-        self.expected += other.expected
-        self.received_expected += other.received_expected
-        self.missing += other.missing
-        self.extra += other.extra
-        self.duplicates += other.duplicates
-        self.out_of_order += other.out_of_order
-
-
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    intervals.sort()
-    out: list[tuple[int, int]] = []
-    for first, last in intervals:
-        if out and first <= out[-1][1] + 1:
-            if last > out[-1][1]:
-                out[-1] = (out[-1][0], last)
-        else:
-            out.append((first, last))
-    return out
-
-
-def account(
-    runs: Iterable[tuple[int, int, int]],
-    late: Iterable[tuple[int, int]],
-    expected: Iterable[tuple[int, int, int]],
-) -> Accounting:
-    """Compare what a listener received (runs + late packets) with ``expected`` ranges
-    ``(talker ssrc, first seq, last seq)`` (inclusive) it should have received in full."""
-    by_talker: dict[int, list[tuple[int, int]]] = {}
-    total: dict[int, int] = {}
-    for csrc, first, last in runs:
-        by_talker.setdefault(csrc, []).append((first, last))
-        total[csrc] = total.get(csrc, 0) + last - first + 1
-    late_count = 0
-    for csrc, up in late:
-        by_talker.setdefault(csrc, []).append((up, up))
-        total[csrc] = total.get(csrc, 0) + 1
-        late_count += 1
-    merged = {csrc: _merge(iv) for csrc, iv in by_talker.items()}
-    result = Accounting()
-    covered_expected: dict[int, int] = {}
-    for csrc, first, last in expected:
-        n = last - first + 1
-        if n <= 0:
-            continue
-        got = 0
-        for a, b in merged.get(csrc, ()):
-            lo, hi = max(a, first), min(b, last)
-            if lo <= hi:
-                got += hi - lo + 1
-        result.expected += n
-        result.received_expected += got
-        result.missing += n - got
-        covered_expected[csrc] = covered_expected.get(csrc, 0) + got
-    for csrc, iv in merged.items():
-        unique = sum(b - a + 1 for a, b in iv)
-        result.duplicates += total[csrc] - unique
-        result.extra += unique - covered_expected.get(csrc, 0)
-    result.out_of_order = max(0, late_count - result.duplicates)
-    return result

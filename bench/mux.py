@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["MuxError", "SharedSocket"]
+__all__ = ["MuxError", "SharedSocket", "loopback_address", "set_receive_buffer"]
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -52,6 +52,24 @@ RCVBUF = 64 << 20
 
 class MuxError(RuntimeError):
     """The shared socket cannot be set up (no IP_PKTINFO, address space exhausted)."""
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a ``size``-byte receive buffer: SO_RCVBUFFORCE as root, else SO_RCVBUF (which
+    the kernel's rmem_max caps)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def loopback_address(n: int) -> str:
+    """The n-th (n >= 1) bench address: 127.1.0.1, 127.1.0.2, ... (never 127.0.x.y, where
+    servers and the attack mode's flood live)."""
+    hi, mid, lo = 1 + n // 64516, (n // 254) % 254, n % 254 + 1
+    if n < 1 or hi > 254:
+        raise MuxError("loopback address space exhausted")
+    return f"127.{hi}.{mid}.{lo}"
 
 
 class _Endpoint(Protocol):
@@ -75,10 +93,7 @@ class SharedSocket:
         self._clock = clock
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RCVBUF)
-            except OSError:  # not root: the kernel's rmem_max caps it
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            set_receive_buffer(sock, RCVBUF)
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             if kernel_timestamps:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -107,13 +122,9 @@ class SharedSocket:
             loop.add_reader(sock.fileno(), self._on_readable)
 
     def allocate(self) -> str:
-        """A fresh loopback address for one user: 127.1.0.1, 127.1.0.2, ... (never 127.0.x)."""
+        """A fresh loopback address (see :func:`loopback_address`)."""
         self._next += 1
-        n = self._next
-        hi, mid, lo = 1 + n // 64516, (n // 254) % 254, n % 254 + 1
-        if hi > 254:
-            raise MuxError("loopback address space exhausted")
-        return f"127.{hi}.{mid}.{lo}"
+        return loopback_address(self._next)
 
     def register(self, ip: str, endpoint: _Endpoint) -> None:
         self._by_ip[socket.inet_aton(ip)] = endpoint

@@ -44,9 +44,10 @@ def format_table(r: dict[str, Any]) -> str:
         ("forwarded", (f"{r['packets_forwarded']:,} packets in the window "
                        f"({r['forwarded_packets_per_second'] or 0:,}/s); server counted "
                        f"{r['packets_forwarded_server_count'] if r['packets_forwarded_server_count'] is not None else '-'}")),
-        ("server CPU / packet", f"{_ms(r['server_cpu_us_per_forwarded_packet'])} µs   (target <= 10 µs at 50 rooms)"),
+        ("server CPU / packet", _per_packet(r)),
         ("server CPU", (f"{srv.get('cpu_percent', '-')} % (user {srv.get('user_percent', '-')} %, "
-                        f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}")),
+                        f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}"
+                        f"{_tree_note(srv)}")),
         ("server RSS", (f"{(srv.get('rss_bytes') or 0) / 2**20:.1f} MiB; per user "
                         f"{(srv.get('rss_per_user_bytes') or 0) / 1024:.0f} KiB, added per user "
                         f"{(rss_user or 0) / 1024:.0f} KiB")),
@@ -57,6 +58,7 @@ def format_table(r: dict[str, Any]) -> str:
         ("loss", (f"{'-' if loss is None else f'{100 * loss:.4f} %'}  missing {acc['missing']:,} of "
                   f"{acc['expected']:,}; duplicates {acc['duplicates']}, out of order "
                   f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}")),
+        ("audio gap", _gap_text(r.get("audio_gap"), "steady window")),
         ("sequence", (f"gaps at talker change {seq['gaps_at_talker_change']}, within bursts "
                       f"{seq['gaps_within_burst']}, bursts {seq['bursts']:,}, markers missing "
                       f"{seq['marker_missing']}")),
@@ -77,11 +79,28 @@ def format_table(r: dict[str, Any]) -> str:
         other = (f"{load['other_processes_cpu_percent']} % of a core used by other processes "
                  f"during the window, steal {load['steal_percent']} %")
         rows.append(("other load", other))
+    processes = srv.get("processes") or []
+    if len(processes) > 1:
+        rows.insert(4, ("server processes", _processes_text(srv)))
+    outage = r.get("outage") or {}
+    if outage.get("resets"):
+        rows.append(("media outages", _outage_text(outage)))
+    incident = r.get("incident")
+    if incident:
+        rows.extend(_incident_rows(incident))
     if r.get("queue_wait_ms", {}).get("n"):
         q = r["queue_wait_ms"]
         rows.append(("queue wait", f"p50 {_ms(q['p50'])}  max {_ms(q['max'])} ms (n={q['n']})"))
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    if r.get("ambiguous_matches"):
+        lines.append(f"  WARNING: {r['ambiguous_matches']} packets came after a jump of 64 or more "
+                     "in their talker's sequence (a long loss, or a delay over 2.56 s): loss, "
+                     "duplicate and order figures may be wrong; gap figures are not affected.")
+    floor = r.get("machine_floor") or {}
+    if floor.get("sender_cpu_percent") is not None and floor["sender_cpu_percent"] < 90:
+        lines.append(f"  WARNING: the floor's sender got only {floor['sender_cpu_percent']} % of "
+                     "its core (another process ran there): the floor and the ratio are disturbed.")
     if (load.get("other_processes_cpu_percent") or 0) > 10:
         lines.append("  WARNING: other processes used the CPUs during the window: figures are disturbed.")
     if client_bound(r):
@@ -92,9 +111,103 @@ def format_table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _per_packet(r: dict[str, Any]) -> str:
+    text = f"{_ms(r['server_cpu_us_per_forwarded_packet'])} µs   (target <= 10 µs at 50 rooms)"
+    floor = r.get("machine_floor") or {}
+    ratio = r.get("server_cpu_per_packet_over_floor")
+    if ratio is not None:
+        text = (f"{_ms(r['server_cpu_us_per_forwarded_packet'])} µs = {ratio:.2f} x this "
+                f"machine's floor ({floor['us_per_send']:.2f} µs per send() of "
+                f"{floor['payload_bytes']} bytes, sender {floor['sender_cpu_percent']} % busy)")
+    elif floor.get("error"):
+        text += f"; floor not measured: {floor['error']}"
+    return text
+
+
+def _tree_note(srv: dict[str, Any]) -> str:
+    """What the figure covers when the server is more than one process."""
+    n = len(srv.get("processes") or [])
+    if n <= 1 and not srv.get("processes_ended_in_window"):
+        return ""
+    text = f" and its {n - 1} child process(es)"
+    if srv.get("processes_ended_in_window"):
+        text += (f"; {srv['processes_ended_in_window']} ended in the window "
+                 f"({srv.get('ended_in_window_cpu_s')} s of CPU, counted)")
+    return text
+
+
+def _processes_text(srv: dict[str, Any]) -> str:
+    parts = []
+    for p in srv.get("processes") or []:
+        label = p["role"] if p["role"] in ("signaling", "server") else f"{p['role']} {p['pid']}"
+        if p.get("lifetime") == "started in window":
+            label += " (new)"
+        parts.append(f"{label} {p.get('cpu_percent', '-')} %")
+    return ", ".join(parts)
+
+
+def _gap_text(gap: dict[str, Any] | None, what: str) -> str:
+    if not gap or gap.get("max_ms") is None:
+        return f"- ({what}: no gap measured)"
+    return (f"longest {gap['max_ms']:.1f} ms ({what}, {gap['window_s']} s; at {gap['listener']}); "
+            f"gaps >= 100 ms: {gap['long_gaps']}")
+
+
+def _outage_text(o: dict[str, Any]) -> str:
+    ms = o["reoffer_ms"]
+    return (f"{o['resets']} media resets, {o['reoffers_completed']} re-offered (p50 "
+            f"{_ms(ms['p50'])}  max {_ms(ms['max'])} ms); {o['packets_expected']:,} packets sent "
+            f"during listeners' outages, {o['packets_missing']:,} of them lost (not counted as "
+            f"loss); {o['frames_not_sent']:,} frames not sent while re-offering")
+
+
+def _incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if i.get("error"):
+        rows.append(("incident error", str(i["error"])))
+    if i["kind"] == "offer-flood":
+        f = i["flood"]
+        refused = f["connections_refused"] or "none"
+        rows.append(("flood", (f"{f['connections_joined']} WebSockets from "
+                               f"{f['settings']['address']} (refused: {refused}), "
+                               f"{f['offers_sent']:,} offers of {f['offer_message_bytes']:,} bytes in "
+                               f"{f['flood_s']} s ({f['offers_per_second']}/s); replies "
+                               f"{f['replies'] or 'none'}")))
+        rows.append(("gap before flood", _gap_text(i["audio_gap_before"], "before")))
+        rows.append(("gap during flood", _gap_text(i["audio_gap_during"], "flood + 1 s")))
+        rows.append(("gap after flood", _gap_text(i["audio_gap_after"], "after")))
+        loss = i["loss_during"] or {}
+        ratio = loss.get("ratio")
+        rows.append(("loss during flood", (f"{'-' if ratio is None else f'{100 * ratio:.4f} %'}  "
+                                           f"missing {loss.get('missing', '-')} of "
+                                           f"{loss.get('expected', '-')}")))
+        hb, hd = i["healthz_ms_before"], i["healthz_ms_during"]
+        rows.append(("/healthz", (f"before p50 {_ms(hb['p50'])} max {_ms(hb['max'])} ms (n={hb['n']}); "
+                                  f"during p50 {_ms(hd['p50'])} max {_ms(hd['max'])} ms "
+                                  f"(n={hd['n']}, {hd['failed']} failed)")))
+    elif i["kind"] == "kill-worker":
+        if i.get("killed_pid") is None:
+            return rows
+        new = i.get("new_worker")
+        rows.append(("worker kill", (f"SIGKILL to pid {i['killed_pid']} at {i['after_s']} s; "
+                                     f"new worker {'pid ' + str(new['pid']) + ' seen after ' + str(new['seen_ms']) + ' ms' if new else 'not seen'}; "
+                                     f"{i.get('affected_rooms', 0)} room(s), "
+                                     f"{i.get('affected_members', 0)} members affected")))
+        back = i.get("audio_back_ms") or {}
+        rows.append(("audio back after kill", (f"max {_ms(back.get('max'))}  p50 {_ms(back.get('p50'))} ms "
+                                               f"(n={back.get('n', 0)} listeners whose talker held "
+                                               f"the floor; target max <= 3000 ms)")))
+        ro, rs = i.get("reoffer_ms") or {}, i.get("reset_ms") or {}
+        rows.append(("reset / re-offer", (f"reset p50 {_ms(rs.get('p50'))} max {_ms(rs.get('max'))} ms; "
+                                          f"media up again p50 {_ms(ro.get('p50'))} max "
+                                          f"{_ms(ro.get('max'))} ms; not reconnected "
+                                          f"{i.get('members_not_reconnected_count', 0)}")))
+    return rows
+
+
 def format_find_max(steps: list[dict[str, Any]], best: dict[str, Any] | None, bound_ms: float,
                     loss_bound: float) -> str:
-    header = (f"  {'rooms':>5} {'users':>6} {'fwd/s':>9} {'srv µs/pkt':>10} {'srv CPU%':>8} "
+    header = (f"  {'rooms':>5} {'users':>6} {'fwd/s':>9} {'srv µs/pkt':>10} {'x floor':>7} {'srv CPU%':>8} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'loss %':>8} {'bench CPU%':>10}  verdict")
     lines = [header]
     for s in steps:
@@ -103,6 +216,7 @@ def format_find_max(steps: list[dict[str, Any]], best: dict[str, Any] | None, bo
         lines.append(
             f"  {r['rooms']:>5} {r['users_connected']:>6} {r['forwarded_packets_per_second'] or 0:>9,} "
             f"{_ms(r['server_cpu_us_per_forwarded_packet']):>10} "
+            f"{_ms(r.get('server_cpu_per_packet_over_floor')):>7} "
             f"{r['server'].get('cpu_percent', '-')!s:>8} {_ms(r['latency_ms']['p50']):>7} "
             f"{_ms(r['latency_ms']['p99']):>7} {loss:>8} "
             f"{r['bench']['cpu_percent']!s:>10}  {s['verdict']}"

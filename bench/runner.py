@@ -4,11 +4,17 @@ Timeline of a run::
 
     join (bounded concurrency) -> talk pattern for `duration` s -> drain -> leave
                                    |<- warmup ->|<------ steady window ------>|
+                                                   (an incident, if any: flood or worker kill)
 
-Server CPU, forwarded packets and the bench's own CPU are sampled at both ends of the steady
-window (after the first turns have started in every room), so joins and DTLS handshakes are
-not charged to forwarding. Forwarded packets are counted where they arrive, at the
-listeners (the server's own counter from /healthz is reported next to it when available).
+Server CPU (of the server's whole process tree), forwarded packets and the bench's own CPU
+are sampled at both ends of the steady window (after the first turns have started in every
+room), so joins and DTLS handshakes are not charged to forwarding (``window.py``). Forwarded
+packets are counted where they arrive, at the listeners (the server's own counter from
+/healthz is reported next to it when available). Packets that fell into a media outage
+(``media reset`` and the re-offer after it) are reported as outage, not as loss.
+
+(Over 400 lines because the result of a run, every figure of the JSON, is assembled here in
+one place; the measurements themselves are in window.py, accounting.py and incidents.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import asyncio
 import gc
 import os
 import random
-import resource
 import secrets
 import sys
 import time
@@ -25,14 +30,28 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
+from .accounting import account_listeners, expected_ranges
 from .audio import encode_loop
-from .client import BenchContext, SyntheticClient
-from .downlink import Accounting, account
-from .procstat import CpuSample, sample
+from .client import SyntheticClient
+from .context import BenchContext
+from .flood import FloodSettings
+from .incidents import OfferFlood, WorkerKill
+from .procstat import sample
+from .proctree import TreeSample
 from .scenario import Metronome, TalkSettings, Turn, rotate, stress
 from .server import fetch_healthz
+from .stats import percentiles
+from .window import (
+    GapLog,
+    Window,
+    bench_percent,
+    cpu_self,
+    other_load,
+    sample_server,
+    server_figures,
+)
 
-__all__ = ["RunSettings", "percentiles", "run_load"]
+__all__ = ["RunSettings", "run_load"]
 
 #: Consent checks per client (RFC 7675 wants one every ~5 s; the server times out at 30 s).
 CONSENT_INTERVAL = 5.0
@@ -56,56 +75,18 @@ class RunSettings:
     kernel_timestamps: bool = True
     shared_socket: bool = True
     talk: TalkSettings = field(default_factory=TalkSettings)
-
-
-def percentiles(values: list[float]) -> dict[str, float | int | None]:
-    """Nearest-rank p50/p95/p99/max (ms values in, rounded) and the count."""
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    n = len(ordered)
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, -(-int(p * n) // 100) - 1)], 3)
-
-    return {"n": n, "p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 3)}
-
-
-def _cpu_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _cpu_self_split() -> tuple[float, float]:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_stime
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy seconds over all CPUs, steal seconds) from /proc/stat: with our own two
-    processes subtracted, what is left is other load that disturbs the measurement."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = f.readline().split()
-    except OSError:
-        return 0.0, 0.0
-    if len(fields) < 9 or fields[0] != "cpu":
-        return 0.0, 0.0
-    ticks = [int(v) for v in fields[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-    hz = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / hz, steal / hz
+    #: ``--attack offer-flood``: the flood, and when it starts (s after talking starts)
+    flood: FloodSettings | None = None
+    attack_after: float = 5.0
+    #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
+    kill_worker_after: float | None = None
 
 
 def _rss_self() -> int:
     try:
-        return sample(_pid_self(), 0.0).rss_bytes
+        return sample(os.getpid(), 0.0).rss_bytes
     except (OSError, ValueError):
         return 0
-
-
-def _pid_self() -> int:
-    return os.getpid()
 
 
 class _GcWatch:
@@ -125,41 +106,6 @@ class _GcWatch:
         self.count += 1
         self.total_s += pause
         self.max_s = max(self.max_s, pause)
-
-
-class _Window:
-    """Counters at the start and end of the steady window."""
-
-    def __init__(self) -> None:
-        self.t: list[float] = []
-        self.server: list[CpuSample | None] = []
-        self.bench_cpu: list[float] = []
-        self.bench_split: list[tuple[float, float]] = []
-        self.machine: list[tuple[float, float]] = []
-        self.received: list[int] = []
-        self.server_forwarded: list[int | None] = []
-
-    async def mark(self, clients: list[SyntheticClient], url: str | None, pid: int | None) -> None:
-        now = time.perf_counter()
-        server = None
-        if pid is not None:
-            try:
-                server = sample(pid, now)
-            except (OSError, ValueError):
-                server = None
-        self.t.append(now)
-        self.server.append(server)
-        self.bench_cpu.append(_cpu_self())
-        self.bench_split.append(_cpu_self_split())
-        self.machine.append(_machine_busy())
-        self.received.append(sum(c.monitor.packets for c in clients if c.monitor is not None))
-        forwarded = None
-        if url is not None:
-            health = await fetch_healthz(url, timeout=2.0)
-            media = (health or {}).get("media")
-            if isinstance(media, dict) and isinstance(media.get("packets_forwarded"), int):
-                forwarded = media["packets_forwarded"]
-        self.server_forwarded.append(forwarded)
 
 
 async def _join_all(
@@ -219,13 +165,8 @@ async def _progress(
     tty = out.isatty()
     last_rx = 0
     last_t = time.perf_counter()
-    last_cpu = _cpu_self()
-    last_srv = None
-    if pid is not None:
-        try:
-            last_srv = sample(pid, last_t)
-        except (OSError, ValueError):
-            last_srv = None
+    last_cpu = cpu_self()
+    last_srv = sample_server(pid)
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
@@ -234,15 +175,17 @@ async def _progress(
         now = time.perf_counter()
         rx = sum(c.monitor.packets for c in clients if c.monitor is not None)
         dt = max(1e-6, now - last_t)
-        cpu = _cpu_self()
+        cpu = cpu_self()
         srv_text = ""
         if pid is not None and last_srv is not None:
-            try:
-                srv = sample(pid, now)
-                srv_text = f"  server cpu {100 * (srv.cpu_s - last_srv.cpu_s) / dt:5.1f}%"
-                last_srv = srv
-            except (OSError, ValueError):
+            srv = sample_server(pid, last_srv)
+            if srv is None:
                 srv_text = "  server gone"
+            else:
+                srv_text = f"  server cpu {100 * (srv.cpu_s - last_srv.cpu_s) / dt:5.1f}%"
+                if len(srv.procs) > 1:
+                    srv_text += f" ({len(srv.procs)} processes)"
+                last_srv = srv
         p99 = ctx.hist.percentile_ms(99)
         line = (
             f"[{now - t_start:5.1f}/{duration:.0f}s] rx {(rx - last_rx) / dt:9,.0f} pkt/s"
@@ -258,28 +201,6 @@ async def _progress(
     if tty:
         out.write("\n")
         out.flush()
-
-
-def _accounting(clients: list[SyntheticClient], turns: list[Turn]) -> tuple[Accounting, list[dict[str, Any]]]:
-    expected: dict[int, list[tuple[int, int, int]]] = {}
-    for turn in turns:
-        for listener in turn.listeners:
-            expected.setdefault(id(listener), []).append(
-                (turn.talker.ssrc, turn.first_seq, turn.last_seq)
-            )
-    total = Accounting()
-    worst: list[dict[str, Any]] = []
-    for client in clients:
-        mon = client.monitor
-        if mon is None:
-            continue
-        mon.finish()
-        acc = account(mon.runs, mon.late, expected.get(id(client), []))
-        total.add(acc)
-        if acc.missing or acc.duplicates or acc.out_of_order:
-            worst.append({"client": client.name, **asdict(acc)})
-    worst.sort(key=lambda d: -int(d["missing"]))
-    return total, worst[:10]
 
 
 async def run_load(
@@ -302,16 +223,14 @@ async def run_load(
         local_host=settings.local_host,
         kernel_timestamps=settings.kernel_timestamps,
         shared_socket=settings.shared_socket,
+        # the attack keeps the server's per-address limit on: one address per user, as
+        # browsers have, and the flood alone on its address
+        ws_source_addresses=settings.flood is not None,
     )
     base = url.rstrip("/")
     ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"
     origin = base
-    idle = None
-    if server_pid is not None:
-        try:
-            idle = sample(server_pid, time.perf_counter())
-        except (OSError, ValueError):
-            idle = None
+    idle = sample_server(server_pid)
 
     t_join = time.perf_counter()
     log(f"joining {settings.rooms} room(s) x {settings.users} users ...")
@@ -338,12 +257,22 @@ async def run_load(
         _progress(clients, ctx, server_pid, t_start, settings.duration, progress, stop)
     )
     pattern = stress if settings.pattern == "stress" else rotate
-    window = _Window()
+    window = Window()
+    gaps = GapLog()
+    incident: OfferFlood | WorkerKill | None = None
+    if settings.flood is not None:
+        incident = OfferFlood(settings.flood, settings.attack_after, ws_url, origin, url, run_id,
+                              ctx, gaps)
+    elif settings.kill_worker_after is not None and server_pid is not None:
+        incident = WorkerKill(settings.kill_worker_after, server_pid, ctx)
+    staged = asyncio.ensure_future(incident.run(t_start)) if incident is not None else None
 
     async def measure() -> None:
         await asyncio.sleep(min(settings.warmup, settings.duration / 4))
+        gaps.cut("window_start", clients)
         await window.mark(clients, url, server_pid)
         await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+        gaps.cut("window_end", clients)
         await window.mark(clients, url, server_pid)
 
     measurer = asyncio.ensure_future(measure())
@@ -353,13 +282,10 @@ async def run_load(
           for m in live_rooms)
     )
     await measurer
+    if staged is not None:
+        await staged
     await asyncio.sleep(0.3)  # the last packets drain
-    end_server = None
-    if server_pid is not None:
-        try:
-            end_server = sample(server_pid, time.perf_counter())
-        except (OSError, ValueError):
-            end_server = None
+    end_server = sample_server(server_pid, window.server[-1] if window.server else None)
     health_end = await fetch_healthz(url, timeout=2.0)
     stop.set()
     await metronome.stop()
@@ -383,50 +309,33 @@ async def run_load(
                      "unrouted": mux.unknown, "errors": mux.errors}
         mux.close()
 
-    return _result(
+    result = _result(
         settings, ctx, clients, turns, floor_stats, join_ms, join_failures, join_wall,
         window, idle, end_server, health_end, bench_rss, metronome, server_pid, url, mux_stats,
         gc_watch,
     )
+    result["audio_gap"] = gaps.between("window_start", "window_end")
+    if incident is not None:
+        result["incident"] = incident.report(turns)
+    return result
 
 
 def _result(
     settings: RunSettings, ctx: BenchContext, clients: list[SyntheticClient], turns: list[Turn],
     floor_stats: dict[str, list[float]], join_ms: list[float], join_failures: list[str],
-    join_wall: float, window: _Window, idle: CpuSample | None, end_server: CpuSample | None,
+    join_wall: float, window: Window, idle: TreeSample | None, end_server: TreeSample | None,
     health_end: dict[str, Any] | None, bench_rss: int, metronome: Metronome,
     server_pid: int | None, url: str, mux_stats: dict[str, int] | None, gc_watch: _GcWatch,
 ) -> dict[str, Any]:
-    acc, worst = _accounting(clients, turns)
+    acc, worst, outages = account_listeners(clients, expected_ranges(turns))
     mons = [c.monitor for c in clients if c.monitor is not None]
     hist = ctx.hist
-    wall = window.t[1] - window.t[0] if len(window.t) == 2 else 0.0
-    forwarded = window.received[1] - window.received[0] if len(window.received) == 2 else 0
+    wall = window.wall
+    forwarded = window.forwarded
     srv_fwd = None
     if len(window.server_forwarded) == 2 and None not in window.server_forwarded:
         srv_fwd = window.server_forwarded[1] - window.server_forwarded[0]  # type: ignore[operator]
-    server: dict[str, Any] = {"pid": server_pid, "url": url}
-    us_per_packet = None
-    if len(window.server) == 2 and window.server[0] is not None and window.server[1] is not None:
-        s0, s1 = window.server
-        cpu = s1.cpu_s - s0.cpu_s
-        us_per_packet = round(cpu / forwarded * 1e6, 2) if forwarded else None
-        server.update(
-            cpu_s=round(cpu, 3),
-            cpu_percent=round(100 * cpu / wall, 1) if wall else None,
-            user_percent=round(100 * (s1.user_s - s0.user_s) / wall, 1) if wall else None,
-            system_percent=round(100 * (s1.system_s - s0.system_s) / wall, 1) if wall else None,
-            rss_bytes=s1.rss_bytes,
-        )
-    if idle is not None:
-        server["rss_idle_bytes"] = idle.rss_bytes
-    if end_server is not None:
-        server["rss_bytes"] = end_server.rss_bytes
-    users = len(clients)
-    if users and "rss_bytes" in server:
-        server["rss_per_user_bytes"] = round(server["rss_bytes"] / users)
-        if idle is not None:
-            server["rss_added_per_user_bytes"] = round((server["rss_bytes"] - idle.rss_bytes) / users)
+    server, us_per_packet = server_figures(window, server_pid, url, idle, end_server, len(clients))
     if health_end is not None:
         server["healthz"] = health_end
     bench_cpu = window.bench_cpu[1] - window.bench_cpu[0] if len(window.bench_cpu) == 2 else 0.0
@@ -466,6 +375,7 @@ def _result(
         "all_verified": (not settings.verify_all) or verified == received,
         "no_sequence_gaps_at_talker_change": sequence["gaps_at_talker_change"] == 0,
         "no_unmatched_packets": sum(m.unmatched + m.malformed for m in mons) == 0,
+        "no_ambiguous_matches": sum(m.ambiguous for m in mons) == 0,
     }
     result: dict[str, Any] = {
         "settings": {**asdict(settings), "sample_every_effective": ctx.sample_every},
@@ -488,13 +398,15 @@ def _result(
         "turns": len(turns),
         "rooms": settings.rooms,
         "users_per_room": settings.users,
-        "users_connected": users,
+        "users_connected": len(clients),
         "accounting": asdict(acc),
+        "outage": outages,
         "worst_listeners": worst,
         "sequence": sequence,
         "own_audio_packets": own_audio,
         "unmatched_packets": sum(m.unmatched for m in mons),
         "malformed_packets": sum(m.malformed for m in mons),
+        "ambiguous_matches": sum(m.ambiguous for m in mons),
         "rtcp_received": sum(m.rtcp for m in mons),
         "rtcp_auth_failures": sum(m.rtcp_bad for m in mons),
         "verified_packets": verified,
@@ -502,8 +414,8 @@ def _result(
         "server": server,
         "bench": {
             "cpu_percent": round(100 * bench_cpu / wall, 1) if wall else None,
-            "user_percent": _pct(window.bench_split, 0, wall),
-            "system_percent": _pct(window.bench_split, 1, wall),
+            "user_percent": bench_percent(window, 0),
+            "system_percent": bench_percent(window, 1),
             "cpu_us_per_received_packet": round(bench_cpu / forwarded * 1e6, 2) if forwarded else None,
             "rss_bytes": bench_rss,
             "metronome_late_wakeups": metronome.late_wakeups,
@@ -519,30 +431,9 @@ def _result(
             "gc_pause_max_ms": round(gc_watch.max_s * 1000, 2),
         },
         "window_s": round(wall, 2),
-        "machine_load": _other_load(window, server.get("cpu_s"), bench_cpu, wall),
+        "machine_load": other_load(window, (server.get("cpu_s") or 0.0) + bench_cpu),
         "checks": checks,
         "functional_ok": all(checks.values()),
         "latency_cdf": dict(zip(("x_ms", "y"), hist.cdf_ms(200), strict=True)),
     }
     return result
-
-
-def _pct(pairs: list[tuple[float, float]], i: int, wall: float) -> float | None:
-    if len(pairs) != 2 or not wall:
-        return None
-    return round(100 * (pairs[1][i] - pairs[0][i]) / wall, 1)
-
-
-def _other_load(window: _Window, server_cpu: float | None, bench_cpu: float, wall: float) -> dict[str, Any]:
-    """CPU used on the machine by processes other than the server and the bench."""
-    if len(window.machine) != 2 or not wall:
-        return {}
-    busy = window.machine[1][0] - window.machine[0][0]
-    steal = window.machine[1][1] - window.machine[0][1]
-    other = busy - (server_cpu or 0.0) - bench_cpu
-    return {
-        "machine_busy_percent": round(100 * busy / wall, 1),
-        "other_processes_cpu_percent": round(max(0.0, 100 * other / wall), 1),
-        "steal_percent": round(100 * steal / wall, 1),
-        "loadavg_end": list(os.getloadavg()),
-    }

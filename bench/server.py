@@ -1,4 +1,4 @@
-"""Start and stop the server under test (``python -m signaling serve``), pinned to a core.
+"""Start and stop the server under test (``python -m walkie serve``), pinned to a core.
 
 The server runs as a separate process so that its CPU time can be read from /proc and
 never mixes with the clients', and it is pinned (``taskset -c``, or ``sched_setaffinity``
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ServerError", "ServerProcess", "fetch_healthz"]
+__all__ = ["ServerError", "ServerProcess", "fetch_healthz", "spawn_pinned"]
 
 _OPEN_LINE = re.compile(r"walkie: open (https?://\S+)")
 
@@ -61,20 +61,9 @@ class ServerProcess:
             "--max-connections-per-ip", "0",
             *(extra_args or []),
         ]
-        taskset = shutil.which("taskset") if core is not None else None
-        if taskset:
-            cmd = [taskset, "-c", str(core), *cmd]
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        env["PYTHONUNBUFFERED"] = "1"
         # The bench pins itself after spawning; the child must not inherit that pinning
         # when no core was asked for, so it is spawned first (see runner).
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-        )
-        if core is not None and not taskset:  # pin the child ourselves (util-linux missing)
-            os.sched_setaffinity(proc.pid, {core})
+        proc = spawn_pinned(cmd, core, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output: list[str] = []
         deadline = time.monotonic() + timeout
         url = None
@@ -122,6 +111,23 @@ class ServerProcess:
                 self.proc.wait(5)
         self.drain_output()
         return self.proc.returncode
+
+
+def spawn_pinned(cmd: list[str], core: int | None, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (a Python command line) pinned to ``core`` (``taskset -c``, or
+    ``sched_setaffinity`` on the child when util-linux is missing), with this tree on its
+    PYTHONPATH and unbuffered output."""
+    taskset = shutil.which("taskset") if core is not None else None
+    if taskset:
+        cmd = [taskset, "-c", str(core), *cmd]
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(cmd, env=env, **popen)
+    if core is not None and not taskset:
+        os.sched_setaffinity(proc.pid, {core})
+    return proc
 
 
 def _read_available(fd: int) -> str:

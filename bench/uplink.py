@@ -19,8 +19,10 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 
-__all__ = ["RING", "TalkLog", "UplinkError", "UplinkStream"]
+__all__ = ["FRAME_NS", "RING", "TalkLog", "UplinkError", "UplinkStream"]
 
+#: A talker sends one 20 ms Opus frame per packet.
+FRAME_NS = 20_000_000
 #: Ring size of a TalkLog: the level octet carries 7 bits of the sequence number.
 RING = 128
 _MASK = RING - 1
@@ -35,7 +37,7 @@ class UplinkError(ValueError):
 class TalkLog:
     """The send times (ns) and full sequence numbers of a talker's last 128 packets."""
 
-    __slots__ = ("frames", "grant_seq", "name", "send_ns", "seqs", "ssrc")
+    __slots__ = ("burst_first", "frames", "grant_seq", "name", "send_ns", "seqs", "ssrc")
 
     def __init__(self, ssrc: int, frames: Sequence[bytes], name: str = "") -> None:
         self.ssrc = ssrc
@@ -47,6 +49,8 @@ class TalkLog:
         #: first sequence number sent after the current grant arrived; packets below it were
         #: sent while the floor request travelled (pre-roll, held by the server on purpose)
         self.grant_seq = 0
+        #: first sequence number of the current talk burst
+        self.burst_first = 0
 
 
 class UplinkStream:
@@ -115,10 +119,16 @@ class UplinkStream:
         self._header = header
         self._level_pos = 12 + 4 + 1
 
+    def rekey(self, protect: Callable[[bytes], bytes]) -> None:
+        """Protect from now on with a new SRTP session (a new media session after a re-offer).
+        The sequence numbers and the send log go on: listeners match packets as before."""
+        self._protect = protect
+
     def start_burst(self) -> None:
         """The next packet opens a talk burst (marker bit), as a browser's first packet after
         the track is switched in."""
         self._burst_start = True
+        self.log.burst_first = self.seq
 
     def next_packet(self, tick: int, samples: int = 960) -> bytes:
         """HOT PATH (per talker per 20 ms): the next SRTP packet, to be sent at once.

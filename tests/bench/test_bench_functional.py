@@ -7,23 +7,17 @@ compared), and nobody received their own audio."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benchrun import run_bench
 
 
 def test_one_room_of_15_rotating_talkers(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--rooms", "1", "--users", "15", "--duration", "10",
-         "--talk", "1.5", "3", "--verify-all", "--no-pin", "--quiet", "--seed", "7",
-         "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    r = run_bench(
+        ["--rooms", "1", "--users", "15", "--duration", "10", "--talk", "1.5", "3",
+         "--verify-all", "--no-pin", "--quiet", "--seed", "7"],
+        tmp_path, timeout=120,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    r = json.loads(out.read_text())
     detail = json.dumps({k: r[k] for k in ("checks", "accounting", "sequence", "verify_failures",
                                            "worst_listeners", "join_ms", "bench")}, indent=1)
     assert r["users_connected"] == 15 and r["join_ms"]["failures"] == 0, detail

@@ -9,8 +9,9 @@ import pytest
 
 import sfu
 from bench.audio import encode_loop
-from bench.client import BenchContext, SyntheticClient
-from bench.downlink import account
+from bench.client import SyntheticClient
+from bench.context import BenchContext
+from bench.accounting import account, carve, outage_holes
 
 
 async def _room(router: sfu.Router, ctx: BenchContext, n: int) -> list[SyntheticClient]:
@@ -104,3 +105,78 @@ async def test_shared_socket_addresses_are_distinct_loopback_addresses() -> None
     for address in addresses[:300] + addresses[-300:]:
         parts = [int(p) for p in address.split(".")]
         assert parts[0] == 127 and parts[1] >= 1 and 1 <= parts[3] <= 254
+
+
+@pytest.mark.parametrize("shared_socket", [True, False], ids=["shared-socket", "socket-per-user"])
+async def test_media_reset_then_reoffer_and_talk_on(shared_socket: bool) -> None:
+    """The media plane loses every session of the room (as when its worker dies): each user
+    drops its session and re-offers (new address, ICE credentials and DTLS endpoint); the
+    talker, still holding the floor, talks on. What was sent into the outage is outage, not
+    loss; everything after it arrives, verified."""
+    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
+    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, verify_rtcp=True,
+                       shared_socket=shared_socket)
+    clients: list[SyntheticClient] = []
+    try:
+        clients = await _room(router, ctx, 3)
+        talker, listeners = clients[0], clients[1:]
+        before = {c.name: (c.local_ip, c.session.sock, c.session.ice) for c in clients}
+        talker.start_talking()
+        router.set_speaker("room", talker.id)
+        first = talker.granted()
+        for tick in range(30):
+            talker.send_frame(tick)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
+        for client in clients:  # the worker is gone: the server forgot every peer
+            router.remove_peer(client.id)
+        for tick in range(30, 35):  # sent before the reset reached the talker: lost
+            talker.send_frame(tick)
+        await asyncio.sleep(0.05)
+
+        def via_router(client: SyntheticClient):
+            async def offer_answer(sdp: str) -> str:
+                return router.add_peer(client.id, "room", sdp)
+            return offer_answer
+
+        for client in clients:
+            client.media_reset("media worker restarted", via_router(client))
+        for tick in range(35, 45):  # while re-offering, nothing leaves
+            talker.send_frame(tick)
+        for client in clients:
+            await client.wait_reoffer()
+        router.set_speaker("room", talker.id)  # the holder's new session speaks at once
+        for tick in range(45, 75):
+            talker.send_frame(tick)
+            await asyncio.sleep(0.005)
+        last = talker.stop_talking()
+        await asyncio.sleep(0.2)
+    finally:
+        for client in clients:
+            client.detach()
+        await router.close()
+        if ctx.mux is not None:
+            ctx.mux.close()
+    assert talker.frames_not_sent == 10 and talker.sent_packets == 65
+    assert last - first + 1 == 65  # no sequence number was used up while no session was up
+    for client in clients:
+        record = client.reoffers[0]
+        assert record.back_at is not None and record.attempts == 1 and not record.errors
+        old_ip, old_sock, old_ice = before[client.name]
+        assert client.session.ice is not old_ice  # new ICE credentials, new DTLS endpoint
+        if shared_socket:
+            assert client.local_ip != old_ip  # a new address, as a new peer connection's port
+        else:
+            assert client.session.sock is not old_sock
+    for listener in listeners:
+        mon = listener.monitor
+        assert mon is not None
+        marks = [r.mark() for r in listener.reoffers]
+        expected = [(talker.ssrc, first, last)]
+        ordinary, inside = carve(expected, outage_holes(mon.runs, marks))
+        assert account(mon.runs, mon.late, ordinary).missing == 0
+        assert account(mon.runs, mon.late, inside).missing == 5  # sent into the outage
+        assert account(mon.runs, mon.late, expected).received_expected == 60
+        assert len(mon.restarts) == 1 and len(mon.resumed_ns) == 1
+        assert mon.verified == mon.packets and not mon.failures and mon.rtcp_bad == 0
+        assert mon.jumps_in_burst == 0 and mon.jumps_at_switch == 0 and mon.unmatched == 0

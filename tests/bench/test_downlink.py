@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.downlink import Accounting, DownlinkMonitor, LatencyHistogram, account
+from bench.accounting import Accounting, account
+from bench.downlink import DownlinkMonitor
+from bench.histogram import LatencyHistogram
 from bench.uplink import UplinkStream
 from sfu.rewriter import DownlinkStream, ListenerHeader
 from sfu.rtp import read_uplink

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.procstat import ProcStatError, parse_stat, parse_status_rss, sample
-from bench.runner import percentiles
+from bench.stats import percentiles
 
 
 def test_own_process() -> None:

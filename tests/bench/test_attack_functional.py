@@ -1,0 +1,62 @@
+"""The bench's attack mode at a tiny scale, against a real server process: the flood comes
+from one address, each flooding WebSocket joins first, the server's per-address limit binds
+it (65 asked, 64 admitted), every offer is refused after a parse, and the run reports the
+talking room's gaps, loss and /healthz probes, the machine's floor and the ratio to it.
+Functional results only: no figure is judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.flood import flood_offer
+from sfu.sdp import SdpError, parse_offer
+
+from .benchrun import run_bench
+
+
+def test_flood_offer_is_valid_sdp_line_by_line_and_refused_whole() -> None:
+    text = flood_offer(65_000)
+    assert 60_000 < len(text) <= 65_000 and text.isascii()
+    message = json.loads(text)
+    assert message["type"] == "offer"
+    sdp = message["sdp"]
+    assert sdp.count("a=candidate:") > 500
+    try:
+        parse_offer(sdp)
+    except SdpError as exc:
+        assert "BUNDLE" in str(exc)  # refused at the very end, after the whole parse
+    else:
+        raise AssertionError("the flood offer must be refused")
+    assert len(flood_offer(5000)) <= 5000
+
+
+def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
+    r = run_bench(
+        ["--rooms", "1", "--users", "3", "--duration", "10", "--talk", "8", "8",
+         "--attack", "offer-flood", "--attack-after", "3", "--attack-seconds", "3",
+         "--flood-connections", "65", "--flood-rate", "2", "--floor-seconds", "0.3",
+         "--no-pin", "--quiet", "--seed", "3"],
+        tmp_path,
+    )
+    incident = r["incident"]
+    detail = json.dumps({k: r.get(k) for k in ("incident", "join_ms", "checks")}, indent=1)[:6000]
+    flood = incident["flood"]
+    assert incident["kind"] == "offer-flood" and incident["error"] is None, detail
+    # one address, the server's per-address limit (64) in force: the 65th was refused
+    assert flood["settings"]["address"] == "127.0.0.66"
+    assert flood["connections_joined"] == 64, detail
+    assert flood["connections_refused"] == {"too_many_connections": 1}, detail
+    assert flood["offers_sent"] > 0 and flood["replies"].get("bad_offer", 0) > 0, detail
+    assert set(flood["replies"]) <= {"bad_offer", "member_joined", "member_left", "rate_limited"}
+    # the talking room: every user joined (each from its own address), and was measured
+    assert r["users_connected"] == 3 and r["join_ms"]["failures"] == 0, detail
+    for when in ("audio_gap_before", "audio_gap_during", "audio_gap_after"):
+        assert incident[when] is not None and incident[when]["max_ms"] is not None, detail
+    assert incident["loss_during"]["expected"] > 0, detail  # one talker held the floor
+    assert incident["healthz_ms_before"]["n"] > 0 and incident["healthz_ms_during"]["n"] > 0
+    assert r["audio_gap"]["max_ms"] is not None
+    # this machine's floor and the ratio to it
+    assert r["machine_floor"]["us_per_send"] > 0
+    assert r["server_cpu_per_packet_over_floor"] is not None
+    assert r["server"]["processes"] and r["server"]["processes"][0]["pid"] == r["server"]["pid"]

@@ -1,4 +1,5 @@
-"""``walkie``: the command line. ``walkie serve`` runs signaling and media in one process.
+"""``walkie``: the command line. ``walkie serve`` runs signaling in this process and media in
+``--workers N`` worker processes (``sfu.WorkerPool``).
 
 Every ``serve`` flag has an environment variable (``WALKIE_<FLAG>``, e.g. ``WALKIE_PORT``)
 so that containers and systemd units need no command line; a flag beats its variable.
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the server (signaling + media in one process)")
+    s = sub.add_parser("serve", help="run the server (signaling here, media in worker processes)")
     s.add_argument("--host", default=_env("HOST", "localhost"),
                    help="HTTP/WebSocket bind address (default localhost = 127.0.0.1; "
                         "0.0.0.0 for the LAN) [WALKIE_HOST]")
@@ -113,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is always accepted) [WALKIE_ALLOWED_ORIGIN, comma-separated]")
     s.add_argument("--workers", type=int, default=int(_env("WORKERS", "1") or 1), metavar="N",
                    help="media worker processes, one per core, each owning whole rooms on its "
-                        "own UDP port (--udp-port + i); 1 = in this process (default 1) "
-                        "[WALKIE_WORKERS]")
+                        "own UDP port (--udp-port + i); a worker that dies is restarted on its "
+                        "port (default 1) [WALKIE_WORKERS]")
     s.add_argument("--max-connections-per-ip", type=int,
                    default=int(_env("MAX_CONNECTIONS_PER_IP", "64") or 64), metavar="N",
                    help="concurrent WebSockets from one address, 0 = unlimited (default 64; "
@@ -296,7 +297,8 @@ async def serve(
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run media plane and signaling until SIGINT/SIGTERM (or ``stop`` is set).
+    """Run signaling here and the media plane in ``workers`` processes until SIGINT/SIGTERM
+    (or ``stop`` is set).
 
     SIGHUP re-reads the certificate files (e.g. after a Let's Encrypt renewal): new
     connections get the new certificate, open ones are not touched.
@@ -335,11 +337,9 @@ async def serve(
             pass
 
     media_config = sfu.RouterConfig(host=udp_host, port=udp_port, announced_ip=announced_ip)
-    router: sfu.Router | sfu.WorkerPool
-    if workers > 1:
-        router = await sfu.WorkerPool.start(workers, media_config)
-    else:
-        router = await sfu.Router.start(media_config)
+    # Media always runs in worker processes, so that no signaling load can delay a packet
+    # (embedders who want it in-process use sfu.Router with signaling.server directly).
+    router = await sfu.WorkerPool.start(workers, media_config)
     server = None
     try:
         config = ServerConfig(
@@ -355,7 +355,7 @@ async def serve(
             max_connections_per_ip=max_connections_per_ip,
         )
         server = await SignalingServer.start(config, router)
-        ports = [port for _, port in getattr(router, "addresses", [router.address])]
+        ports = [port for _, port in router.addresses]
         udp = f"{router.address[0]}:{ports[0]}"
         if len(ports) > 1:
             udp += f"-{ports[-1]}" if ports == list(range(ports[0], ports[-1] + 1)) else (

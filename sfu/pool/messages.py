@@ -37,6 +37,7 @@ __all__ = [
     "Message",
     "Notice",
     "OpenPeer",
+    "PEER_GONE",
     "PeerOpened",
     "Ready",
     "RemovePeer",
@@ -53,6 +54,9 @@ __all__ = [
 MAX_FRAME = 1 << 20
 
 _LENGTH = struct.Struct("!I")
+
+#: Router event kinds after which the Router has already forgotten the peer.
+PEER_GONE = frozenset({"consent_lost", "dtls_failed", "closed"})
 
 
 class ChannelError(Exception):

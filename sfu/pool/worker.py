@@ -26,6 +26,7 @@ import time
 from ..router import OfferError, PeerEvent, Router
 from .channel import Channel
 from .messages import (
+    PEER_GONE,
     Failed,
     Idle,
     Message,
@@ -47,8 +48,6 @@ log = logging.getLogger("walkie.sfu.pool")
 #: signaling process). Beyond it the worker gives up and exits; events are ~150 bytes.
 MAX_BUFFERED_TO_PARENT = 16 << 20
 
-#: Event kinds after which the Router has already forgotten the peer.
-PEER_GONE = frozenset({"consent_lost", "dtls_failed", "closed"})
 
 
 class Worker:

@@ -108,7 +108,11 @@ class Channel(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lose(f"connection lost: {exc}" if exc else CHANNEL_EOF)
+        # A reset (the other process died with our bytes unread) is an end like EOF.
+        if exc is None or isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            self._lose(CHANNEL_EOF)
+        else:
+            self._lose(f"connection lost: {exc}")
 
     def _lose(self, why: str) -> None:
         if self.lost is not None:

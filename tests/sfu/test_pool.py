@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import select
-import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -24,17 +21,10 @@ from sfu.pool import PoolTuning, WorkerGone, WorkerPool
 from sfu.sdp import SdpError, parse_offer, select_audio
 
 from .peerclient import CLIENT_CERT, PeerClient, make_offer
+from .poolkit import answer_port, close, join, stopped, talk, until, worker_children
 
 #: A well-formed offer for nobody in particular (the tests that use it never connect).
 SOME_OFFER = make_offer("abcd", "p" * 22, CLIENT_CERT.fingerprint_text("sha-256"), 1, 9)
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[WorkerPool]:
-    p = await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=0))
-    yield p
-    await p.close()
-    assert worker_children() == []
 
 
 @pytest.fixture
@@ -42,82 +32,6 @@ def events(pool: WorkerPool) -> list[sfu.PeerEvent]:
     got: list[sfu.PeerEvent] = []
     pool.add_listener(got.append)
     return got
-
-
-def worker_children() -> list[int]:
-    """Pids of this process's media worker children still running (zombies excluded)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"sfu.pool.worker" in cmdline:
-            found.append(int(entry))
-    return found
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait (bounded) for something another process does; fail with ``what`` otherwise."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-def answer_port(answer: str) -> int:
-    match = re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", answer)
-    assert match is not None
-    return int(match.group(1))
-
-
-async def join(pool: WorkerPool, room: str, *names: str) -> tuple[list[PeerClient], set[int]]:
-    clients, ports = [], set()
-    for name in names:
-        client = PeerClient(name)
-        ports.add(answer_port(await client.join(pool, room)))
-        await client.connect()
-        assert client.srtp is not None, f"{name} did not connect"
-        clients.append(client)
-    return clients, ports
-
-
-async def talk(pool: WorkerPool, room: str, talker: PeerClient, *listeners: PeerClient) -> None:
-    """Give ``talker`` the floor, send five packets, check every listener gets exactly them.
-
-    No barrier is needed after the one-way set_speaker: packets that reach the worker before
-    it are kept as pre-roll and forwarded, in order, when it arrives.
-    """
-    pool.set_speaker(room, talker.name)
-    sent = [talker.send_audio() for _ in range(5)]
-    for listener in listeners:
-        got = await listener.drain()
-        assert [p.payload for p in got] == sent
-        assert all(p.csrcs == [talker.ssrc] for p in got)
-    assert await talker.drain() == []  # the talker never hears itself
-
-
-def close(*clients: PeerClient) -> None:
-    for client in clients:
-        client.close()
-
-
-def stop(pid: int | None) -> None:
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-
-
-def resume(pid: int | None) -> None:
-    """SIGCONT, if ``pid`` is still one of our workers (the pool may have killed it)."""
-    if pid in worker_children():
-        os.kill(pid, signal.SIGCONT)
 
 
 async def test_rooms_live_whole_on_the_least_loaded_worker_and_forward(
@@ -193,9 +107,7 @@ async def test_bad_offers_are_refused_here_and_never_reach_a_worker(pool: Worker
         with pytest.raises(SdpError) as direct:
             select_audio(parse_offer(sdp))
         bad[sdp] = str(direct.value)
-    for worker in pool.workers:
-        stop(worker.pid)
-    try:
+    with stopped(pool.workers[0].pid), stopped(pool.workers[1].pid):
         for sdp, reason in bad.items():
             for _ in range(50):
                 with pytest.raises(sfu.OfferError) as refused:
@@ -203,9 +115,6 @@ async def test_bad_offers_are_refused_here_and_never_reach_a_worker(pool: Worker
                 assert type(refused.value) is sfu.OfferError and str(refused.value) == reason
         assert pool.worker_of("x") is None  # a refused first offer places no room
         assert all(w.alive for w in pool.workers)
-    finally:
-        for worker in pool.workers:
-            resume(worker.pid)
 
 
 async def test_an_event_of_a_removed_or_earlier_peer_is_never_delivered(
@@ -287,10 +196,9 @@ async def test_a_slow_request_times_out_alone() -> None:
         (x1,), _ = await join(pool, "x", "x1")
         (y1,), _ = await join(pool, "y", "y1")
         clients += [x1, y1]
-        stopped = pool.worker_of("x")
-        assert stopped is not None
-        stop(stopped.pid)
-        try:
+        slow = pool.worker_of("x")
+        assert slow is not None
+        with stopped(slow.pid):
             late = PeerClient("late")
             clients.append(late)
             await late.open()
@@ -300,19 +208,18 @@ async def test_a_slow_request_times_out_alone() -> None:
             clients.append(y2)
             assert not pending.done()
             await talk(pool, "y", y1, y2)
-            assert pool.stats()["workers"][0]["alive"]  # type: ignore[index]
+            assert pool.stats()["workers"][slow.index]["alive"]  # type: ignore[index]
             with pytest.raises(WorkerGone, match="did not answer within 1.5 s"):
                 await pending
-            assert "late" not in pool.stats()  # no trace in the parent
-        finally:
-            resume(stopped.pid)
-        assert pool.worker_of("x") is stopped and stopped.alive
+            # No trace in the parent: x1 alone is placed there.
+            assert pool.stats()["workers"][slow.index]["placed_peers"] == 1  # type: ignore[index]
+        assert pool.worker_of("x") is slow and slow.alive
         # The late open ran after all, and the pool's undo right after it.
-        await until(lambda: pool.stats()["workers"][stopped.index].get("peers") == 1,  # type: ignore[index]
+        await until(lambda: pool.stats()["workers"][slow.index].get("peers") == 1,  # type: ignore[index]
                     "the stopped worker's own count back to x1 alone")
         again = PeerClient("late")
         clients.append(again)
-        assert answer_port(await again.join(pool, "x")) == stopped.address[1]
+        assert answer_port(await again.join(pool, "x")) == slow.address[1]
     finally:
         close(*clients)
         await pool.close()

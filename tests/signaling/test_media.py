@@ -25,6 +25,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  #
 import sfu  # noqa: E402
 from signaling.server import ServerConfig, SignalingServer  # noqa: E402
 
+from tests.sfu.poolkit import stopped, until  # noqa: E402
+
 from .conftest import WsClient  # noqa: E402
 
 ClientOf = Callable[[SignalingServer], Awaitable[WsClient]]
@@ -239,10 +241,9 @@ async def test_a_new_offer_replaces_the_media_session_quietly(
 
 
 @contextlib.asynccontextmanager
-async def _pool_served(timeout: float = 5.0) -> AsyncIterator[tuple[sfu.WorkerPool, SignalingServer]]:
-    pool = await sfu.WorkerPool.start(
-        1, sfu.RouterConfig(host="127.0.0.1", port=0), sfu.pool.PoolTuning(request_timeout=timeout)
-    )
+async def _pool_served() -> AsyncIterator[tuple[sfu.WorkerPool, SignalingServer]]:
+    """The server as ``walkie serve`` runs it: media in one worker process."""
+    pool = await sfu.WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=0))
     server = await SignalingServer.start(
         ServerConfig(host="127.0.0.1", port=0, tick_interval=0.05), pool
     )
@@ -260,17 +261,13 @@ async def test_an_offer_while_one_is_answered_is_a_bad_message(
         ann = await client_factory(server)
         await ann.join("air", "Ann")
         pc, offer = await aiortc_offer(pcs)
-        worker = pool.workers[0]
-        os.kill(worker.pid, signal.SIGSTOP)  # type: ignore[arg-type]
-        try:
+        with stopped(pool.workers[0].pid):
             await ann.send({"type": "offer", "sdp": offer})  # waits for the stopped worker
             await ann.send({"type": "offer", "sdp": offer})
             error = await ann.expect("error")
             assert error == {"type": "error", "code": "bad_message", "fatal": False,
                              "message": "an offer is already being answered"}
             await ann.ping()  # the session, and the server, go on meanwhile
-        finally:
-            os.kill(worker.pid, signal.SIGCONT)  # type: ignore[arg-type]
         answer = (await ann.expect("answer"))["sdp"]  # the first offer's
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         await ann.expect("media", state="connected", timeout=10)
@@ -284,19 +281,16 @@ async def test_an_answer_for_a_member_who_left_meanwhile_frees_its_media_peer(
         await ann.join("air", "Ann")
         _, offer = await aiortc_offer(pcs)
         worker = pool.workers[0]
-        os.kill(worker.pid, signal.SIGSTOP)  # type: ignore[arg-type]
-        try:
+        with stopped(worker.pid):
             await ann.send({"type": "offer", "sdp": offer})
             await ann.ping()  # the offer is being answered
             await ann.ws.close()
-            await _until(lambda: server.hub.client_count == 0, "the server noticed the close")
+            await until(lambda: server.hub.client_count == 0, "the server noticed the close")
             assert pool.stats()["workers"][0]["placed_peers"] == 1  # type: ignore[index]
-        finally:
-            os.kill(worker.pid, signal.SIGCONT)  # type: ignore[arg-type]
         # The answer came back to nobody: the hub removed the peer again.
-        await _until(lambda: pool.stats()["workers"][0]["placed_peers"] == 0, "the removal")  # type: ignore[index]
+        await until(lambda: pool.stats()["workers"][0]["placed_peers"] == 0, "the removal")  # type: ignore[index]
         seen = worker.report
-        await _until(lambda: worker.report is not seen and worker.report.router["peers"] == 0,  # type: ignore[union-attr]
+        await until(lambda: worker.report is not seen and worker.report.router["peers"] == 0,  # type: ignore[union-attr]
                      "a report from the worker without the peer")
 
 
@@ -317,7 +311,7 @@ async def test_a_killed_worker_resets_media_and_keeps_members_floor_and_queue(
         await bob.ping()
         assert server.hub._speaker["air"] == a["id"]  # noqa: SLF001
         mark_a, mark_b = len(ann.seen), len(bob.seen)
-        await _until(lambda: pool.stats()["spare_ready"], "the warm spare")
+        await until(lambda: pool.stats()["spare_ready"], "the warm spare")
 
         os.kill(pool.workers[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
         for client, mine in ((ann, pcs_a), (bob, pcs_b)):
@@ -341,10 +335,3 @@ async def test_a_killed_worker_resets_media_and_keeps_members_floor_and_queue(
         worker = pool.stats()["workers"][0]  # type: ignore[index]
         assert worker["restarts"] == 1 and worker["alive"]
 
-
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)

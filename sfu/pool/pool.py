@@ -365,4 +365,4 @@ def _request_error(reply: Failed) -> Exception:
         return OfferError(reply.message)
     if reply.kind == "value":
         return ValueError(reply.message)
-    return WorkerGone(f"media worker error: {reply.message}")
+    return RuntimeError(f"media worker error: {reply.message}")  # a bug: a server error

@@ -60,6 +60,7 @@ class Worker:
         self._opened_by: dict[str, int] = {}  # peer id -> request that opened it
         self._stats_interval = 1.0
         self._stats_timer: asyncio.TimerHandle | None = None
+        self._starting: asyncio.Future[None] | None = None  # Router.start, kept referenced
 
     def send(self, message: Message) -> None:
         if self.channel is not None:
@@ -85,7 +86,7 @@ class Worker:
                     log.debug("set_speaker(%s, %s): peer already gone", message.room_id,
                               message.peer_id)
         elif isinstance(message, Serve):
-            asyncio.ensure_future(self._serve(message))
+            self._starting = asyncio.ensure_future(self._serve(message))
         elif isinstance(message, Shutdown):
             self._finish()
         else:

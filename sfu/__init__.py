@@ -24,7 +24,17 @@ uses the asynchronous control API both offer: ``await negotiate(peer, room, offe
 
 from __future__ import annotations
 
+from .core import CoreConfig, MediaCore, OfferError, PeerEvent
 from .pool import WorkerGone, WorkerPool
-from .router import OfferError, PeerEvent, Router, RouterConfig
+from .router import Router, RouterConfig
 
-__all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig", "WorkerGone", "WorkerPool"]
+__all__ = [
+    "CoreConfig",
+    "MediaCore",
+    "OfferError",
+    "PeerEvent",
+    "Router",
+    "RouterConfig",
+    "WorkerGone",
+    "WorkerPool",
+]

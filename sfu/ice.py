@@ -27,7 +27,6 @@ __all__ = [
     "binding_username",
     "generate_pwd",
     "generate_ufrag",
-    "is_stun",
 ]
 
 _HEADER = struct.Struct("!HHI12s")  # type, body length, magic cookie, transaction id
@@ -60,14 +59,6 @@ _ICE_CHAR_SET = frozenset(_ICE_CHARS)
 
 class StunError(ValueError):
     """A datagram that is not a valid ICE connectivity check for this session."""
-
-
-def is_stun(data: bytes) -> bool:
-    """RFC 7983 demultiplexing: first byte 0..3 and the RFC 5389 magic cookie.
-
-    The cookie test keeps stray bytes that happen to start with 0..3 out of the STUN path.
-    """
-    return len(data) >= _HEADER_LEN and data[0] < 4 and data[4:8] == b"\x21\x12\xa4\x42"
 
 
 def binding_username(data: bytes) -> str | None:
@@ -291,6 +282,16 @@ class IceLiteSession:
         xma = stun.pack_xor_address(peer, txid)
         body = _attribute(_ATTR_XOR_MAPPED_ADDRESS, xma)
         return CheckResult(_sign(_BINDING_SUCCESS, txid, body, self._key), changed, nominated)
+
+    def consent_deadline(self) -> float:
+        """When consent runs out unless a valid check from the bound address comes first."""
+        since = self.last_valid_check if self.last_valid_check is not None else self.created
+        return since + self.consent_timeout
+
+    def forget_address(self) -> None:
+        """Drop the bound address (another peer proved it owns it): the next valid check
+        binds again, from wherever this peer is now. Consent keeps running meanwhile."""
+        self.address = None
 
     def consent_expired(self, now: float) -> bool:
         """True when consent is lost (RFC 7675 §5.1): no valid check from the bound address

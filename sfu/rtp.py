@@ -32,7 +32,6 @@ __all__ = [
     "RtpError",
     "RtpPacket",
     "build_rtp",
-    "is_rtcp",
     "parse_rtp",
     "read_uplink",
 ]
@@ -58,15 +57,6 @@ _TWO_BYTE_PROFILE = 0x1000  # RFC 8285 §4.3: 0x100 then 4 "appbits"
 _TWO_BYTE_MASK = 0xFFF0
 
 _join = b"".join
-
-
-def is_rtcp(data: bytes) -> bool:
-    """RFC 5761 §4 demultiplexing of RTP and RTCP on one port (rtcp-mux).
-
-    The second octet is M+PT for RTP and the RTCP packet type for RTCP; RTCP types 192..223
-    are the range that cannot collide with dynamic RTP payload types (with or without M).
-    """
-    return len(data) >= 2 and 192 <= data[1] <= 223
 
 
 @dataclass(slots=True)

@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pylibsrtp
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as _lib
 
 __all__ = [
+    "SRTP_OK",
+    "srtp_ffi",
+    "srtp_protect_in_place",
     "PROFILE_AEAD_AES_128_GCM",
     "PROFILE_AES_CM_128_HMAC_SHA1_80",
     "PROFILES",
@@ -27,6 +32,14 @@ __all__ = [
     "SrtpKeys",
     "SrtpSession",
 ]
+
+#: libsrtp's ``srtp_protect(ctx, packet, &length)``: protects ``length`` bytes at ``packet``
+#: in place and writes the new length (tag included) back. The fan-out calls it on slots of
+#: the transmit arena (sfu/transmit.py) with :attr:`SrtpSession.protect_context`. pylibsrtp's
+#: compiled binding is the one way to reach libsrtp; its module is private but has kept this
+#: shape since pylibsrtp 0.10 (the declared minimum).
+srtp_protect_in_place = _lib.srtp_protect
+SRTP_OK: int = _lib.srtp_err_status_ok
 
 #: RFC 7714 name; preferred (one AES pass, 16-byte tag, cheaper than CM + HMAC).
 PROFILE_AEAD_AES_128_GCM = "AEAD_AES_128_GCM"
@@ -127,6 +140,7 @@ class SrtpSession:
     __slots__ = (
         "profile",
         "protect",
+        "protect_context",
         "protect_parts",
         "unprotect",
         "_protect_rtcp",
@@ -172,6 +186,8 @@ class SrtpSession:
         # Bound methods looked up once: each call below is then a single attribute load
         # plus pylibsrtp's own frame.
         self._keep = (tx, rx)  # the direct callables borrow these sessions' libsrtp contexts
+        #: the outbound libsrtp context, for :data:`srtp_protect_in_place`
+        self.protect_context = tx._srtp[0]  # type: ignore[attr-defined]
         direct_protect = _direct(tx, "srtp_protect", _RTP_TRAILER)
         self.protect = direct_protect or _wrapped(tx.protect, "SRTP protect")
         self.protect_parts = direct_protect or _joined(self.protect)

@@ -1,156 +1,226 @@
-"""UDP sockets for the media plane: the shared port, and one connected socket per peer.
+"""The media port's socket I/O, batched: ``recvmmsg`` in, ``sendmmsg`` out (Linux).
 
-Sending on a connected socket skips the kernel's per-call address lookup and route
-resolution: on this machine ``send`` costs ~3.2 us against ~4.0 us for ``sendto(addr)``
-(PERF-NOTES.md), and the fan-out sends once per listener per packet. Linux lets several
-sockets bind one port with ``SO_REUSEPORT``; a socket that is also ``connect()``ed to a peer
-then receives exactly that peer's datagrams (connected sockets win the kernel's lookup),
-while datagrams from any other address still reach the unconnected main socket.
-
-Where ``SO_REUSEPORT`` is missing (not Linux) every peer sends through the main socket.
+One UDP socket per worker carries every peer (RFC 7983 multiplexing, one ICE candidate).
+Per wake-up the driver reads every waiting datagram with as few system calls as the kernel
+allows and sends everything the media core queued with one ``sendmmsg(2)`` per batch of
+slots of the transmit arena (sfu/transmit.py), so a talker packet fanned out to 14 listeners
+costs one system call, not 14 Python ``send`` calls. libc is called through cffi's ABI mode
+(cffi comes with pylibsrtp; no compiler is needed). Where ``recvmmsg``/``sendmmsg`` are
+missing (not Linux), the same interface falls back to ``recvfrom`` / ``sendto``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
+import struct
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["PeerLink", "open_main_socket"]
+from .transmit import SLOT_BYTES, TransmitQueue, ffi
 
-#: Largest datagram read; Opus packets are ~100-300 bytes, DTLS flights <= 1,200.
-MAX_DATAGRAM = 2048
-#: Datagrams handled per reader wake-up before yielding to the loop (fairness to signaling).
-READ_BATCH = 256
+__all__ = ["DatagramSocket", "open_socket"]
 
 Address = tuple[str, int]
-DatagramHandler = Callable[[bytes, Address], None]
+#: ``handle(now, source, data)``: the media core's ``handle_datagram``
+DatagramHandler = Callable[[float, Address, bytes], None]
 
-_REUSEPORT = getattr(socket, "SO_REUSEPORT", None)
+#: Datagrams read per wake-up at most (then the loop serves its other callbacks).
+READ_BATCH = 64
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
+_SOCKADDR_SPACE = 128  # sizeof(struct sockaddr_storage)
+
+ffi.cdef(
+    """
+    int sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags);
+    int recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags, void *timeout);
+    """
+)
+
+
+def _libc() -> Any | None:
+    """libc with working ``sendmmsg``/``recvmmsg`` and the struct layout we declared."""
+    if ffi.sizeof("struct mmsghdr") != 64 or ffi.sizeof("struct msghdr") != 56:
+        return None  # not the LP64 Linux layout the declarations describe
+    try:
+        libc = ffi.dlopen(None)
+        libc.sendmmsg
+        libc.recvmmsg
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _probe_free(host: str, port: int) -> None:
-    """Fail like a plain bind would if another process already holds the port.
-
-    With ``SO_REUSEPORT`` a second walkie on the same port would bind too and silently get
-    half the traffic; a plain bind first turns that mistake into ``EADDRINUSE``.
-    """
-    if port == 0:
-        return
-    with socket.socket(_family(host), socket.SOCK_DGRAM) as probe:
-        probe.bind((host, port))
-
-
-def open_main_socket(host: str, port: int, buffer_bytes: int) -> tuple[socket.socket, bool]:
-    """Bind the worker's UDP port. Returns the socket and whether peers may share the port."""
-    _probe_free(host, port)
+def open_socket(host: str, port: int, buffer_bytes: int) -> socket.socket:
+    """Bind the worker's UDP port (non-blocking, with large kernel buffers)."""
     sock = socket.socket(_family(host), socket.SOCK_DGRAM)
     try:
-        shared = False
-        if _REUSEPORT is not None:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
-                sock.setsockopt(socket.SOL_SOCKET, _REUSEPORT, 1)
-                shared = True
-            except OSError:  # pragma: no cover - kernel without SO_REUSEPORT
-                shared = False
-        _set_buffers(sock, buffer_bytes)
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+            except OSError:  # pragma: no cover - capped by the kernel, not fatal
+                pass
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return sock, shared
+    return sock
 
 
-def _set_buffers(sock: socket.socket, buffer_bytes: int) -> None:
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
-        except OSError:  # pragma: no cover - capped by the kernel, not fatal
-            pass
+class DatagramSocket:
+    """Batched reads into a handler, batched sends from a :class:`TransmitQueue`.
 
-
-def read_datagrams(sock: socket.socket, handle: DatagramHandler) -> None:
-    """Drain up to ``READ_BATCH`` datagrams into ``handle(data, source_address)``.
-
-    The source is always the one the kernel reports, also on a peer's connected socket: that
-    socket shares the port before its ``connect()`` takes effect, so another address's
-    datagram can be queued on it in that instant (found by the bench: taking the connected
-    address instead bound one user's ICE check to another user's session).
+    Never raises for network reasons: send failures are counted in :attr:`send_errors`
+    (real-time media is dropped, not queued), receive errors end the read batch.
     """
-    recvfrom = sock.recvfrom
-    for _ in range(READ_BATCH):
-        try:
-            data, addr = recvfrom(MAX_DATAGRAM)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            # ICMP errors (e.g. port unreachable after a tab closed) surface here on
-            # connected sockets; they are not datagrams. Anything else ends this batch.
-            if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+
+    def __init__(self, sock: socket.socket, *, batched: bool = True) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.send_errors = 0
+        self.truncated = 0
+        self.batched = batched and _LIBC is not None
+        self._names: dict[bytes, Address] = {}
+        if self.batched:
+            self._setup_receive()
+
+    # ------------------------------------------------------------------ receive
+
+    def _setup_receive(self) -> None:
+        n = READ_BATCH
+        self._rx_arena = bytearray(n * SLOT_BYTES)
+        self._rx_view = memoryview(self._rx_arena)
+        self._rx_names = ffi.new("char[]", n * _SOCKADDR_SPACE)
+        self._rx_iov = ffi.new("struct iovec[]", n)
+        self._rx_msgs = ffi.new("struct mmsghdr[]", n)
+        base = ffi.from_buffer(self._rx_arena)
+        self._rx_keep = base
+        for k in range(n):
+            self._rx_iov[k].iov_base = base + k * SLOT_BYTES
+            self._rx_iov[k].iov_len = SLOT_BYTES
+            header = self._rx_msgs[k].msg_hdr
+            header.msg_iov = self._rx_iov + k
+            header.msg_iovlen = 1
+            header.msg_name = self._rx_names + k * _SOCKADDR_SPACE
+            header.msg_namelen = _SOCKADDR_SPACE
+        self._rx_entries = [self._rx_msgs + k for k in range(n)]
+        self._rx_headers = [ffi.addressof(self._rx_msgs[k], "msg_hdr") for k in range(n)]
+        self._rx_used = 0
+
+    def read(self, handle: DatagramHandler, now: float) -> int:
+        """Read what is waiting (at most :data:`READ_BATCH`) into ``handle(now, source, data)``.
+
+        Every datagram of one read gets the same ``now``: they all arrived before it.
+        """
+        if not self.batched:
+            return self._read_plain(handle, now)
+        headers = self._rx_headers
+        for k in range(self._rx_used):  # the kernel wrote the real lengths last time
+            headers[k].msg_namelen = _SOCKADDR_SPACE
+        count = _LIBC.recvmmsg(self.fd, self._rx_msgs, READ_BATCH, _MSG_DONTWAIT, ffi.NULL)
+        if count <= 0:
+            self._rx_used = 0
+            return 0
+        self._rx_used = count
+        view = self._rx_view
+        entries = self._rx_entries
+        names = self._names
+        for k in range(count):
+            header = headers[k]
+            if header.msg_flags & _MSG_TRUNC:
+                self.truncated += 1  # bigger than a slot: nothing we accept is that big
                 continue
-            return
-        handle(data, addr)
+            off = k * SLOT_BYTES
+            data = view[off : off + entries[k].msg_len].tobytes()
+            raw = ffi.buffer(header.msg_name, header.msg_namelen)[:]
+            source = names.get(raw)
+            if source is None:
+                source = self._decode_name(raw)
+            handle(now, source, data)
+        return count
 
-
-class PeerLink:
-    """How the router sends to one peer: a connected socket on the shared port if possible.
-
-    ``send(data)`` never raises for network reasons the caller could not handle the same way:
-    it raises ``OSError`` (the caller counts a send error and moves on).
-    """
-
-    __slots__ = ("address", "send", "_sock", "_loop")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        main: socket.socket,
-        shared: bool,
-        address: Address,
-        handle: DatagramHandler,
-    ) -> None:
-        self.address = address
-        self._loop = loop
-        self._sock: socket.socket | None = None
-        if shared:
-            self._sock = self._connect(main, address)
-        if self._sock is not None:
-            self.send: Callable[[bytes], int] = self._sock.send
-            loop.add_reader(self._sock.fileno(), read_datagrams, self._sock, handle)
+    def _decode_name(self, raw: bytes) -> Address:
+        """``(ip, port)`` of a ``sockaddr``; cached, since peers send from a few addresses."""
+        family = struct.unpack_from("=H", raw)[0]
+        port = struct.unpack_from("!H", raw, 2)[0]
+        if family == socket.AF_INET6:
+            host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
         else:
-            sendto = main.sendto
+            host = socket.inet_ntop(socket.AF_INET, raw[4:8])
+        if len(self._names) >= 65536:  # spoofed sources must not grow it without bound
+            self._names.clear()
+        address = self._names[raw] = (host, port)
+        return address
 
-            def send(data: bytes) -> int:
-                return sendto(data, address)
+    def _read_plain(self, handle: DatagramHandler, now: float) -> int:
+        recvfrom = self.sock.recvfrom
+        count = 0
+        for _ in range(READ_BATCH):
+            try:
+                data, source = recvfrom(SLOT_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            count += 1
+            handle(now, (source[0], source[1]), data)
+        return count
 
-            self.send = send
+    # ------------------------------------------------------------------ send
 
-    @staticmethod
-    def _connect(main: socket.socket, address: Address) -> socket.socket | None:
-        local = main.getsockname()
-        sock = socket.socket(main.family, socket.SOCK_DGRAM)
+    def send(self, queue: TransmitQueue) -> int:
+        """Send everything queued, then clear the queue; returns how many went out."""
+        first, end = queue.first, queue.end
+        if first == end:
+            return 0
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _REUSEPORT, 1)  # type: ignore[arg-type]
-            sock.bind(local[:2])
-            sock.connect(address)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            return None  # fall back to the main socket; correctness does not depend on this
-        return sock
+            if self.batched:
+                return self._send_batched(queue, first, end)
+            return self._send_plain(queue, first, end)
+        finally:
+            queue.clear()
 
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None
+    def _send_batched(self, queue: TransmitQueue, first: int, end: int) -> int:
+        messages = queue.messages
+        sent = 0
+        k = first
+        while k < end:
+            count = _LIBC.sendmmsg(self.fd, messages + k, end - k, 0)
+            if count > 0:
+                sent += count
+                k += count
+                continue
+            err = ffi.errno
+            if err == errno.EINTR:
+                continue
+            if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS):
+                self.send_errors += end - k  # socket buffer full: drop, never queue media
+                break
+            self.send_errors += 1  # this one datagram failed (e.g. unreachable): skip it
+            k += 1
+        return sent
+
+    def _send_plain(self, queue: TransmitQueue, first: int, end: int) -> int:
+        sendto = self.sock.sendto
+        sent = 0
+        for k in range(first, end):
+            data, address = queue.datagram(k)
+            try:
+                sendto(data, address)
+            except OSError:
+                self.send_errors += 1
+                continue
+            sent += 1
+        return sent
 
     def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            self._loop.remove_reader(sock.fileno())
-            sock.close()
+        self.sock.close()

@@ -26,7 +26,8 @@ import pickle
 import struct
 from dataclasses import dataclass
 
-from ..router import PeerEvent, RouterConfig
+from ..core import PeerEvent
+from ..router import RouterConfig
 from ..sdp import AudioSelection, Fingerprint, LocalParams
 
 __all__ = [

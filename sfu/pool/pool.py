@@ -25,7 +25,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from ..router import OfferError, PeerEvent, RouterConfig
+from ..core import OfferError, PeerEvent
+from ..router import RouterConfig
 from ..sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .messages import (
     PEER_GONE,

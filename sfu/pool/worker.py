@@ -23,7 +23,8 @@ import socket
 import sys
 import time
 
-from ..router import OfferError, PeerEvent, Router
+from ..core import OfferError, PeerEvent
+from ..router import Router
 from .channel import Channel
 from .messages import (
     PEER_GONE,

@@ -7,6 +7,8 @@ import contextlib
 import os
 import re
 import signal
+import socket
+import time
 from collections.abc import Callable, Iterator
 
 from sfu.pool import WorkerPool
@@ -91,3 +93,23 @@ async def talk(pool: WorkerPool, room: str, talker: PeerClient, *listeners: Peer
 def close(*clients: PeerClient) -> None:
     for client in clients:
         client.close()
+
+
+def kill_and_take_port(pid: int | None, port: int) -> socket.socket:
+    """SIGKILL a worker and bind its UDP port before the pool can start a replacement.
+
+    This blocks the event loop (so the pool cannot react) until the process is a zombie,
+    which means its sockets are closed, then binds the port: every restart will fail.
+    """
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        assert time.monotonic() < deadline, "the killed worker did not exit"
+        time.sleep(0.001)
+    thief = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    thief.bind(("127.0.0.1", port))
+    return thief

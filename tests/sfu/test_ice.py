@@ -12,6 +12,7 @@ from aioice import stun
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sfu.demux import Kind, classify
 from sfu.ice import (
     CheckResult,
     IceLiteSession,
@@ -19,7 +20,6 @@ from sfu.ice import (
     binding_username,
     generate_pwd,
     generate_ufrag,
-    is_stun,
 )
 
 LOCAL_UFRAG = "SfUu"
@@ -370,16 +370,6 @@ def test_consent_timeout_is_configurable() -> None:
 # --- helpers: demux, username, credentials ----------------------------------------------
 
 
-def test_is_stun_follows_rfc7983_and_needs_the_cookie() -> None:
-    assert is_stun(check())
-    assert is_stun(check(message_class=stun.Class.RESPONSE))
-    assert not is_stun(bytes([0x80, 111]) + bytes(30))  # RTP
-    assert not is_stun(bytes([22, 0xFE, 0xFD]) + bytes(30))  # DTLS
-    assert not is_stun(b"\x00\x01\x00\x00" + b"\x00" * 16)  # no magic cookie
-    assert not is_stun(check()[:19])
-    assert not is_stun(b"")
-
-
 def test_binding_username_of_requests_and_of_everything_else() -> None:
     assert binding_username(check()) == f"{LOCAL_UFRAG}:{REMOTE_UFRAG}"
     assert binding_username(check(message_class=stun.Class.RESPONSE)) is None
@@ -420,7 +410,6 @@ def test_generated_credentials_are_ice_chars_of_the_right_length() -> None:
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     assert binding_username(data) is None or isinstance(binding_username(data), str)
-    assert isinstance(is_stun(data), bool)
     s = session()
     try:
         s.handle(data, ADDR, 0.0)
@@ -505,7 +494,7 @@ class _Responder(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not is_stun(data):
+        if classify(data) is not Kind.STUN:
             return
         try:
             result = self.session.handle(data, addr, asyncio.get_running_loop().time())

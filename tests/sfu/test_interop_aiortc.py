@@ -27,7 +27,8 @@ from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from av import AudioFrame  # noqa: E402
 
 import sfu  # noqa: E402
-from sfu.rtp import is_rtcp, parse_rtp  # noqa: E402
+from sfu.demux import Kind, classify  # noqa: E402
+from sfu.rtp import parse_rtp  # noqa: E402
 
 ROOM = "interop"
 
@@ -76,7 +77,7 @@ def _hook(member: Member) -> None:
     original_send = dtls._send_rtp
 
     async def send_rtp(data: bytes) -> None:
-        if not is_rtcp(data):
+        if classify(data) is Kind.RTP:
             packet = parse_rtp(data)
             member.sent.append((packet.ssrc, packet.payload))
             member.ssrc = packet.ssrc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 
 import pytest
 
@@ -18,7 +17,7 @@ import sfu
 from sfu.pool import RESET_REASON, PoolTuning, WorkerGone, WorkerPool
 
 from .peerclient import PeerClient
-from .poolkit import close, join, stopped, talk, until, worker_children
+from .poolkit import close, join, kill_and_take_port, stopped, talk, until, worker_children
 
 
 def resets(events: list[sfu.PeerEvent]) -> list[tuple[str, str, str]]:
@@ -131,18 +130,15 @@ async def test_a_stopped_worker_whose_channel_fills_is_replaced_and_never_blocks
 
 
 async def test_a_worker_that_cannot_start_backs_off_and_recovers() -> None:
-    """Its port is taken (by this test, sharing it with SO_REUSEPORT before the kill): every
-    start fails, further and further apart; meanwhile new rooms go to the other worker."""
+    """Its port is taken (by this test, right after the kill): every start fails, further
+    and further apart; meanwhile new rooms go to the other worker."""
     tuning = PoolTuning(backoff_first=0.1, backoff_max=0.4)
     pool = await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=0), tuning)
     doomed = pool.workers[0]
     port = doomed.address[1]
-    thief = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    thief.bind(("127.0.0.1", port))
+    thief = kill_and_take_port(doomed.pid, port)
     z = PeerClient("z")
     try:
-        os.kill(doomed.pid, signal.SIGKILL)  # type: ignore[arg-type]
         await until(lambda: doomed.failures >= 3, "three failed starts in a row")
         # No spin: the starts are spaced by the back-off (0.1, 0.2, 0.4, 0.4 ... s).
         assert doomed.failures < 20
@@ -168,12 +164,9 @@ async def test_with_every_worker_down_an_offer_fails_cleanly_after_its_timeout()
     pool = await WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=0),
                                   PoolTuning(request_timeout=0.5, backoff_first=30.0))
     (worker,) = pool.workers
-    thief = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    thief.bind(("127.0.0.1", worker.address[1]))
+    thief = kill_and_take_port(worker.pid, worker.address[1])
     a = PeerClient("a")
     try:
-        os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
         await until(lambda: worker.state == "backoff", "the back-off after a failed restart")
         await a.open()
         with pytest.raises(WorkerGone, match="media worker 0 is not running"):

@@ -23,7 +23,6 @@ from sfu.rtp import (
     RtpError,
     RtpPacket,
     build_rtp,
-    is_rtcp,
     parse_rtp,
     read_uplink,
 )
@@ -60,22 +59,6 @@ def _ext_map(audio_level_id: int | None, mid_ext_id: int | None) -> HeaderExtens
     m = HeaderExtensionsMap()
     m.configure(params)
     return m
-
-
-# --------------------------------------------------------------------------- demux
-
-
-def test_is_rtcp_uses_second_octet_range() -> None:
-    assert not is_rtcp(CHROME_FIRST)  # 0xef: M=1, PT=111
-    assert not is_rtcp(CHROME_LATER)  # 0x6f
-    assert is_rtcp(bytes.fromhex("80c80006"))  # SR
-    assert is_rtcp(bytes.fromhex("81c90007"))  # RR
-    assert is_rtcp(bytes((0x80, 192)))
-    assert is_rtcp(bytes((0x80, 223)))
-    assert not is_rtcp(bytes((0x80, 191)))
-    assert not is_rtcp(bytes((0x80, 224)))
-    assert not is_rtcp(b"\x80")
-    assert not is_rtcp(b"")
 
 
 # --------------------------------------------------------------------------- parse / build

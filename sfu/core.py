@@ -1,0 +1,412 @@
+"""The media core: every rule of the forwarder, with no sockets, no clock and no tasks.
+
+Shaped like str0m's ``Rtc`` or h11's ``Connection``: the caller feeds it
+
+* ``handle_datagram(now, source, data)`` for every datagram that arrived on the port,
+* ``handle_timeout(now)`` when the deadline it gave has passed,
+* control commands (``open_peer``, ``remove_peer``, ``set_speaker``, ``close``),
+
+and takes back what to transmit (``poll_transmit``, or the whole :attr:`transmits` queue at
+once for a batching driver), what happened (``poll_event``) and when to call it next
+(``poll_timeout``). Time is always passed in (monotonic seconds); nothing here reads a clock.
+
+The rules it owns: RFC 7983 demultiplexing (through :func:`sfu.demux.classify`); binding a
+peer to the address of its first valid ICE check, moving it on a nominated check from a new
+address, and taking an address from a stale peer; consent expiry and reaping; driving DTLS
+and deriving SRTP; the speaker gate and pre-roll; fan-out; RTCP timing; counters. Each peer's
+own protocol state lives in its :class:`~sfu.peer.Peer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from .demux import Kind, classify
+from .dtls import Certificate
+from .ice import StunError, binding_username
+from .peer import Peer
+from .room import Room
+from .rtp import RtpError, read_uplink
+from .sdp import AudioSelection, Fingerprint, LocalParams, local_setup_for
+from .srtp import SrtpError
+from .transmit import Destination, TransmitQueue
+
+__all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
+
+Address = tuple[str, int]
+
+
+class OfferError(ValueError):
+    """An SDP offer the media plane cannot serve; ``str()`` says why, for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEvent:
+    """Something the signaling side must know about a peer.
+
+    ``kind`` is one of ``connected`` (ICE and DTLS done: media can flow), ``consent_lost`` (no
+    valid STUN check for the consent timeout: the peer was removed), ``dtls_failed`` (handshake
+    failed, fingerprint mismatch or no DTLS in time: removed), ``closed`` (the peer closed
+    DTLS: removed); a worker pool adds ``reset`` (the peer's worker died: removed).
+    """
+
+    kind: str
+    peer_id: str
+    room_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """What the core announces and how long it waits."""
+
+    candidate_ip: str
+    candidate_port: int
+    consent_timeout: float = 30.0
+    dtls_handshake_timeout: float = 10.0
+
+
+class MediaCore:
+    """All peers and rooms of one media worker, sans-IO."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        certificate: Certificate,
+        *,
+        wall_offset: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``wall_offset`` turns the caller's monotonic time into Unix time (for RTCP's NTP
+        timestamps): ``wall = now + wall_offset``."""
+        self.config = config
+        self.certificate = certificate
+        self.wall_offset = wall_offset
+        self._fingerprint = Fingerprint("sha-256", certificate.fingerprint("sha-256"))
+        self._rng = rng or random.Random()
+        self._peers: dict[str, Peer] = {}
+        self._rooms: dict[str, Room] = {}
+        self._by_ufrag: dict[str, Peer] = {}
+        self._by_address: dict[Address, Peer] = {}
+        #: what to send, in order (sfu/transmit.py)
+        self.transmits = TransmitQueue()
+        self._events: deque[PeerEvent] = deque()
+        self._timers: list[tuple[float, int, Peer]] = []
+        self._timer_seq = 0
+        self._closed = False
+        # worker-wide counters (per-packet counters live on peers and rooms)
+        self.datagrams_received = 0
+        self.dropped_unknown_kind = 0
+        self.dropped_unknown_source = 0
+        self.packets_forwarded = 0
+
+    # ------------------------------------------------------------------ outputs
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        """The next datagram to send and its destination, or None."""
+        return self.transmits.pop()
+
+    def poll_event(self) -> PeerEvent | None:
+        """The next event for the signaling side, or None."""
+        return self._events.popleft() if self._events else None
+
+    def poll_timeout(self) -> float | None:
+        """When :meth:`handle_timeout` must be called next (None: only when input arrives)."""
+        timers = self._timers
+        while timers:
+            deadline, _, peer = timers[0]
+            if peer.scheduled == deadline and self._peers.get(peer.peer_id) is peer:
+                return deadline
+            heapq.heappop(timers)  # superseded by an earlier deadline, or the peer is gone
+        return None
+
+    # ------------------------------------------------------------------ commands
+
+    def open_peer(
+        self, peer_id: str, room_id: str, selection: AudioSelection, now: float
+    ) -> LocalParams:
+        """Create the transport for an offer already parsed and selected; return our side.
+
+        Raises :class:`OfferError` when it cannot be served, ``ValueError`` when ``peer_id``
+        is in use. Nothing changes on error.
+        """
+        if self._closed:
+            raise OfferError("the media worker is shutting down")
+        if peer_id in self._peers:
+            raise ValueError(f"peer {peer_id!r} already exists")
+        setup = local_setup_for(selection.setup)
+        role = "server" if setup == "passive" else "client"
+        room = self._rooms.get(room_id) or Room(room_id)
+        try:
+            peer = self._new_peer(peer_id, room, selection, role, now)
+            while peer.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
+                peer = self._new_peer(peer_id, room, selection, role, now)
+            local = LocalParams(
+                ice_ufrag=peer.local_ufrag,
+                ice_pwd=peer.local_pwd,
+                fingerprint=self._fingerprint,
+                setup=setup,
+                candidate_ip=self.config.candidate_ip,
+                candidate_port=self.config.candidate_port,
+                ssrc=peer.local_ssrc,
+                cname=peer.cname,
+                # RFC 8830 allows only token characters here, whatever the room is called.
+                msid_stream="walkie-" + hashlib.sha256(room_id.encode()).hexdigest()[:16],
+                msid_track=f"room-{peer.local_ssrc:08x}",
+            )
+        except ValueError as exc:  # e.g. ICE credentials outside RFC 8839's alphabet/lengths
+            raise OfferError(str(exc)) from None
+        self._rooms[room_id] = room
+        room.members[peer_id] = peer
+        self._peers[peer_id] = peer
+        self._by_ufrag[peer.local_ufrag] = peer
+        self._schedule(peer)
+        return local
+
+    def _new_peer(
+        self, peer_id: str, room: Room, selection: AudioSelection, role: str, now: float
+    ) -> Peer:
+        return Peer(
+            peer_id,
+            room,
+            selection,
+            self.certificate,
+            role,
+            now,
+            consent_timeout=self.config.consent_timeout,
+            dtls_handshake_timeout=self.config.dtls_handshake_timeout,
+            rng=self._rng,
+        )
+
+    def remove_peer(self, peer_id: str) -> None:
+        """Forget a peer (idempotent), saying goodbye over DTLS. No event: the caller asked."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            self._send(peer, peer.goodbye())
+            self._drop(peer)
+
+    def set_speaker(self, room_id: str, peer_id: str | None, now: float) -> None:
+        """Choose whose audio the room forwards (``None``: nobody); KeyError if unknown.
+
+        The new speaker's pre-roll, what it sent in the last ``PREROLL_SECONDS`` while its
+        floor request travelled, is forwarded at once.
+        """
+        room = self._rooms.get(room_id)
+        if room is None:
+            if peer_id is None:
+                return
+            raise KeyError(f"no room {room_id!r}")
+        speaker = None
+        if peer_id is not None:
+            speaker = room.members.get(peer_id)
+            if speaker is None:
+                raise KeyError(f"peer {peer_id!r} is not in room {room_id!r}")
+        if not room.set_speaker(speaker) or speaker is None:
+            return
+        for arrival, ssrc, seq, ts, level, payload in speaker.take_preroll(now):
+            self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival)
+
+    def close(self) -> None:
+        """Say goodbye to every peer and refuse new ones (the driver then flushes and stops)."""
+        self._closed = True
+        for peer in list(self._peers.values()):
+            self.remove_peer(peer.peer_id)
+
+    # ------------------------------------------------------------------ inputs
+
+    def handle_datagram(self, now: float, source: Address, data: bytes) -> None:
+        """One datagram from ``source``; whatever it causes is queued (transmits, events)."""
+        self.datagrams_received += 1
+        kind = classify(data)
+        if kind is Kind.RTP:
+            peer = self._by_address.get(source)
+            if peer is None or peer.unprotect is None:
+                self.dropped_unknown_source += 1
+            else:
+                self._on_rtp(peer, data, now)
+        elif kind is Kind.STUN:
+            self._on_stun(data, source, now)
+        elif kind is Kind.DTLS:
+            peer = self._by_address.get(source)
+            if peer is None:
+                self.dropped_unknown_source += 1
+            else:
+                self._send(peer, peer.on_dtls(data, now))
+                self._settle(peer, now)
+        elif kind is Kind.RTCP:
+            peer = self._by_address.get(source)
+            if peer is None or peer.srtp is None:
+                self.dropped_unknown_source += 1
+            else:
+                peer.on_rtcp(data, now, now + self.wall_offset)
+        else:
+            self.dropped_unknown_kind += 1
+
+    def handle_timeout(self, now: float) -> None:
+        """Run every peer timer due at ``now`` (consent, DTLS, RTCP)."""
+        timers = self._timers
+        wall = now + self.wall_offset
+        while timers and timers[0][0] <= now:
+            deadline, _, peer = heapq.heappop(timers)
+            if peer.scheduled != deadline or self._peers.get(peer.peer_id) is not peer:
+                continue  # stale entry
+            peer.scheduled = math.inf
+            self._send(peer, peer.on_timeout(now, wall))
+            self._settle(peer, now)
+
+    # ------------------------------------------------------------------ per kind
+
+    def _on_rtp(self, peer: Peer, data: bytes, now: float) -> None:
+        """HOT PATH: unprotect once, then forward (speaker) or keep as pre-roll (others)."""
+        try:
+            plain = peer.unprotect(data)  # type: ignore[misc]
+        except SrtpError:
+            peer.srtp_errors += 1
+            return
+        try:
+            ssrc, seq, ts, level, start, end = read_uplink(plain, peer.audio_level_id)
+        except RtpError:
+            peer.rtp_errors += 1
+            return
+        peer.rtp_received += 1
+        peer.track_uplink(ssrc, seq, ts, now)
+        room = peer.room
+        if room.speaker is peer:
+            self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
+        else:
+            peer.rtp_dropped_not_speaker += 1
+            peer.preroll.append((now, ssrc, seq, ts, level, plain[start:end]))
+
+    def _forward(
+        self,
+        room: Room,
+        talker: Peer,
+        ssrc: int,
+        seq: int,
+        ts: int,
+        level: int,
+        payload: bytes,
+        arrival: float,
+    ) -> None:
+        talker.rtp_forwarded_in += 1
+        sent = self.transmits.fan_out(room.routes, talker, ssrc, seq, ts, level, payload, arrival)
+        room.packets_forwarded += sent
+        self.packets_forwarded += sent
+
+    def _on_stun(self, data: bytes, source: Address, now: float) -> None:
+        username = binding_username(data)
+        peer = None if username is None else self._by_ufrag.get(username.partition(":")[0])
+        if peer is None:
+            self.dropped_unknown_source += 1
+            return
+        try:
+            response, moved = peer.on_binding_request(data, source, now)
+        except StunError:
+            return  # never answer an address that has not passed a valid check
+        if moved:
+            self._bind(peer, source, now)
+        destination = peer.destination
+        if destination is None or destination.address != (source[0], source[1]):
+            destination = Destination(source)  # a valid check from an address not bound
+        self.transmits.push(response, destination)
+        self._schedule(peer)  # consent moved later; nothing earlier to arm, but cheap
+
+    def _bind(self, peer: Peer, source: Address, now: float) -> None:
+        """Point media for ``peer`` at ``source`` (its first valid check, or a nominated move).
+
+        An address belongs to one peer. If another peer had it (a reloaded tab reusing a
+        port, a NAT handing the address to someone else), the new, verified owner wins and
+        the old one is unbound until its own next valid check binds it again.
+        """
+        address = (source[0], source[1])
+        old = peer.address
+        if old is not None and self._by_address.get(old) is peer:
+            del self._by_address[old]
+        other = self._by_address.get(address)
+        if other is not None and other is not peer:
+            other.unbind()
+            other.room.refresh_routes()
+        self._by_address[address] = peer
+        self._send(peer, peer.bind(Destination(address), now))
+        peer.room.refresh_routes()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _settle(self, peer: Peer, now: float) -> None:
+        """After a peer's state may have changed: drop it if lost, announce it if connected,
+        and file its next deadline."""
+        if peer.loss is not None:
+            kind, reason = peer.loss
+            self._drop(peer)
+            self._events.append(PeerEvent(kind, peer.peer_id, peer.room.room_id, reason))
+            return
+        if peer.take_connected(now):
+            peer.room.refresh_routes()
+            self._events.append(PeerEvent("connected", peer.peer_id, peer.room.room_id))
+        self._schedule(peer)
+
+    def _schedule(self, peer: Peer) -> None:
+        """File ``peer`` in the timer heap if its deadline moved earlier than filed.
+
+        A deadline that moved later needs nothing: the earlier entry fires, finds nothing due,
+        and files the peer again.
+        """
+        due = peer.deadline()
+        if due < peer.scheduled:
+            peer.scheduled = due
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (due, self._timer_seq, peer))
+
+    def _send(self, peer: Peer, datagrams: list[bytes]) -> None:
+        """Queue datagrams for a peer's bound address (dropped if it has none)."""
+        destination = peer.destination
+        if destination is not None:
+            for datagram in datagrams:
+                self.transmits.push(datagram, destination)
+
+    def _drop(self, peer: Peer) -> None:
+        """Forget ``peer`` everywhere; its room goes with its last member."""
+        if self._peers.get(peer.peer_id) is not peer:
+            return
+        del self._peers[peer.peer_id]
+        self._by_ufrag.pop(peer.local_ufrag, None)
+        address = peer.address
+        if address is not None and self._by_address.get(address) is peer:
+            del self._by_address[address]
+        room = peer.room
+        room.members.pop(peer.peer_id, None)
+        if room.speaker is peer:
+            room.set_speaker(None)
+        room.refresh_routes()
+        if not room.members and self._rooms.get(room.room_id) is room:
+            del self._rooms[room.room_id]
+
+    # ------------------------------------------------------------------ stats
+
+    @property
+    def peer_count(self) -> int:
+        return len(self._peers)
+
+    def peer_stats(self, peer_id: str) -> dict[str, object] | None:
+        peer = self._peers.get(peer_id)
+        return None if peer is None else peer.stats()
+
+    def room_stats(self, room_id: str) -> dict[str, object] | None:
+        room = self._rooms.get(room_id)
+        return None if room is None else room.stats()
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "rooms": len(self._rooms),
+            "peers": len(self._peers),
+            "connected_peers": sum(1 for p in self._peers.values() if p.is_connected),
+            "datagrams_received": self.datagrams_received,
+            "dropped_unknown_kind": self.dropped_unknown_kind,
+            "dropped_unknown_source": self.dropped_unknown_source,
+            "packets_forwarded": self.packets_forwarded,
+        }

@@ -6,6 +6,9 @@ silence past ``hang_timeout``) is given up at once: the owner is told (``on_lost
 requests, reset its peers), the process is killed if need be, and once it has exited (its
 port is free) the slot gets a new one, preferably the warm spare: a process that already did
 its imports (~0.3 s idle, seconds on a busy machine) and binds the port in milliseconds.
+The first spare starts with the workers, so that its imports are done before the pool serves;
+its replacement waits ``spare_delay`` seconds, so as not to take CPU from the recovery itself
+(every member of the dead worker offers again, each a DTLS handshake).
 A slot whose processes keep dying before they have run ``stable_after`` seconds waits
 ``backoff_first`` seconds before the next start, doubling up to ``backoff_max``.
 """
@@ -42,6 +45,7 @@ class PoolTuning:
     backoff_max: float = 30.0  # ... doubling up to this
     stable_after: float = 10.0  # a worker up this long has not crashed "at start"
     spare: bool = True  # keep a warm spare process
+    spare_delay: float = 2.0  # after a spare became a worker, wait this long for the next one
 
 
 def backoff_delay(failures: int, first: float, maximum: float) -> float:
@@ -147,9 +151,13 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start every worker; raise the first start error (the caller then closes)."""
+        """Start every worker and the spare; raise the first start error (the caller then
+        closes). Returns once the workers serve and the spare is idle (or failed: it is only
+        an optimisation)."""
         for slot in self.workers:
             self._launch(slot)
+        if self.tuning.spare:
+            self._spawn(None)
         deadline = self._loop.time() + self.tuning.start_timeout
         for slot in self.workers:
             if not await self.until_ready(slot, deadline):
@@ -157,8 +165,12 @@ class Supervisor:
                     f"media worker {slot.index} was not ready within "
                     f"{self.tuning.start_timeout:g} s"
                 )
+        while self._spare_spawning or (self.spare is not None and not self.spare.idle
+                                       and self.spare.running):
+            if self._loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
         self.started = True
-        self._ensure_spare()
         self._watchdog = self._loop.call_later(self.tuning.stats_interval, self._watch)
 
     async def close(self) -> None:
@@ -224,7 +236,8 @@ class Supervisor:
                 self._serve(slot, spare)
         else:
             self._spawn(slot)
-        self._ensure_spare()
+        if self.started:
+            self._loop.call_later(self.tuning.spare_delay, self._ensure_spare)
 
     def _spawn(self, slot: WorkerSlot | None) -> None:
         """Start a new process for ``slot`` (None: the spare), from a task: spawn awaits."""

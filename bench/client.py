@@ -29,7 +29,10 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from sfu.dtls import Certificate, DtlsEndpoint
+from sfu.certificate import Certificate
+from sfu.dtls import DtlsEndpoint
+from sfu.ice import generate_pwd, generate_ufrag
+from sfu.sdp import offerer_dtls_role
 from sfu.srtp import SrtpSession
 
 from .downlink import DownlinkMonitor, LatencyHistogram
@@ -44,7 +47,6 @@ __all__ = ["BenchContext", "ClientError", "SyntheticClient"]
 READ_BATCH = 64
 #: STUN check retransmission interval while connecting (RFC 8445 allows 50 ms pacing).
 CHECK_INTERVAL = 0.05
-_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 #: Linux SO_TIMESTAMPNS (asm-generic/socket.h): the kernel stamps each datagram with the
 #: CLOCK_REALTIME time it was queued on our socket (struct timespec in a control message).
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -92,10 +94,6 @@ class BenchContext:
         self.hist = LatencyHistogram()
         self.preroll_hist = LatencyHistogram()
         self.clients: list[SyntheticClient] = []
-
-
-def _ice_string(n: int) -> str:
-    return "".join(secrets.choice(_ICE_CHARS) for _ in range(n))
 
 
 class SyntheticClient:
@@ -191,11 +189,11 @@ class SyntheticClient:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.bind((self.ctx.local_host, 0))
             host, port = sock.getsockname()[:2]
-        self._local_ufrag = _ice_string(8)
+        self._local_ufrag = generate_ufrag()
         return build_offer(
             OfferParams(
                 ice_ufrag=self._local_ufrag,
-                ice_pwd=_ice_string(24),
+                ice_pwd=generate_pwd(),
                 fingerprint=self.ctx.fingerprint,
                 ssrc=self.ssrc,
                 cname=secrets.token_hex(8),
@@ -229,7 +227,7 @@ class SyntheticClient:
                 except TimeoutError:
                     continue
             await self._ice_done
-            role = "server" if answer.setup == "active" else "client"
+            role = offerer_dtls_role(answer.setup)
             self.dtls = DtlsEndpoint(self.ctx.certificate, role, answer.fingerprints)
             self._dtls_out(self.dtls.start(time.monotonic()))
             await self._dtls_done

@@ -2,7 +2,7 @@
 
 Why /proc and not psutil: one file read per sample, no dependency, and the exact kernel
 accounting (utime + stime in clock ticks) that "µs of server CPU per forwarded packet" is
-defined on (TESTING.md). Parsing is separate from reading so it can be tested on text.
+defined on (docs/BENCHMARKS.md, "What the bench does"). Parsing is separate from reading so it can be tested on text.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class ServerProcess:
     ) -> ServerProcess:
         """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line."""
         cmd = [
-            sys.executable, "-m", "signaling", "serve",
+            sys.executable, "-m", "walkie", "serve",
             "--host", host, "--port", "0", "--udp-port", "0",
             "--max-users", str(max_users), "--log-level", "warning",
             # Every synthetic user's WebSocket comes from this one machine.

@@ -26,13 +26,13 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from .certificate import Certificate
 from .demux import Kind, classify
-from .dtls import Certificate
 from .ice import StunError, binding_username
 from .peer import Peer
 from .room import Room
 from .rtp import RtpError, read_uplink
-from .sdp import AudioSelection, Fingerprint, LocalParams, local_setup_for
+from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
 from .srtp import SrtpError
 from .transmit import Destination, TransmitQueue
 
@@ -139,10 +139,10 @@ class MediaCore:
             raise OfferError("the media worker is shutting down")
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
-        setup = local_setup_for(selection.setup)
-        role = "server" if setup == "passive" else "client"
         room = self._rooms.get(room_id) or Room(room_id)
         try:
+            setup = local_setup_for(selection.setup)
+            role = dtls_role(setup)
             peer = self._new_peer(peer_id, room, selection, role, now)
             while peer.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
                 peer = self._new_peer(peer_id, room, selection, role, now)

@@ -11,7 +11,9 @@ DTLS peer to the signaling session is the ``a=fingerprint`` from its SDP.  So th
 verdict OpenSSL gives us is ignored and the leaf certificate's digest is compared with the
 SDP fingerprint(s) instead, inside the verify callback (a mismatch aborts the handshake
 with a ``bad_certificate`` alert, so the peer learns of it at once) and again after the
-handshake (belt and braces: keys are never released for an unchecked peer).
+handshake (belt and braces: keys are never released for an unchecked peer).  Our own
+certificate, its OpenSSL context and that fingerprint check are ``sfu/certificate.py``;
+this module is the association: handshake, retransmission timers, records, key export.
 
 Clock caveat: OpenSSL runs its retransmission timer on the real clock, which we cannot
 replace through pyOpenSSL.  We mirror it onto the caller's clock (``now +
@@ -21,20 +23,22 @@ at real speed (``loop.time()``).  The handshake deadline is ours and uses ``now`
 
 from __future__ import annotations
 
-import datetime
-import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from .certificate import (
+    DEFAULT_SRTP_PROFILES,
+    FINGERPRINT_SIZES,
+    Certificate,
+    CertificateError,
+    FingerprintCheck,
+    srtp_profile_named,
+)
 from .srtp import PROFILES, SrtpKeys
 
-__all__ = ["Certificate", "DtlsEndpoint", "DtlsError", "SrtpKeys", "DEFAULT_SRTP_PROFILES"]
+__all__ = ["DtlsEndpoint", "DtlsError", "SrtpKeys", "DEFAULT_SRTP_PROFILES"]
 
 Role = Literal["client", "server"]
 
@@ -47,182 +51,12 @@ MTU = 1200
 #: can never leave a tail behind that would be misread as the next datagram.
 MAX_DATAGRAM = 16384
 
-#: Offered in this order: GCM first (one AES pass per packet, cheaper than CM + HMAC).
-DEFAULT_SRTP_PROFILES: tuple[str, ...] = tuple(PROFILES)
-
-# RFC 5764 / RFC 7714 profile names <-> OpenSSL's names for use_srtp.
-_OPENSSL_PROFILE = {
-    "AEAD_AES_128_GCM": b"SRTP_AEAD_AES_128_GCM",
-    "AES_CM_128_HMAC_SHA1_80": b"SRTP_AES128_CM_SHA1_80",
-}
-_PROFILE_FROM_OPENSSL = {v: k for k, v in _OPENSSL_PROFILE.items()}
-
-# ECDHE suites that Chrome and Firefox offer for DTLS 1.2.  ECDSA first: our certificate is
-# P-256, and WebRTC browsers generate ECDSA certificates by default.  RSA suites are kept
-# for the case where we are the client and the peer's certificate is RSA.
-_CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-    b"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
-)
-
-_DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL has no constant for it; OpenSSL's DTLS1_2_VERSION
-
-# SDP hash names (RFC 8122 registry) we accept.  sha-1 and md5 are deliberately absent:
-# a collision in a weak hash would let an attacker substitute a certificate.
-_HASHES = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512"}
-_CRYPTO_HASHES = {"sha-256": hashes.SHA256, "sha-384": hashes.SHA384, "sha-512": hashes.SHA512}
-
 _RECORD_HEADER = 13  # DTLS record header: type, version, epoch, sequence number, length
 _KEYING_LABEL = b"EXTRACTOR-dtls_srtp"
 
 
 class DtlsError(ValueError):
     """Misuse or bad configuration of a DTLS endpoint (never raised for network input)."""
-
-
-class Certificate:
-    """Our DTLS identity: an ECDSA P-256 key and a self-signed certificate.
-
-    One per process (or per worker) is enough: its fingerprint goes into every SDP answer.
-    It also caches the OpenSSL contexts built from it, because creating and configuring an
-    ``SSL.Context`` costs far more than creating a ``Connection`` from one.
-    """
-
-    __slots__ = ("key", "cert", "_der", "_contexts")
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-        self.key = key
-        self.cert = cert
-        self._der = cert.public_bytes(serialization.Encoding.DER)
-        self._contexts: dict[tuple[str, ...], SSL.Context] = {}
-
-    @classmethod
-    def generate(cls, common_name: str = "walkie") -> Certificate:
-        """A fresh self-signed certificate valid from a day ago (peer clock skew) for 30
-        days, with a random serial (two certificates must never look alike)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, cert)
-
-    @property
-    def expires(self) -> datetime.datetime:
-        """When browsers will stop accepting this certificate; regenerate before then."""
-        return self.cert.not_valid_after_utc
-
-    def fingerprint(self, algorithm: str = "sha-256") -> bytes:
-        """Raw digest of the DER certificate, as carried (hex-encoded) in ``a=fingerprint``."""
-        name = _HASHES.get(algorithm.lower())
-        if name is None:
-            raise DtlsError(f"unsupported fingerprint algorithm {algorithm!r}")
-        return hashlib.new(name, self._der).digest()
-
-    def fingerprint_text(self, algorithm: str = "sha-256") -> str:
-        """The SDP form: upper-case hex bytes joined by colons (RFC 8122 §5)."""
-        return self.fingerprint(algorithm).hex(":").upper()
-
-    def context(self, srtp_profiles: Sequence[str] = DEFAULT_SRTP_PROFILES) -> SSL.Context:
-        """The shared OpenSSL context for this certificate and SRTP profile list.
-
-        One context serves both roles: DTLS_METHOD is role-neutral and the role is set per
-        connection (set_connect_state / set_accept_state), so nothing in it differs.
-        """
-        key = tuple(srtp_profiles)
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            ctx = self._contexts[key] = _build_context(self, key)
-        return ctx
-
-
-def _build_context(certificate: Certificate, profiles: tuple[str, ...]) -> SSL.Context:
-    if not profiles:
-        raise DtlsError("at least one SRTP profile is needed")
-    unknown = [p for p in profiles if p not in _OPENSSL_PROFILE]
-    if unknown:
-        raise DtlsError(f"unsupported SRTP profile(s) {unknown}")
-    ctx = SSL.Context(SSL.DTLS_METHOD)
-    ctx.set_min_proto_version(_DTLS1_2_VERSION)
-    ctx.set_max_proto_version(_DTLS1_2_VERSION)
-    # NO_QUERY_MTU: a memory BIO cannot report a path MTU; we set it per connection.
-    # NO_TICKET / session cache off: WebRTC never resumes sessions, and a cache only
-    # grows.  NO_RENEGOTIATION: nothing in DTLS-SRTP needs it, and it is attack surface.
-    ctx.set_options(
-        SSL.OP_NO_QUERY_MTU
-        | SSL.OP_NO_TICKET
-        | SSL.OP_NO_RENEGOTIATION
-        | SSL.OP_CIPHER_SERVER_PREFERENCE
-        | SSL.OP_NO_COMPRESSION
-    )
-    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-    ctx.use_certificate(certificate.cert)
-    ctx.use_privatekey(certificate.key)
-    ctx.check_privatekey()
-    ctx.set_cipher_list(_CIPHERS)
-    ctx.set_tlsext_use_srtp(b":".join(_OPENSSL_PROFILE[p] for p in profiles))
-    # Ask for (and insist on) the peer's certificate; the callback judges it by fingerprint.
-    ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify_callback)
-    return ctx
-
-
-class _PeerCheck:
-    """What the shared verify callback needs to know about one connection.
-
-    Kept apart from the endpoint (as the Connection's app data) so the Connection does not
-    hold a reference back to its endpoint: no reference cycle per peer.
-    """
-
-    __slots__ = ("fingerprints", "mismatch")
-
-    def __init__(self, fingerprints: list[tuple[str, bytes]]) -> None:
-        self.fingerprints = fingerprints
-        self.mismatch = False
-
-    def matches(self, cert: x509.Certificate) -> bool:
-        """True if the certificate matches any SDP fingerprint we can check.
-
-        Several ``a=fingerprint`` lines may describe several certificates the peer might
-        use (RFC 8122 §5), so any match is enough.
-        """
-        for algorithm, digest in self.fingerprints:
-            if cert.fingerprint(_CRYPTO_HASHES[algorithm]()) == digest:
-                return True
-        return False
-
-
-def _verify_callback(
-    conn: SSL.Connection, cert: object, errno: int, depth: int, ok: int
-) -> bool:
-    """Accept any chain (self-signed: error 18, expired, ...) whose leaf matches the SDP.
-
-    Only the leaf (depth 0) is judged: intermediate certificates, if a peer sends any,
-    carry no meaning in WebRTC's trust model.
-    """
-    if depth != 0:
-        return True
-    check = conn.get_app_data()
-    if not isinstance(check, _PeerCheck):
-        return False
-    try:
-        leaf = cert.to_cryptography()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - an unparsable certificate simply fails the check
-        check.mismatch = True
-        return False
-    if check.matches(leaf):
-        return True
-    check.mismatch = True
-    return False
 
 
 def _normalize_fingerprints(
@@ -236,11 +70,11 @@ def _normalize_fingerprints(
     usable: list[tuple[str, bytes]] = []
     for algorithm, digest in remote_fingerprints:
         name = algorithm.lower()
-        if name not in _HASHES:
+        if name not in FINGERPRINT_SIZES:
             continue  # RFC 8122 §5: ignore hash functions we do not support
         if not isinstance(digest, bytes):
             raise DtlsError("fingerprint digests must be bytes")
-        if len(digest) != hashlib.new(_HASHES[name]).digest_size:
+        if len(digest) != FINGERPRINT_SIZES[name]:
             raise DtlsError(f"{name} fingerprint has the wrong length ({len(digest)} bytes)")
         usable.append((name, digest))
     if not usable:
@@ -347,8 +181,12 @@ class DtlsEndpoint:
         #: application-data bytes read and discarded (WebRTC audio never sends any)
         self.app_data_dropped = 0
         self.handshake_timeout = handshake_timeout
-        self._check = _PeerCheck(_normalize_fingerprints(remote_fingerprints))
-        conn = SSL.Connection(certificate.context(srtp_profiles), None)
+        self._check = FingerprintCheck(_normalize_fingerprints(remote_fingerprints))
+        try:
+            context = certificate.context(srtp_profiles)
+        except CertificateError as exc:  # an unknown SRTP profile: misuse of this endpoint
+            raise DtlsError(str(exc)) from None
+        conn = SSL.Connection(context, None)
         conn.set_app_data(self._check)
         conn.set_ciphertext_mtu(MTU)
         if role == "client":
@@ -469,7 +307,7 @@ class DtlsEndpoint:
         if peer is None or not self._check.matches(peer):
             return out + self._fail_connected("certificate fingerprint mismatch")
         raw = self._conn.get_selected_srtp_profile()
-        profile = _PROFILE_FROM_OPENSSL.get(raw)
+        profile = srtp_profile_named(raw)
         if profile is None:
             name = raw.decode(errors="replace") or "none"
             return out + self._fail_connected(f"no SRTP profile negotiated ({name})")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 from aioice import stun
 
@@ -25,6 +26,7 @@ __all__ = [
     "IceLiteSession",
     "StunError",
     "binding_username",
+    "credential_problem",
     "generate_pwd",
     "generate_ufrag",
 ]
@@ -55,6 +57,9 @@ _KNOWN_REQUIRED = frozenset(t for t in stun.ATTRIBUTES_BY_TYPE if t < 0x8000)
 # RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/"
 _ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _ICE_CHAR_SET = frozenset(_ICE_CHARS)
+
+#: RFC 8839 §5.4 lengths, in ice-chars: ice-ufrag 4-256, ice-pwd 22-256.
+CREDENTIAL_LENGTHS: dict[str, tuple[int, int]] = {"ufrag": (4, 256), "pwd": (22, 256)}
 
 
 class StunError(ValueError):
@@ -101,10 +106,26 @@ def generate_pwd() -> str:
     return "".join(secrets.choice(_ICE_CHARS) for _ in range(24))
 
 
-def _check_credential(value: str, what: str, min_len: int) -> None:
-    """RFC 8839 §5.4 bounds: a ufrag or pwd outside them means a broken or hostile SDP."""
-    if not (min_len <= len(value) <= 256) or not _ICE_CHAR_SET.issuperset(value):
-        raise ValueError(f"invalid ICE {what}: must be {min_len}..256 ice-chars")
+def credential_problem(kind: Literal["ufrag", "pwd"], value: str) -> str | None:
+    """Why ``value`` is not a valid ICE ufrag or pwd (RFC 8839 §5.4), or None if it is.
+
+    The one place this rule is written: the SDP checks (the offer's credentials in
+    ``sfu/sdp/select.py``, ours in ``sfu/sdp/answer.py``) and :class:`IceLiteSession` call
+    it and put the reason, e.g. ``has 21 characters; RFC 8839 requires 22-256``, into their
+    own error. A value outside the rule means a broken or hostile SDP.
+    """
+    low, high = CREDENTIAL_LENGTHS[kind]
+    if not low <= len(value) <= high:
+        return f"has {len(value)} characters; RFC 8839 requires {low}-{high}"
+    if not _ICE_CHAR_SET.issuperset(value):
+        return "has characters outside A-Z a-z 0-9 + /"
+    return None
+
+
+def _check_credential(kind: Literal["ufrag", "pwd"], value: str) -> None:
+    problem = credential_problem(kind, value)
+    if problem is not None:
+        raise ValueError(f"ICE {kind} {problem}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +239,12 @@ class IceLiteSession:
     ) -> None:
         # remote_pwd is kept for completeness (SDP round trips); a lite agent never sends
         # requests, so it never signs with it.
-        _check_credential(remote_ufrag, "ufrag", 4)
-        _check_credential(remote_pwd, "pwd", 22)
+        _check_credential("ufrag", remote_ufrag)
+        _check_credential("pwd", remote_pwd)
         self.local_ufrag: str = local_ufrag if local_ufrag is not None else generate_ufrag()
         self.local_pwd: str = local_pwd if local_pwd is not None else generate_pwd()
-        _check_credential(self.local_ufrag, "ufrag", 4)
-        _check_credential(self.local_pwd, "pwd", 22)
+        _check_credential("ufrag", self.local_ufrag)
+        _check_credential("pwd", self.local_pwd)
         self.remote_ufrag = remote_ufrag
         self.remote_pwd = remote_pwd
         self.consent_timeout = consent_timeout

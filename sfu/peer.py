@@ -20,7 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .dtls import Certificate, DtlsEndpoint
+from .certificate import Certificate
+from .dtls import DtlsEndpoint
 from .ice import IceLiteSession
 from .rtcp import (
     Bye,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
-from .dtls import Certificate
+from .certificate import Certificate
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .udp import DatagramSocket, open_socket
 

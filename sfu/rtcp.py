@@ -1,7 +1,8 @@
 """RTCP (RFC 3550 §6) parsing and building, and the receiver statistics behind our reports.
 
-The SFU terminates RTCP instead of forwarding it (DESIGN.md "RTP details that matter"): each
-uplink gets our receiver reports, computed here by ``ReceptionStats``; each listener's
+The SFU terminates RTCP instead of forwarding it (a browser's reports describe the stream it
+exchanged with us, which is not the stream any other member sees, so forwarded reports would
+mislead the far end's congestion and jitter logic): each uplink gets our receiver reports, computed here by ``ReceptionStats``; each listener's
 downlink gets our sender reports, built from ``DownlinkRewriter`` counters. A listener's
 receiver reports about its downlink come back to us and give the round-trip time
 (``round_trip_time``).

@@ -11,7 +11,7 @@ Two kinds of API live here, on purpose:
   a precompiled ``struct.Struct`` per packet, so the fan-out to N listeners costs N small
   ``pack_into`` calls and N joins, nothing else.
 
-Why one downlink stream per listener (DESIGN.md): the browser never renegotiates when the
+Why one downlink stream per listener: the browser never renegotiates when the
 talker changes; we make the talkers' packets look like one continuous stream (continuous
 sequence numbers, timestamps advanced by the wall-clock gap, marker on each burst start) and
 put the talker in the CSRC so ``getContributingSources()`` shows who is talking.

@@ -279,4 +279,7 @@ def _direct(session: pylibsrtp.Session, function: str, trailer: int) -> _DirectC
             raise SrtpError(f"{function} failed: libsrtp error {rc}")
         return buffer[0 : length[0]]  # type: ignore[index,no-any-return]
 
+    # ``context`` belongs to ``session`` (freed with it): whoever holds this callable keeps
+    # the session alive, even after dropping the SrtpSession that made it.
+    call.session = session  # type: ignore[attr-defined]
     return call

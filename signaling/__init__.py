@@ -8,7 +8,9 @@ serves the page. Modules, one concern each:
 - ``rooms``: rooms, members, hashed room passwords (pure)
 - ``hub``: the session logic tying them to the media plane (sync, no sockets)
 - ``ratelimit``, ``turn``, ``static``: token bucket, TURN credentials, the page's files
-- ``server``: the websockets I/O shell; ``cli``: ``walkie serve``
+- ``server``: the websockets I/O shell
+
+A library: the ``walkie`` package runs it (``walkie serve``) and owns the settings.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How every test launches Debian's Chromium (see ../shared/TESTING.md).
+"""How every test launches Debian's Chromium (/usr/bin/chromium, driven by Playwright).
 
 Each of the first three flags is needed: without the fake UI getUserMedia fails with
 NotAllowedError, without the fake device NotFoundError, and without

@@ -1,7 +1,7 @@
 """A minimal WebDriver BiDi client for Debian's Firefox ESR (Playwright cannot drive it).
 
 Used by the SDP interop tests (tests/sfu) and the cross-browser end-to-end test
-(tests/browser). Recipe in ../shared/TESTING.md: `firefox-esr --headless
+(tests/browser). The recipe: `firefox-esr --headless
 --remote-debugging-port=PORT --profile DIR`, then `session.new`, `browsingContext.navigate`
 and `script.callFunction` over a WebSocket; no geckodriver.
 """

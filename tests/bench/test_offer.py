@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.offer import AnswerError, OfferParams, build_offer, parse_answer
-from sfu.dtls import Certificate
+from sfu.certificate import Certificate
 from sfu.sdp import Fingerprint, LocalParams, build_answer, parse_offer, select_audio
 
 CERT = Certificate.generate("bench-test")

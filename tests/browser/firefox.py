@@ -31,7 +31,7 @@ from tests.firefox_bidi import (
 from . import roomkit as rk
 from .harness import loopback_only
 
-# On top of the prefs TESTING.md lists (fake 1 kHz mic, no permission prompt, loopback ICE,
+# On top of tests/firefox_bidi.py's FIREFOX_PREFS (fake 1 kHz mic, no permission prompt, loopback ICE,
 # microphone allowed): let the remote <audio> and the AudioContext start without a user
 # gesture, as Chromium's --autoplay-policy=no-user-gesture-required does for its tests; and
 # keep a test browser from reaching for updates, telemetry or a first-run page.

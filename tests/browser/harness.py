@@ -5,7 +5,7 @@ signaling + media plane, so nothing here imitates them. The server runs as a sub
 127.0.0.1 with an ephemeral port (read back from its "walkie: open http://..." line) and is
 killed by PID.
 
-Chromium gets exactly the flags of /work/shared/TESTING.md: a fake mic that plays a 440 Hz
+Chromium gets exactly the flags of tests/chromium.py: a fake mic that plays a 440 Hz
 WAV file, no permission prompt, loopback ICE, autoplay allowed. These tests must run in a
 loopback-only network namespace (ci/test does that); if other interfaces are visible they
 skip rather than let a browser near a real network.
@@ -57,7 +57,7 @@ def chromium_skip_reason() -> str | None:
 def write_tone(path: Path, hz: int = TONE_HZ, seconds: float = 5.0) -> Path:
     """A 48 kHz mono 16-bit sine WAV at half scale; Chromium's fake mic loops it.
 
-    Made with sox as TESTING.md says when sox exists, else written directly (same file).
+    Made with sox when it exists, else written directly (the same samples either way).
     """
     sox = shutil.which("sox")
     if sox:
@@ -82,7 +82,7 @@ def write_tone(path: Path, hz: int = TONE_HZ, seconds: float = 5.0) -> Path:
 
 @dataclass
 class Server:
-    """A running `python -m signaling serve` subprocess."""
+    """A running `python -m walkie serve` subprocess."""
 
     proc: subprocess.Popen[str]
     url: str  # "http://127.0.0.1:PORT"
@@ -120,7 +120,7 @@ def start_server(log_dir: Path, *extra: str) -> Server:
     log_path = log_dir / f"server-{time.monotonic_ns()}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed with the process below
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "signaling", "serve", "--host", "127.0.0.1",
+        [sys.executable, "-u", "-m", "walkie", "serve", "--host", "127.0.0.1",
          "--port", "0", "--udp-port", "0", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True,
     )

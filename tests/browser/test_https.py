@@ -33,7 +33,7 @@ def start_https_server(tmp_path: Path) -> Server:
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "signaling", "serve", "--host", "127.0.0.1",
+            [sys.executable, "-u", "-m", "walkie", "serve", "--host", "127.0.0.1",
              "--port", "0", "--udp-port", "0", "--self-signed",
              "--cert-dir", str(tmp_path / "tls")],
             cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True,

@@ -169,7 +169,9 @@ def test_room_full_is_explained(browser, server_factory) -> None:
 
 
 def test_max_talk_time_revokes_and_hands_over(browser, server_factory) -> None:
-    server = server_factory("--max-talk-time", "1")
+    # Long enough that each page sees "talking" and Ben's request lands while Ann still talks,
+    # even on a loaded machine (with 1 s the pages could miss a state and time out).
+    server = server_factory("--max-talk-time", "4")
     room = new_room()
     context = browser.new_context()
     ann, ben = (context.new_page() for _ in range(2))

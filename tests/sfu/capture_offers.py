@@ -9,7 +9,7 @@ any real network)::
 
 Each offer is taken after ICE gathering completed, so it contains the host candidates.
 Chromium is driven by Playwright; Firefox ESR (Playwright cannot drive Debian's build) by
-WebDriver BiDi over a WebSocket, as described in /work/shared/TESTING.md. test_sdp.py reuses
+WebDriver BiDi over a WebSocket (tests/firefox_bidi.py). test_sdp_browsers.py reuses
 :func:`firefox_page` to check that Firefox accepts our answers.
 """
 from __future__ import annotations

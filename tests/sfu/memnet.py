@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from aioice import stun
 
+from sfu.certificate import Certificate
 from sfu.core import MediaCore, PeerEvent
-from sfu.dtls import Certificate, DtlsEndpoint
+from sfu.dtls import DtlsEndpoint
 from sfu.rtp import RtpPacket, build_rtp, parse_rtp
 from sfu.sdp import LocalParams, parse_offer, select_audio
 from sfu.srtp import SrtpError, SrtpSession

@@ -15,7 +15,8 @@ import socket
 
 from aioice import stun
 
-from sfu.dtls import Certificate, DtlsEndpoint
+from sfu.certificate import Certificate
+from sfu.dtls import DtlsEndpoint
 from sfu.rtp import RtpPacket, build_rtp, parse_rtp
 from sfu.srtp import SrtpSession
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sfu.certificate import Certificate
 from sfu.core import CoreConfig, MediaCore, OfferError
-from sfu.dtls import Certificate
 from sfu.rtcp import ReceiverReport, SenderReport, parse_rtcp
 from sfu.sdp import parse_offer, select_audio
 

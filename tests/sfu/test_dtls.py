@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from OpenSSL import SSL
 
+from sfu.certificate import Certificate
 from sfu.dtls import (
     MTU,
-    Certificate,
     DtlsEndpoint,
     DtlsError,
     SrtpKeys,
@@ -117,52 +117,6 @@ def wait_and_retransmit(endpoint: DtlsEndpoint) -> list[bytes]:
         if out:
             return out
     raise AssertionError("no retransmission")
-
-
-# -- Certificate -------------------------------------------------------------------
-
-
-def test_certificate_fingerprints_match_cryptography(certs):
-    cert = certs[0]
-    for name, algo in (("sha-256", hashes.SHA256()), ("sha-384", hashes.SHA384()),
-                       ("sha-512", hashes.SHA512())):
-        assert cert.fingerprint(name) == cert.cert.fingerprint(algo)
-        assert cert.fingerprint(name.upper()) == cert.fingerprint(name)
-    text = cert.fingerprint_text()
-    assert text == ":".join(f"{b:02X}" for b in cert.fingerprint("sha-256"))
-    assert len(text) == 32 * 3 - 1
-    with pytest.raises(DtlsError):
-        cert.fingerprint("sha-1")
-    with pytest.raises(DtlsError):
-        cert.fingerprint_text("md5")
-
-
-def test_certificate_is_self_signed_p256_valid_about_30_days():
-    cert = Certificate.generate("walkie-test")
-    c = cert.cert
-    assert isinstance(c.public_key(), ec.EllipticCurvePublicKey)
-    assert c.public_key().curve.name == "secp256r1"
-    assert c.subject == c.issuer
-    assert c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "walkie-test"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    assert c.not_valid_before_utc < now < c.not_valid_after_utc
-    assert datetime.timedelta(days=29) < cert.expires - now < datetime.timedelta(days=31)
-    c.public_key().verify(c.signature, c.tbs_certificate_bytes,
-                          ec.ECDSA(c.signature_hash_algorithm))
-    other = Certificate.generate("walkie-test")
-    assert other.cert.serial_number != c.serial_number
-    assert other.fingerprint() != cert.fingerprint()
-
-
-def test_context_is_built_once_per_profile_list(certs):
-    cert = certs[0]
-    assert cert.context() is cert.context()
-    assert cert.context((CM,)) is cert.context([CM])
-    assert cert.context((CM,)) is not cert.context()
-    with pytest.raises(DtlsError):
-        cert.context(("AES_CM_128_HMAC_SHA1_32",))
-    with pytest.raises(DtlsError):
-        cert.context(())
 
 
 # -- constructor validation ----------------------------------------------------------

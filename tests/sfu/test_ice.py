@@ -18,6 +18,7 @@ from sfu.ice import (
     IceLiteSession,
     StunError,
     binding_username,
+    credential_problem,
     generate_pwd,
     generate_ufrag,
 )
@@ -245,14 +246,26 @@ def test_unauthenticated_attributes_after_integrity_are_ignored() -> None:
 
 
 def test_bad_credentials_are_refused_at_construction() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ICE ufrag has 2 characters; RFC 8839 requires 4-256"):
         IceLiteSession("ab", REMOTE_PWD)  # ufrag too short
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ICE ufrag has characters outside"):
         IceLiteSession("a:bc", REMOTE_PWD)  # ':' would break USERNAME routing
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ICE pwd has 5 characters"):
         IceLiteSession(REMOTE_UFRAG, "short")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ICE pwd has characters outside"):
         IceLiteSession(REMOTE_UFRAG, REMOTE_PWD, local_pwd="has space in it 0123456789")
+
+
+def test_credential_rule_says_why() -> None:
+    """RFC 8839 §5.4: ufrag 4-256 and pwd 22-256 ice-chars (ALPHA / DIGIT / + /)."""
+    assert credential_problem("ufrag", "abcd") is None
+    assert credential_problem("ufrag", "A+/9" * 64) is None  # 256
+    assert credential_problem("pwd", "p" * 22) is None
+    assert credential_problem("ufrag", "abc") == "has 3 characters; RFC 8839 requires 4-256"
+    assert credential_problem("pwd", "p" * 21) == "has 21 characters; RFC 8839 requires 22-256"
+    assert credential_problem("pwd", "p" * 257) == "has 257 characters; RFC 8839 requires 22-256"
+    for bad in ("ab:cd", "ab-cd", "abc\u0661", "abcé", "ab cd"):
+        assert credential_problem("ufrag", bad) == "has characters outside A-Z a-z 0-9 + /"
 
 
 # --- binding and moving -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import sfu
-from sfu.dtls import Certificate
+from sfu.certificate import Certificate
 
 from .peerclient import AUDIO_LEVEL_ID, PeerClient
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.dtls import Certificate, DtlsEndpoint
+from sfu.certificate import Certificate
+from sfu.dtls import DtlsEndpoint
 from sfu.srtp import PROFILES, SrtpError, SrtpKeys, SrtpSession
 
 GCM = "AEAD_AES_128_GCM"
@@ -204,3 +205,19 @@ def test_unprotect_of_rtp_shaped_bytes_raises_only_srtp_error(header, body):
     for session in _shared.values():
         with pytest.raises(SrtpError):
             session.unprotect(packet)
+
+
+def test_a_fast_path_callable_keeps_its_libsrtp_context_alive() -> None:
+    """Holding only ``session.unprotect`` (as a hot path does) must not free the context."""
+    import gc
+
+    keys = SrtpKeys(
+        "AEAD_AES_128_GCM", bytes(16), bytes(12), bytes(range(16)), bytes(range(12))
+    )
+    sender = SrtpSession(keys.mirrored())
+    receiver = SrtpSession(keys)
+    unprotect = receiver.unprotect
+    del receiver
+    gc.collect()
+    packet = bytes([0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"audio"
+    assert unprotect(sender.protect(packet)) == packet

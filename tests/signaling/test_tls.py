@@ -1,5 +1,5 @@
-"""HTTPS/WSS: the self-signed certificate cache, serving over TLS, SIGHUP reload, the plain-HTTP
-warning, and the WebSocket Origin check (a foreign page is refused).
+"""HTTPS/WSS: the self-signed certificate cache and the WebSocket Origin check (a foreign page
+is refused). Serving over TLS and SIGHUP reload are ``walkie serve``'s: tests/walkie.
 """
 
 from __future__ import annotations
@@ -7,18 +7,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import json
-import os
-import re
-import signal
-import socket
 import ssl
 import stat
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
-from signaling import cli, tls
+from signaling import tls
 from signaling.origin import OriginError, OriginPolicy, format_origin, parse_host, parse_origin
+from tests.ws_status import ws_status
 
-REPO = Path(__file__).resolve().parents[2]
 UTC = datetime.timezone.utc
 
 
@@ -100,28 +88,16 @@ def test_origin_policy() -> None:
         OriginPolicy(["intranet.example.org"])
 
 
-async def _ws_status(url: str, origin: str | None, **kwargs: object) -> int:
-    """101 when the handshake succeeds (and a join works), else the HTTP status."""
-    headers = {"Origin": origin} if origin else {}
-    try:
-        async with connect(url, additional_headers=headers, open_timeout=5, **kwargs) as ws:
-            await ws.send(json.dumps({"type": "ping"}))
-            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong"}
-            return 101
-    except InvalidStatus as exc:
-        return exc.response.status_code
-
-
 async def test_a_foreign_origin_is_refused(make_server, caplog) -> None:
     server = await make_server(allowed_origins=("https://intranet.example.org",))
     host, port = server.address
     url = f"ws://{host}:{port}/ws"
-    assert await _ws_status(url, "http://evil.example") == 403
+    assert await ws_status(url, "http://evil.example") == 403
     assert "refused a WebSocket from origin 'http://evil.example'" in caplog.text
-    assert await _ws_status(url, f"http://{host}:{port}") == 101  # the page's own origin
-    assert await _ws_status(url, "https://intranet.example.org") == 101  # --allowed-origin
-    assert await _ws_status(url, None) == 101  # not a browser: no Origin
-    assert await _ws_status(url, "null") == 403
+    assert await ws_status(url, f"http://{host}:{port}") == 101  # the page's own origin
+    assert await ws_status(url, "https://intranet.example.org") == 101  # --allowed-origin
+    assert await ws_status(url, None) == 101  # not a browser: no Origin
+    assert await ws_status(url, "null") == 403
 
 
 async def test_two_origin_headers_are_refused(make_server) -> None:
@@ -142,20 +118,8 @@ async def test_refusals_are_logged_sparingly(make_server, caplog) -> None:
     server = await make_server()
     host, port = server.address
     for _ in range(5):
-        assert await _ws_status(f"ws://{host}:{port}/ws", "http://evil.example") == 403
+        assert await ws_status(f"ws://{host}:{port}/ws", "http://evil.example") == 403
     assert caplog.text.count("refused a WebSocket") == 1
-
-
-def test_a_bad_allowed_origin_stops_the_start() -> None:
-    with pytest.raises(ValueError, match="http:// or https://"):
-        settings("--allowed-origin", "intranet.example.org")
-    s = settings("--allowed-origin", "https://a.example", "--allowed-origin", "http://b:8080")
-    assert s["allowed_origins"] == ("https://a.example", "http://b:8080")
-
-
-def test_allowed_origin_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALKIE_ALLOWED_ORIGIN", "https://a.example,https://b.example")
-    assert settings()["allowed_origins"] == ("https://a.example", "https://b.example")
 
 
 # -- the self-signed certificate -----------------------------------------------------------------
@@ -233,159 +197,3 @@ def test_read_certificate_raises_only_its_own_error(data: bytes) -> None:
             tls.read_certificate(blob)
         except tls.CertificateError:
             pass
-
-
-# -- the command line and the running server ----------------------------------------------------
-
-def settings(*argv: str) -> dict[str, object]:
-    return cli._settings(cli.build_parser().parse_args(["serve", *argv]))
-
-
-def test_tls_flags() -> None:
-    s = settings("--cert", "c.pem", "--key", "k.pem")
-    assert (s["tls_cert"], s["tls_key"]) == ("c.pem", "k.pem")
-    s = settings("--self-signed", "--cert-dir", "/tmp/x")
-    assert s["self_signed"] is True and s["cert_dir"] == "/tmp/x"
-    with pytest.raises(ValueError, match="exclude each other"):
-        settings("--self-signed", "--cert", "c.pem", "--key", "k.pem")
-    with pytest.raises(ValueError, match="go together"):
-        settings("--cert", "c.pem")
-
-
-class Serve:
-    """``python -m signaling serve`` as a subprocess; output goes to files we can read."""
-
-    def __init__(self, tmp: Path, *argv: str) -> None:
-        self.out_path = tmp / f"out-{time.monotonic_ns()}.txt"
-        self.err_path = self.out_path.with_suffix(".err")
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "signaling", "serve", "--port", "0",
-                 "--udp-port", "0", *argv],
-                cwd=REPO, stdout=out, stderr=err,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
-            )
-        self.url = self._wait_for(r"open (https?://[^/\s]+)/").group(1)
-
-    def _wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.output())
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern!r} not in the output:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.out_path.read_text() + self.err_path.read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout=5)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
-    started: list[Serve] = []
-
-    def make(*argv: str) -> Serve:
-        s = Serve(tmp_path, *argv)
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()
-
-
-def _served_fingerprint(url: str) -> str:
-    """The SHA-256 fingerprint of the certificate the server presents."""
-    host, port = url.removeprefix("https://").rsplit(":", 1)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((host, int(port)), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as conn:
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def test_self_signed_serves_https_and_wss(serve, tmp_path: Path) -> None:
-    cert_dir = tmp_path / "tls"
-    server = serve("--self-signed", "--cert-dir", str(cert_dir))
-    assert server.url.startswith("https://127.0.0.1:")
-    printed = server._wait_for(r"SHA-256 ([0-9A-F:]{95})").group(1)
-    assert printed == _served_fingerprint(server.url)
-    assert "self-signed certificate (made)" in server.output()
-    cert_path = cert_dir / tls.CERT_FILE
-    assert str(cert_path) in server.output()
-    # A client that trusts exactly this certificate gets the page and a WSS session.
-    trusted = ssl.create_default_context(cafile=str(cert_path))
-    with urllib.request.urlopen(server.url + "/healthz", context=trusted, timeout=5) as resp:
-        assert json.loads(resp.read())["status"] == "ok"
-    wss = server.url.replace("https://", "wss://") + "/ws"
-    assert asyncio.run(_ws_status(wss, server.url, ssl=trusted)) == 101
-    assert asyncio.run(_ws_status(wss, "https://evil.example", ssl=trusted)) == 403
-    assert server.stop() == 0
-    # The next start reuses it: devices that accepted it are not asked again.
-    again = serve("--self-signed", "--cert-dir", str(cert_dir))
-    assert "self-signed certificate (reused)" in again._wait_for("reused").string
-    assert _served_fingerprint(again.url) == printed
-
-
-def test_sighup_reloads_the_certificate(serve, tmp_path: Path) -> None:
-    first = tls.ensure_self_signed(tmp_path / "a", ["127.0.0.1"])
-    live_cert, live_key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    live_cert.write_bytes(first.cert_path.read_bytes())
-    live_key.write_bytes(first.key_path.read_bytes())
-    server = serve("--cert", str(live_cert), "--key", str(live_key))
-    assert _served_fingerprint(server.url) == first.fingerprint
-    assert "SIGHUP reloads it" in server.output()
-    # A renewal: new files in place, then SIGHUP (what certbot's deploy hook does).
-    second = tls.ensure_self_signed(tmp_path / "b", ["127.0.0.1"])
-    live_cert.write_bytes(second.cert_path.read_bytes())
-    live_key.write_bytes(second.key_path.read_bytes())
-    server.proc.send_signal(signal.SIGHUP)
-    server._wait_for("reloaded the TLS certificate")
-    assert _served_fingerprint(server.url) == second.fingerprint
-    # A broken file does not take the server down: it keeps the certificate it has.
-    live_cert.write_text("broken")
-    server.proc.send_signal(signal.SIGHUP)
-    server._wait_for("certificate reload failed")
-    assert _served_fingerprint(server.url) == second.fingerprint
-    assert server.stop() == 0
-
-
-def test_sighup_without_tls_does_not_stop_the_server(serve) -> None:
-    server = serve()
-    server.proc.send_signal(signal.SIGHUP)  # `systemctl reload` on a plain-HTTP setup
-    server._wait_for("no certificate to reload")
-    assert server.proc.poll() is None
-    assert server.stop() == 0
-
-
-def test_plain_http_on_a_lan_address_warns(serve) -> None:
-    server = serve("--host", "0.0.0.0", "--udp-host", "127.0.0.1")
-    warning = server._wait_for(r"WARNING: plain HTTP on 0\.0\.0\.0[^\n]*").group(0)
-    assert "refuse the microphone" in warning and "--self-signed" in warning
-    local = serve()  # 127.0.0.1: browsers allow the mic on localhost, no warning
-    assert "WARNING" not in local.output()
-
-
-def test_a_missing_certificate_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "signaling", "serve", "--port", "0", "--udp-port", "0",
-         "--cert", str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.key")],
-        cwd=REPO, capture_output=True, text=True, timeout=20,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == 1
-    assert "cannot start" in result.stderr and "Traceback" not in result.stderr

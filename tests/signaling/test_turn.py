@@ -7,22 +7,14 @@ the shared secret shows up in no message and no log line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.asyncio.client import connect
 
-from signaling import cli
 from signaling.turn import (
     IceUrl,
     TurnConfig,
@@ -31,8 +23,6 @@ from signaling.turn import (
     parse_ice_url,
     turn_credential,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 # -- URL parsing (RFC 7064 / RFC 7065) -----------------------------------------------------
@@ -195,132 +185,3 @@ async def test_secret_is_in_no_message_and_no_log_line(make_server, client_facto
     await client.ping()
     assert client.seen and all(SECRET not in json.dumps(m) for m in client.seen)
     assert caplog.records and SECRET not in caplog.text
-
-
-# -- the command line --------------------------------------------------------------------------
-
-def settings(*argv: str) -> dict[str, object]:
-    return cli._settings(cli.build_parser().parse_args(["serve", *argv]))
-
-
-def test_turn_flags() -> None:
-    s = settings("--turn-url", "turn:t.example:3478", "--turn-url",
-                 "turns:t.example:5349?transport=tcp", "--stun-url", "stun:t.example:3478",
-                 "--turn-secret", "k", "--turn-ttl", "600", "--force-relay")
-    assert s["turn_urls"] == ("turn:t.example:3478", "turns:t.example:5349?transport=tcp")
-    assert s["stun_urls"] == ("stun:t.example:3478",)
-    assert s["turn_secret"] == "k" and s["turn_ttl"] == 600 and s["force_relay"] is True
-    assert settings()["force_relay"] is False and settings()["turn_ttl"] == 3600
-
-
-def test_turn_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("WALKIE_TURN_URL", "turn:t.example:3478")
-    monkeypatch.setenv("WALKIE_STUN_URL", "stun:a.example, stun:b.example")
-    monkeypatch.setenv("WALKIE_TURN_TTL", "900")
-    monkeypatch.setenv("WALKIE_FORCE_RELAY", "1")
-    secret_file = tmp_path / "turn-secret"
-    secret_file.write_text("from-a-file\n")
-    monkeypatch.setenv("WALKIE_TURN_SECRET_FILE", str(secret_file))
-    s = settings()
-    assert s["stun_urls"] == ("stun:a.example", "stun:b.example")
-    assert s["turn_secret"] == "from-a-file"  # the trailing newline of `echo > file` is gone
-    assert s["turn_ttl"] == 900 and s["force_relay"] is True
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--turn-url", "turn://t.example"], "no '//'"),
-        (["--stun-url", "turn:t.example", "--turn-secret", "k"], "--stun-url takes stun:"),
-        (["--turn-secret", "k"], "needs at least one --turn-url"),
-        (["--turn-url", "turn:t", "--turn-secret", "k", "--turn-ttl", "10"], "--turn-ttl"),
-        (["--turn-url", "turn:t", "--turn-secret", "k", "--turn-ttl", "9999999"], "--turn-ttl"),
-        (["--force-relay"], "--force-relay needs a turn: URL"),
-        (["--force-relay", "--stun-url", "stun:t"], "--force-relay needs a turn: URL"),
-        (["--turn-url", "turn:t", "--turn-secret", "k", "--turn-secret-file", "/nonexistent"],
-         "exclude each other"),
-        (["--turn-url", "turn:t", "--turn-secret-file", "/nonexistent/secret"], "cannot read"),
-    ],
-)
-def test_turn_contradictions_are_refused(argv: list[str], message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        settings(*argv)
-
-
-def test_empty_secret_file_is_refused(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.write_text("\n")
-    with pytest.raises(ValueError, match="is empty"):
-        settings("--turn-url", "turn:t", "--turn-secret-file", str(empty))
-
-
-def test_main_refuses_turn_urls_without_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["serve", "--turn-url", "turn:t.example:3478"]) == 2
-    assert "need the TURN secret" in capsys.readouterr().err
-
-
-def test_serve_prints_ice_servers_but_never_the_secret(tmp_path: Path) -> None:
-    """The whole process, debug logs on, a WebSocket client joining: no trace of the secret."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WALKIE_TURN_SECRET": SECRET}
-    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "signaling", "serve", "--port", "0", "--udp-port",
-             "0", "--turn-url", "turn:127.0.0.1:3478", "--force-relay", "--log-level",
-             "debug"],
-            cwd=REPO, stdout=out, stderr=err, env=env,
-        )
-    try:
-        url = _wait_for_url(out_path, proc)
-
-        async def join() -> dict[str, object]:
-            async with connect(url.replace("http://", "ws://") + "ws") as ws:
-                await ws.send(json.dumps({"type": "join", "room": "r", "name": "Ann"}))
-                return json.loads(await ws.recv())
-
-        joined = asyncio.run(join())
-        assert joined["type"] == "joined" and joined["ice_transport_policy"] == "relay"
-        assert SECRET not in json.dumps(joined)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    output = out_path.read_text() + err_path.read_text()
-    assert "ICE servers for browsers: turn:127.0.0.1:3478" in output
-    assert "relay forced" in output
-    assert "joined room r" in output  # the debug log did run
-    assert SECRET not in output
-
-
-def _wait_for_url(out_path: Path, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        match = re.search(r"open (https?://[^/\s]+/)", out_path.read_text())
-        if match:
-            return match.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"server did not start: {out_path.read_text()}")
-
-
-def test_sample_walkie_env_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/deploy/walkie.env, as shipped (plus the commented lines), is valid for serve."""
-    sample = (REPO / "docs" / "deploy" / "walkie.env").read_text()
-    names = set()
-    for line in sample.splitlines():
-        line = line.lstrip("#")
-        if re.fullmatch(r"WALKIE_[A-Z_]+=\S*", line):
-            name, _, value = line.partition("=")
-            monkeypatch.setenv(name, value)
-            names.add(name)
-    assert {"WALKIE_TURN_URL", "WALKIE_TURN_SECRET", "WALKIE_FORCE_RELAY",
-            "WALKIE_ANNOUNCED_IP", "WALKIE_ALLOWED_ORIGIN", "WALKIE_TLS_CERT"} <= names
-    s = settings()
-    assert s["host"] == "0.0.0.0" and s["port"] == 443 and s["udp_port"] == 40000
-    assert s["tls_cert"] == "/etc/walkie/tls/fullchain.pem"
-    assert s["turn_urls"] == ("turn:walkie.example.org:3478?transport=udp",
-                              "turn:walkie.example.org:3478?transport=tcp",
-                              "turns:walkie.example.org:5349?transport=tcp")
-    assert s["force_relay"] is True and s["announced_ip"] == "203.0.113.10"
-    config = cli._turn_config(**{k: s[k] for k in cli._TURN_KEYS})
-    assert config is not None and config.has_turn

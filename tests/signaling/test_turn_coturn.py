@@ -6,8 +6,8 @@ credentials. With the secret coturn knows, the allocation succeeds; with another
 answers 401. This proves the HMAC scheme matches coturn's, not just our own idea of it.
 
 :class:`Coturn` is also used by tests/browser/test_turn_relay.py: it starts ``turnserver`` on
-127.0.0.1 with free ports (recipe of /work/shared/TESTING.md), waits until its TCP listener
-answers, and stops it by PID.
+127.0.0.1 with free ports, waits until its TCP listener answers (coturn listens on TCP as
+well as UDP), and stops it by PID.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Coturn:
 
     def __init__(self, workdir: Path, secret: str, config: Path | None = None) -> None:
         """``config``: a turnserver.conf to read (its secret must be ``secret``); without
-        one, the TESTING.md command line (use-auth-secret, ``secret``, realm walkie.test)."""
+        one, a command line with use-auth-secret, ``secret`` and realm walkie.test."""
         self.secret = secret
         self.port = _free_tcp_udp_port()
         self.relay_range = _free_relay_range()

@@ -106,7 +106,7 @@ async def _health(server: Server) -> dict[str, Any]:
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # aioice leaves loopback out when it gathers; this test's namespace has nothing else.
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-    started = start_server(tmp_path)  # `python -m signaling serve`: one media worker process
+    started = start_server(tmp_path)  # `python -m walkie serve`: one media worker process
     yield started
     started.stop()
 

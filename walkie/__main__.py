@@ -1,4 +1,4 @@
-"""``python -m signaling ...`` is the same as the ``walkie`` command."""
+"""``python -m walkie ...`` is the same as the ``walkie`` command."""
 
 from __future__ import annotations
 

@@ -1,0 +1,341 @@
+"""Every ``walkie serve`` setting, defined and validated once.
+
+The :class:`Config` dataclass *is* the table: each field is one setting, and its name gives
+the flag (``max_users`` -> ``--max-users``) and the environment variable (``WALKIE_MAX_USERS``).
+The field's metadata holds the rest: the parser that turns text into the typed value (and
+refuses bad text), the help line, and any extra spelling of the flag. From that one table come
+the command line (:func:`add_arguments`), the environment lookup and the frozen, typed value
+that :mod:`walkie.serve` runs from (:func:`from_arguments`). A new setting is one new field.
+
+Precedence: a flag beats its variable, which beats the default. An empty variable counts as
+unset, so a systemd ``EnvironmentFile`` line such as ``WALKIE_TURN_URL=`` changes nothing.
+Repeatable flags (``--turn-url``) read a comma-separated variable.
+
+Validation happens before anything starts and ends in one :class:`ConfigError` line: first
+each value on its own (its parser, naming the flag or variable the text came from), then the
+rules between settings (:func:`_checked`), then the library configs' own checks
+(``sfu.RouterConfig``, ``signaling.turn.TurnConfig``), built from the result exactly as the
+server will build them.
+
+Defaults come from the library configs wherever a setting is also a library knob
+(``signaling.server.ServerConfig``, ``sfu.RouterConfig``, ``signaling.turn.TurnConfig``);
+only what exists for the command line alone (workers, log level, TLS files...) has its
+default written here. Why that direction and not library configs built from this table:
+``sfu`` and ``signaling`` are libraries usable without walkie (README.md embeds ``sfu``), so
+their defaults must stand on their own; ``walkie`` is the layer that depends on them, and
+reading their defaults means an embedder and ``walkie serve`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sfu import RouterConfig
+from signaling.server import ServerConfig
+from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
+
+from .addresses import WILDCARDS, primary_address
+from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, seconds,
+                      switch_word, whole)
+
+__all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
+           "env_name", "flag_name", "from_arguments", "load"]
+
+#: Every variable is this prefix plus the setting's name in capitals.
+ENV_PREFIX = "WALKIE_"
+#: Shortest ``--turn-ttl``: a browser may gather relay candidates seconds after the join.
+MIN_TURN_TTL = 60
+MAX_WORKERS = 256
+_KEY = "walkie.setting"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message is one line, naming the flag or variable."""
+
+
+# -- the table --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """How one :class:`Config` field is spelled, read and explained."""
+
+    name: str                          # the Config field
+    help: str
+    parse: Callable[[str], Any] | None  # None: a switch (the flag alone turns it on)
+    repeatable: bool = False           # the flag may be given again; the variable is a list
+    aliases: tuple[str, ...] = ()      # further spellings of the flag
+    shown_default: str | None = None   # for the help, when the default value does not say it
+    metavar: str | None = None
+    default: Any = None
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.name)
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as the help (and README.md's table) shows it; None: nothing to show."""
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.parse is None or self.repeatable or self.default is None:
+            return None
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = as_is, *,
+             repeatable: bool = False, aliases: tuple[str, ...] = (),
+             shown_default: str | None = None, metavar: str | None = None,
+             secret: bool = False) -> Any:
+    """One row of the table: a dataclass field carrying its :class:`Setting` (name added later)."""
+    spec = Setting("", help, parse, repeatable, aliases, shown_default, metavar, default)
+    return field(default=default, repr=not secret, metadata={_KEY: spec})
+
+
+def _switch(help: str) -> Any:
+    return _setting(False, help, None)
+
+
+def _each(help: str, parse: Callable[[str], str], metavar: str) -> Any:
+    return _setting((), help, parse, repeatable=True, metavar=metavar)
+
+
+def _library_default(config: type, name: str) -> Any:
+    """The default of a library config's field (slotted dataclasses have no class attribute)."""
+    return next(f.default for f in dataclasses.fields(config) if f.name == name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The settings of one ``walkie serve``, checked; see the module docstring."""
+
+    host: str = _setting(
+        _library_default(ServerConfig, "host"),
+        "HTTP/WebSocket bind address; localhost = 127.0.0.1, 0.0.0.0 for the LAN",
+        bind_address)
+    port: int = _setting(
+        _library_default(ServerConfig, "port"),
+        "HTTP/WebSocket port: the page, /ws and /healthz; 0 = ephemeral", whole(0, 65535))
+    udp_port: int = _setting(
+        _library_default(RouterConfig, "port"),
+        "media UDP port, 0 = ephemeral", whole(0, 65535))
+    udp_host: str | None = _setting(
+        None, "media UDP bind address", bind_address, shown_default="same as --host")
+    announced_ip: str | None = _setting(
+        None, "address browsers are told to send media to: the public IP behind NAT", ip_address,
+        shown_default="the UDP bind address, or this machine's primary address when binding "
+                      "0.0.0.0")
+    max_users: int = _setting(
+        _library_default(ServerConfig, "max_users"), "members per room", whole(1, 65535))
+    max_talk_time: float = _setting(
+        _library_default(ServerConfig, "max_talk_time"),
+        "seconds before the floor is revoked, 0 = unlimited", seconds)
+    no_queue: bool = _switch(
+        "deny floor requests while someone talks instead of queueing them")
+    turn_url: tuple[str, ...] = _each(
+        "TURN server for browsers, e.g. turn:turn.example.org:3478 or "
+        "turns:turn.example.org:5349?transport=tcp (repeatable; needs --turn-secret)",
+        ice_url, "URL")
+    stun_url: tuple[str, ...] = _each(
+        "STUN server for browsers, e.g. stun:turn.example.org:3478 (repeatable)",
+        ice_url, "URL")
+    turn_secret: str | None = _setting(
+        None, "coturn's static-auth-secret: each member gets short-lived TURN credentials "
+              "made from it; the secret never leaves the server. Prefer the variable or "
+              "--turn-secret-file: a command line is visible to every local user",
+        metavar="SECRET", secret=True)
+    turn_secret_file: str | None = _setting(
+        None, "read the TURN secret from FILE", metavar="FILE")
+    turn_ttl: int = _setting(
+        _library_default(TurnConfig, "ttl"),
+        "seconds a TURN credential can open new relays (relays already open keep working)",
+        whole(MIN_TURN_TTL, MAX_TTL, f"must be {MIN_TURN_TTL}..{MAX_TTL} seconds"),
+        metavar="SECONDS")
+    force_relay: bool = _switch(
+        "browsers send media only through the TURN relay (iceTransportPolicy relay): hides "
+        "their addresses, proves the TURN path")
+    tls_cert: str | None = _setting(
+        None, "PEM certificate (chain): serve HTTPS/WSS on --port (browsers allow the "
+              "microphone only on https:// or localhost); SIGHUP reloads it",
+        aliases=("--cert",), metavar="FILE")
+    tls_key: str | None = _setting(
+        None, "PEM private key for --cert", aliases=("--key",), metavar="FILE")
+    self_signed: bool = _switch(
+        "serve HTTPS with a self-signed certificate for this machine's names and addresses, "
+        "made once and cached (LAN tests)")
+    cert_dir: str | None = _setting(
+        None, "where --self-signed keeps its certificate", metavar="DIR",
+        shown_default="$XDG_STATE_HOME/walkie/tls or ~/.local/state/walkie/tls")
+    allowed_origin: tuple[str, ...] = _each(
+        "also accept WebSockets from pages of ORIGIN, e.g. https://intranet.example.org "
+        "(repeatable; the server's own origin is always accepted)", origin, "ORIGIN")
+    workers: int = _setting(
+        1, "media worker processes, one per core, each owning whole rooms on its own UDP "
+           "port (--udp-port + i); one that dies is restarted on its port",
+        whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
+    max_connections_per_ip: int = _setting(
+        _library_default(ServerConfig, "max_connections_per_ip"),
+        "concurrent WebSockets from one address, 0 = unlimited (raise it behind a NAT that "
+        "many users share)", whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+    log_level: str = _setting(
+        "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
+
+    # -- what the settings mean for the libraries (the one place that maps them) ----------
+
+    @property
+    def media_host(self) -> str:
+        """The media plane's bind address."""
+        return self.udp_host or self.host
+
+    def router_config(self) -> RouterConfig:
+        """The media plane's config (worker ``i`` of ``--workers`` adds ``i`` to the port)."""
+        return RouterConfig(host=self.media_host, port=self.udp_port,
+                            announced_ip=self.announced_ip)
+
+    def turn_config(self) -> TurnConfig | None:
+        """The browsers' ICE servers, or None for none."""
+        urls = self.stun_url + self.turn_url
+        return TurnConfig(urls, self.turn_secret or None, self.turn_ttl) if urls else None
+
+    def server_config(self, tls: ssl.SSLContext | None = None) -> ServerConfig:
+        """The signaling server's config; ``tls`` serves HTTPS/WSS."""
+        return ServerConfig(
+            host=self.host,
+            port=self.port,
+            max_users=self.max_users,
+            max_talk_time=self.max_talk_time or None,
+            queue=not self.no_queue,
+            turn=self.turn_config(),
+            ssl=tls,
+            allowed_origins=self.allowed_origin,
+            force_relay=self.force_relay,
+            max_connections_per_ip=self.max_connections_per_ip,
+        )
+
+
+#: The table, in ``--help`` order.
+SETTINGS: tuple[Setting, ...] = tuple(
+    dataclasses.replace(f.metadata[_KEY], name=f.name) for f in dataclasses.fields(Config))
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+# -- reading flags and variables ----------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every setting's flag to ``parser``. Values stay text (None when absent): parsing
+    and checking happen in :func:`from_arguments`, the same way for flags and variables."""
+    for s in SETTINGS:
+        if s.parse is None:
+            kwargs: dict[str, Any] = {"action": "store_const", "const": "1"}
+        else:
+            kwargs = {"action": "append" if s.repeatable else "store", "metavar": s.metavar}
+        parser.add_argument(s.flag, *s.aliases, dest=s.name, default=None,
+                            help=_help(s).replace("%", "%%"), **kwargs)
+
+
+def _help(s: Setting) -> str:
+    shown = s.default_text
+    text = s.help + (f" (default: {shown})" if shown else "")
+    if s.parse is None:
+        return f"{text} [{s.env}=1]"
+    return f"{text} [{s.env}{', comma-separated' if s.repeatable else ''}]"
+
+
+def from_arguments(args: argparse.Namespace | Mapping[str, Any],
+                   environ: Mapping[str, str]) -> Config:
+    """The checked :class:`Config` from parsed flags (see :func:`add_arguments`) and the
+    environment; raises :class:`ConfigError`."""
+    given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        flag_value = given.get(s.name)
+        if flag_value is not None:
+            values[s.name] = _read(s, flag_value, s.flag)
+        elif environ.get(s.env):
+            values[s.name] = _read(s, environ[s.env], s.env)
+    return _checked(Config(**values))
+
+
+def load(argv: list[str], environ: Mapping[str, str]) -> Config:
+    """``walkie serve ARGV`` under ``environ``: the checked :class:`Config`."""
+    parser = argparse.ArgumentParser(prog="walkie serve")
+    add_arguments(parser)
+    return from_arguments(parser.parse_args(argv), environ)
+
+
+def _read(s: Setting, raw: str | list[str], source: str) -> Any:
+    """One setting's value from a flag's text (a list for a repeated flag) or a variable."""
+    try:
+        if s.parse is None:
+            return switch_word(str(raw))
+        if s.repeatable:
+            items = raw.split(",") if isinstance(raw, str) else raw
+            return tuple(s.parse(item.strip()) for item in items if item.strip())
+        text = str(raw)
+        return s.parse(text) if text or s.default is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"{source} {exc}") from None
+
+
+# -- rules between settings ---------------------------------------------------------------------
+
+def _checked(config: Config) -> Config:
+    """``config`` with the TURN secret read and the announced address found, or ConfigError."""
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together (also spelled --cert and --key)")
+    if config.self_signed and config.tls_cert:
+        raise ConfigError("--self-signed and --cert/--key exclude each other")
+    if any(parse_ice_url(u).is_turn for u in config.stun_url):
+        raise ConfigError("--stun-url takes stun: URLs; give turn: URLs to --turn-url")
+    secret = config.turn_secret
+    if config.turn_secret_file:
+        if secret:
+            raise ConfigError("--turn-secret and --turn-secret-file exclude each other")
+        secret = _read_secret(config.turn_secret_file)
+    if secret and not config.turn_url:
+        raise ConfigError("--turn-secret needs at least one --turn-url")
+    if config.force_relay and not any(parse_ice_url(u).is_turn for u in config.turn_url):
+        raise ConfigError("--force-relay needs a turn: URL in --turn-url (and --turn-secret)")
+    if config.udp_port and config.udp_port + config.workers - 1 > 65535:
+        raise ConfigError(f"--udp-port {config.udp_port} leaves no room for "
+                          f"{config.workers} workers")
+    announced = config.announced_ip
+    if announced is None and config.media_host in WILDCARDS:
+        announced = primary_address()
+        if announced is None:
+            raise ConfigError(
+                f"--udp-host {config.media_host} needs --announced-ip: browsers cannot send "
+                f"to {config.media_host} and no primary address could be found")
+    config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced)
+    try:  # the libraries' own checks, on exactly what the server will be given
+        config.router_config()
+        config.turn_config()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return config
+
+
+def _read_secret(path: str) -> str:
+    try:
+        secret = Path(path).read_text().strip()  # `echo secret > file` adds a newline
+    except OSError as exc:
+        raise ConfigError(f"cannot read --turn-secret-file: {exc.strerror}") from None
+    if not secret:
+        raise ConfigError("--turn-secret-file is empty")
+    return secret

@@ -1,0 +1,97 @@
+"""Parsers for setting values: text in, typed value out, or ``ValueError`` with a reason.
+
+The reason is written to follow the flag or variable the text came from, which
+:mod:`walkie.config` puts in front: ``--port`` + ``70000 is out of range``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable
+
+from signaling.origin import parse_origin
+from signaling.turn import parse_ice_url
+
+__all__ = ["LOG_LEVELS", "as_is", "bind_address", "ice_url", "ip_address", "log_level", "origin",
+           "seconds", "switch_word", "whole"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def as_is(text: str) -> str:
+    """Free text (a path, a secret)."""
+    return text
+
+
+def bind_address(text: str) -> str:
+    """An address to bind; ``localhost`` is 127.0.0.1 (what browsers treat as secure)."""
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return "127.0.0.1" if text == "localhost" else text
+
+
+def ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def whole(low: int, high: int | None = None, rule: str = "{value} is out of range"
+          ) -> Callable[[str], int]:
+    """A parser for whole numbers in ``low..high``; ``rule`` says what was wrong."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(rule.format(value=value))
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a number of seconds")
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def ice_url(text: str) -> str:
+    """A ``stun:``/``turn:`` URL, checked and kept as written."""
+    parse_ice_url(text)  # a typo here would only show as a browser with no relay
+    return text
+
+
+def origin(text: str) -> str:
+    """A web origin (``https://host[:port]``), checked and kept as written."""
+    parse_origin(text)
+    return text
+
+
+def log_level(text: str) -> str:
+    """One of :data:`LOG_LEVELS`, any case."""
+    if text.lower() not in LOG_LEVELS:
+        raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return text.lower()
+
+
+def switch_word(text: str) -> bool:
+    """A switch's variable: 1/true/yes/on or 0/false/no/off (any case)."""
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is neither 1/true/yes/on nor 0/false/no/off")

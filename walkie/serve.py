@@ -1,0 +1,191 @@
+"""``walkie serve``: run the media plane and the signaling server from a :class:`Config`.
+
+What happens around the two libraries: HTTPS (certificate files, or the cached self-signed
+one, and SIGHUP to re-read them), signals (SIGINT/SIGTERM stop cleanly), the lines that tell
+the operator where to point browsers, and a warning when other devices would be refused the
+microphone. Where media runs is decided in one place, :func:`start_media`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sfu
+from signaling import tls
+from signaling.server import SignalingServer
+from signaling.tls import CertificateError
+
+from .addresses import WILDCARDS, is_loopback, primary_address
+from .config import Config
+
+__all__ = ["run", "serve", "start_media"]
+
+log = logging.getLogger("walkie")
+
+#: What :func:`start_media` returns: the media plane API that signaling uses, plus the
+#: addresses and ``close()`` that running it needs.
+Media = sfu.Router | sfu.WorkerPool
+
+
+def run(config: Config) -> int:
+    """Log at ``config.log_level`` and serve until SIGINT/SIGTERM; the process exit status."""
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # websockets logs every plain HTTP response at INFO; that is noise next to ours.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        _run_loop(serve(config))
+    except (OSError, CertificateError) as exc:
+        print(f"walkie: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is a Linux-only dependency
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+async def start_media(config: Config) -> Media:
+    """The media plane for ``config``: ``--workers`` worker processes on consecutive UDP
+    ports (one by default), so that no signaling load can delay a packet and a crashed
+    worker is restarted. The only place that decides where media runs (embedders who want
+    it in-process use ``sfu.Router`` with ``signaling.server`` directly)."""
+    return await sfu.WorkerPool.start(config.workers, config.router_config())
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run media plane and signaling until SIGINT/SIGTERM (or ``stop`` is set).
+
+    SIGHUP re-reads the certificate files (e.g. after a Let's Encrypt renewal): new
+    connections get the new certificate, open ones are not touched. ``ready`` is set once
+    the start-up lines are printed.
+    """
+    https = _https(config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGHUP is always handled: `systemctl reload` must never kill a server by accident.
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set,
+                signal.SIGHUP: lambda: _reload_certificate(https)}
+    installed = []
+    for signum, handler in handlers.items():
+        try:
+            loop.add_signal_handler(signum, handler)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+
+    media = await start_media(config)
+    server = None
+    try:
+        server = await SignalingServer.start(config.server_config(https.context), media)
+        for line in _startup_lines(config, server, media, https):
+            print(line, flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if server is not None:
+            await server.close()
+        await media.close()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+@dataclass(frozen=True, slots=True)
+class _Https:
+    """The TLS side of the server: None everywhere for plain HTTP."""
+
+    context: ssl.SSLContext | None = None
+    cert: str | None = None
+    key: str | None = None
+    lines: tuple[str, ...] = ()  # what to tell the operator about the certificate
+
+
+def _https(config: Config) -> _Https:
+    """Load the certificate files, or make/reuse the self-signed certificate."""
+    if config.self_signed:
+        names = tls.local_names(config.host, config.announced_ip, config.media_host,
+                                primary_address())
+        directory = Path(config.cert_dir) if config.cert_dir else tls.default_cert_dir()
+        info = tls.ensure_self_signed(directory, names)
+        cert, key = str(info.cert_path), str(info.key_path)
+        return _Https(tls.server_context(cert, key), cert, key, _self_signed_lines(info))
+    if config.tls_cert and config.tls_key:
+        context = tls.server_context(config.tls_cert, config.tls_key)
+        _, covered, not_after = tls.describe(config.tls_cert)
+        line = (f"walkie: TLS certificate {config.tls_cert} for {', '.join(covered)}"
+                f" (valid until {not_after:%Y-%m-%d}; SIGHUP reloads it)")
+        return _Https(context, config.tls_cert, config.tls_key, (line,))
+    return _Https()
+
+
+def _startup_lines(config: Config, server: SignalingServer, media: Media,
+                   https: _Https) -> list[str]:
+    """The URL to open, where media goes, the certificate, ICE servers and origins."""
+    ports = [port for _, port in getattr(media, "addresses", [media.address])]
+    udp = f"{media.address[0]}:{ports[0]}"
+    if len(ports) > 1:
+        udp += f"-{ports[-1]}" if ports == list(range(ports[0], ports[-1] + 1)) else (
+            "," + ",".join(map(str, ports[1:])))
+        udp += f" ({len(ports)} workers)"
+    url = server.url
+    if config.host in WILDCARDS:
+        # Nobody can open http://0.0.0.0/: show the address browsers are given for media.
+        scheme = "https" if https.context else "http"
+        url = f"{scheme}://{media.announced_ip}:{server.address[1]}/"
+    lines = [f"walkie: open {url}  (media: udp {udp}, announced as {media.announced_ip})",
+             *https.lines]
+    if https.context is None and not is_loopback(config.host):
+        lines.append(f"walkie: WARNING: plain HTTP on {config.host}: browsers on other "
+                     "devices will refuse the microphone (they allow it only on https:// "
+                     "pages and localhost). Use --cert/--key, or --self-signed for a LAN test.")
+    turn = server.config.turn
+    if turn is not None:
+        relay = "; relay forced" if config.force_relay else ""
+        lines.append(f"walkie: ICE servers for browsers: {', '.join(turn.urls)} "
+                     f"(TURN credentials valid {turn.ttl} s{relay})")
+    if server.origins.allowed:
+        lines.append(f"walkie: WebSockets accepted from this server's pages and from "
+                     f"{', '.join(server.origins.allowed)}")
+    return lines
+
+
+def _self_signed_lines(info: tls.CertInfo) -> tuple[str, ...]:
+    state = "made" if info.created else "reused"
+    return (
+        f"walkie: self-signed certificate ({state}) for {', '.join(info.names)}",
+        f"walkie:   SHA-256 {info.fingerprint}",
+        f"walkie:   {info.cert_path} (valid until {info.not_after:%Y-%m-%d})",
+        "walkie:   each browser warns once: check that the certificate it shows has this "
+        "SHA-256 fingerprint, then proceed; or install the file as trusted "
+        "(docs/DEPLOY.md, \"LAN test\")",
+    )
+
+
+def _reload_certificate(https: _Https) -> None:
+    """SIGHUP: load the certificate files again; on any error keep serving the old one."""
+    if https.context is None or https.cert is None:
+        log.info("SIGHUP: plain HTTP, no certificate to reload")
+        return
+    try:
+        https.context.load_cert_chain(https.cert, https.key)
+        fingerprint = tls.describe(https.cert)[0]
+    except (OSError, ValueError) as exc:
+        log.error("certificate reload failed, still serving the old one: %s", exc)
+        return
+    log.info("reloaded the TLS certificate %s (SHA-256 %s)", https.cert, fingerprint)

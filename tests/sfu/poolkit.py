@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import os
 import re
+import select
 import signal
 import socket
-import time
 from collections.abc import Callable, Iterator
 
 from sfu.pool import WorkerPool
@@ -98,18 +98,19 @@ def close(*clients: PeerClient) -> None:
 def kill_and_take_port(pid: int | None, port: int) -> socket.socket:
     """SIGKILL a worker and bind its UDP port before the pool can start a replacement.
 
-    This blocks the event loop (so the pool cannot react) until the process is a zombie,
-    which means its sockets are closed, then binds the port: every restart will fail.
+    This blocks the event loop (so the pool cannot react) until the whole process has exited
+    (its pidfd is readable: all its threads are gone, so are its sockets; /proc's "Z" comes
+    earlier, while other threads may still hold them), then binds the port: every restart
+    will fail.
     """
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while True:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        assert time.monotonic() < deadline, "the killed worker did not exit"
-        time.sleep(0.001)
+    pidfd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        readable, _, _ = select.select([pidfd], [], [], 10)
+        assert readable, "the killed worker did not exit"
+    finally:
+        os.close(pidfd)
     thief = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     thief.bind(("127.0.0.1", port))
     return thief

@@ -34,7 +34,7 @@ from .room import Room
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
 from .srtp import SrtpError
-from .transmit import Destination, TransmitQueue
+from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
 
@@ -139,7 +139,7 @@ class MediaCore:
             raise OfferError("the media worker is shutting down")
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
-        room = self._rooms.get(room_id) or Room(room_id)
+        room = self._rooms.get(room_id) or Room(room_id, self._rng)
         try:
             setup = local_setup_for(selection.setup)
             role = dtls_role(setup)
@@ -273,6 +273,9 @@ class MediaCore:
         except RtpError:
             peer.rtp_errors += 1
             return
+        if end - start > MAX_PAYLOAD:  # no Opus packet is this long: it cannot be forwarded
+            peer.rtp_errors += 1
+            return
         peer.rtp_received += 1
         peer.track_uplink(ssrc, seq, ts, now)
         room = peer.room
@@ -293,8 +296,14 @@ class MediaCore:
         payload: bytes,
         arrival: float,
     ) -> None:
+        """One talker packet to every listener: numbered once, protected per listener."""
         talker.rtp_forwarded_in += 1
-        sent = self.transmits.fan_out(room.routes, talker, ssrc, seq, ts, level, payload, arrival)
+        talker.octets_forwarded_in += len(payload)
+        talker.seq_skip += 1  # its own packet never goes back to it: no gap in its downlink
+        marker, out_seq, out_ts = room.stream.next(ssrc, seq, ts, arrival, len(payload))
+        if marker:
+            room.on_burst(ssrc)
+        sent = self.transmits.fan_out(room.routes, talker, marker, out_seq, out_ts, level, payload)
         room.packets_forwarded += sent
         self.packets_forwarded += sent
 

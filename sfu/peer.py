@@ -1,7 +1,7 @@
 """One browser's transport as the media core sees it: ICE, DTLS, SRTP and RTCP, glued.
 
 A :class:`Peer` owns the sans-IO protocol objects of one member (ICE-lite session, DTLS
-endpoint, SRTP session, uplink reception statistics, downlink rewriter, pre-roll buffer) and
+endpoint, SRTP session, RTCP reports, downlink header, pre-roll buffer) and
 answers the core in the core's terms: "here is a Binding request", "here is a DTLS
 datagram", "it is now T", each returning the datagrams to send, plus a few facts (is media
 up? was it lost, and why? when must I be woken next?). Nothing outside reaches into those
@@ -17,27 +17,14 @@ import math
 import random
 import secrets
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .certificate import Certificate
 from .dtls import DtlsEndpoint
 from .ice import IceLiteSession
-from .rtcp import (
-    Bye,
-    ReceiverReport,
-    ReceptionStats,
-    ReportBlock,
-    RtcpError,
-    SenderReport,
-    build_receiver_report,
-    build_sdes_cname,
-    build_sender_report,
-    ntp_timestamp,
-    parse_rtcp,
-    round_trip_time,
-)
-from .rtp import DownlinkRewriter
+from .reports import RtcpReports
+from .rewriter import DownlinkStream, ListenerHeader
+from .rtcp import RtcpError
 from .sdp import AudioSelection
 from .srtp import SrtpError, SrtpSession
 from .transmit import Destination
@@ -47,31 +34,17 @@ if TYPE_CHECKING:
 
     from .room import Room, Route
 
-__all__ = ["DownlinkQuality", "Peer", "PREROLL_SECONDS", "PREROLL_MAX_PACKETS"]
+__all__ = ["Peer", "PREROLL_SECONDS", "PREROLL_MAX_PACKETS"]
 
 #: How far back a non-speaker's packets are kept, so that a granted talker's first syllable,
 #: sent while the floor request was in flight, is not lost.
 PREROLL_SECONDS = 0.3
 #: 20 ms Opus frames: 300 ms is 15 packets; keep a margin for 10 ms packetisation.
 PREROLL_MAX_PACKETS = 32
-#: RFC 3550 §6.2: one compound report per ~1 s for a two-party session; randomised in
-#: [0.5, 1.5] x the interval (§6.3.5) so that peers do not report in lockstep.
-RTCP_INTERVAL = 1.0
-
 #: Pre-roll entry: (arrival, src_ssrc, seq, timestamp, level, payload).
 PrerollEntry = tuple[float, int, int, int, int, bytes]
 
 _NEVER = math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class DownlinkQuality:
-    """What the listener's own receiver reports say about the stream we send it."""
-
-    fraction_lost: float
-    packets_lost: int
-    jitter_ms: float
-    rtt_ms: float | None
 
 
 class Peer:
@@ -85,30 +58,30 @@ class Peer:
     __slots__ = (
         "peer_id",
         "room",
-        "cname",
         "ice",
         "dtls",
         "srtp",
         "destination",
         "unprotect",
-        "rewriter",
+        "header",
         "audio_level_id",
         "sends_audio",
         "receives_audio",
-        "uplink_ssrc",
-        "uplink_stats",
+        "rtcp",
+        "track_uplink",
         "preroll",
         "created",
         "connected_at",
-        "next_rtcp",
-        "downlink",
         "loss",
         "scheduled",
         "consent_timeout",
-        "_rng",
         # counters
         "rtp_received",
         "rtp_forwarded_in",
+        "octets_forwarded_in",
+        "seq_skip",
+        "_heard",
+        "_listening_since",
         "rtp_dropped_not_speaker",
         "srtp_errors",
         "rtp_errors",
@@ -134,7 +107,6 @@ class Peer:
     ) -> None:
         self.peer_id = peer_id
         self.room = room
-        self.cname = f"walkie-{secrets.token_hex(4)}"
         self.ice = IceLiteSession(
             selection.ice_ufrag, selection.ice_pwd, consent_timeout=consent_timeout, created=now
         )
@@ -150,7 +122,8 @@ class Peer:
         self.destination: Destination | None = None
         #: ``unprotect(srtp) -> rtp`` once connected, else None (hot path: one attribute load)
         self.unprotect: Callable[[bytes], bytes] | None = None
-        self.rewriter = DownlinkRewriter(
+        #: this peer's downlink header: its own SSRC, payload type and extension ids
+        self.header = ListenerHeader(
             rng.getrandbits(32) or 1,
             selection.opus_pt,
             selection.audio_level_id,
@@ -160,21 +133,26 @@ class Peer:
         self.audio_level_id = selection.audio_level_id or 0
         self.sends_audio = selection.direction in ("sendrecv", "sendonly")
         self.receives_audio = selection.direction in ("sendrecv", "recvonly")
-        self.uplink_ssrc: int | None = None
-        self.uplink_stats: ReceptionStats | None = None
+        #: RTCP in and out (sfu/reports.py); ``track_uplink`` is its per-packet entry
+        self.rtcp = RtcpReports(self.header.ssrc, f"walkie-{secrets.token_hex(4)}", rng)
+        self.track_uplink = self.rtcp.track_uplink
         self.preroll: deque[PrerollEntry] = deque(maxlen=PREROLL_MAX_PACKETS)
         self.created = now
         self.connected_at: float | None = None
-        self.next_rtcp = _NEVER
-        self.downlink: DownlinkQuality | None = None
         #: (event kind, reason) once this peer must be dropped; None while it is alive
         self.loss: tuple[str, str] | None = None
         #: the deadline this peer is filed under in the core's timer heap
         self.scheduled = _NEVER
         self.consent_timeout = consent_timeout
-        self._rng = rng
         self.rtp_received = 0
         self.rtp_forwarded_in = 0
+        self.octets_forwarded_in = 0
+        #: room-stream packets this peer never received because it was their talker: its
+        #: downlink numbers them out, so its sequence stays gapless (sfu/rewriter.py)
+        self.seq_skip = 0
+        # What the room's stream carried while this peer listened (see downlink_sent).
+        self._heard = (0, 0)
+        self._listening_since: tuple[int, int] | None = None
         self.rtp_dropped_not_speaker = 0
         self.srtp_errors = 0
         self.rtp_errors = 0
@@ -195,9 +173,13 @@ class Peer:
         return self.ice.local_pwd
 
     @property
+    def cname(self) -> str:
+        return self.rtcp.cname
+
+    @property
     def local_ssrc(self) -> int:
         """The SSRC of this peer's downlink: also our sender SSRC in RTCP to this peer."""
-        return self.rewriter.ssrc
+        return self.header.ssrc
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -211,7 +193,39 @@ class Peer:
         """What the fan-out needs to send this peer the room's audio, or None if it cannot."""
         if self.srtp is None or self.destination is None or not self.receives_audio:
             return None
-        return (self, self.rewriter.header, self.srtp.protect_context, self.destination)
+        h = self.header
+        return (self, h.plain, h.leveled, h.level_pos, h.payload_type,
+                self.srtp.protect_context, self.destination)
+
+    def listen(self, stream: DownlinkStream, listening: bool) -> None:
+        """The room's routes were rebuilt: this peer now does (or does not) get its stream.
+
+        The fan-out keeps no per-listener counters; what a listener was sent is what the
+        room's stream carried while it listened, minus its own talk (never sent back).
+        """
+        since = self._listening_since
+        if listening:
+            if since is None:
+                self._listening_since = (stream.packets, stream.octets)
+                if stream.csrc >= 0:
+                    self.header.follow(stream.csrc)
+        elif since is not None:
+            self._heard = (self._heard[0] + stream.packets - since[0],
+                           self._heard[1] + stream.octets - since[1])
+            self._listening_since = None
+
+    def downlink_sent(self) -> tuple[int, int]:
+        """RTP packets and payload octets sent on this peer's downlink (for its SR)."""
+        packets, octets = self._heard
+        since = self._listening_since
+        if since is not None:
+            stream = self.room.stream
+            packets += stream.packets - since[0]
+            octets += stream.octets - since[1]
+        if self.receives_audio:  # the talker was listening while its own packets went out
+            packets -= self.rtp_forwarded_in
+            octets -= self.octets_forwarded_in
+        return packets, octets
 
     def deadline(self) -> float:
         """When :meth:`on_timeout` must run next (consent, DTLS timers, RTCP)."""
@@ -221,8 +235,8 @@ class Peer:
         dtls_due = self.dtls.next_timeout()
         if dtls_due is not None and dtls_due < due:
             due = dtls_due
-        if self.next_rtcp < due:
-            due = self.next_rtcp
+        if self.rtcp.due < due:
+            due = self.rtcp.due
         return due
 
     # ------------------------------------------------------------------ ICE
@@ -276,7 +290,7 @@ class Peer:
         self.srtp = SrtpSession(self.dtls.srtp_keys())
         self.unprotect = self.srtp.unprotect
         self.connected_at = now
-        self.next_rtcp = now + 0.5 * RTCP_INTERVAL
+        self.rtcp.start(now)
         return True
 
     def on_timeout(self, now: float, wall: float) -> list[bytes]:
@@ -294,11 +308,17 @@ class Peer:
             return []
         out = self.dtls.handle_timeout(now)
         self._after_dtls()
-        if self.loss is None and self.srtp is not None and now >= self.next_rtcp:
-            self.next_rtcp = now + RTCP_INTERVAL * self._rng.uniform(0.5, 1.5)
-            report = self._rtcp_report(now, wall)
+        if self.loss is None and self.srtp is not None and now >= self.rtcp.due:
+            report = self.rtcp.build(
+                now, wall, self.downlink_sent(), self.room.stream.rtp_timestamp_at(now)
+            )
             if report is not None:
-                out.append(report)
+                try:
+                    out.append(self.srtp.protect_rtcp(report))
+                except SrtpError:
+                    self.rtcp_errors += 1
+                else:
+                    self.rtcp_sent += 1
         return out
 
     def goodbye(self) -> list[bytes]:
@@ -314,14 +334,6 @@ class Peer:
 
     # ------------------------------------------------------------------ RTP and RTCP
 
-    def track_uplink(self, ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
-        """Per-packet reception statistics; a new SSRC (rare) restarts them."""
-        stats = self.uplink_stats
-        if ssrc != self.uplink_ssrc or stats is None:
-            self.uplink_ssrc = ssrc
-            stats = self.uplink_stats = ReceptionStats(ssrc)
-        stats.update(seq, timestamp, arrival)
-
     def take_preroll(self, now: float) -> list[PrerollEntry]:
         """The buffered packets young enough to be worth flushing, oldest first; empties the buffer."""
         fresh = [entry for entry in self.preroll if now - entry[0] <= PREROLL_SECONDS]
@@ -329,7 +341,7 @@ class Peer:
         return fresh
 
     def on_rtcp(self, data: bytes, now: float, wall: float) -> None:
-        """Use a browser's SR/RR/BYE for statistics. Never forwarded: each leg has its own."""
+        """An SRTCP datagram from this peer: used for statistics, never forwarded."""
         assert self.srtp is not None
         try:
             plain = self.srtp.unprotect_rtcp(data)
@@ -337,92 +349,23 @@ class Peer:
             self.srtp_errors += 1
             return
         try:
-            packets = parse_rtcp(plain)
+            self.rtcp.receive(plain, now, wall)
         except RtcpError:
             self.rtcp_errors += 1
             return
         self.rtcp_received += 1
-        for packet in packets:
-            if isinstance(packet, SenderReport):
-                if self.uplink_stats is not None and packet.ssrc == self.uplink_ssrc:
-                    self.uplink_stats.on_sender_report(packet.ntp_timestamp, now)
-                self._on_report_blocks(packet.reports, wall)
-            elif isinstance(packet, ReceiverReport):
-                self._on_report_blocks(packet.reports, wall)
-            elif isinstance(packet, Bye):
-                pass  # leaving is signaled over the WebSocket; a BYE alone changes nothing
-
-    def _on_report_blocks(self, blocks: list[ReportBlock], wall: float) -> None:
-        for block in blocks:
-            if block.ssrc != self.rewriter.ssrc:
-                continue
-            rtt = round_trip_time(block, wall)
-            self.downlink = DownlinkQuality(
-                fraction_lost=block.fraction_lost / 256.0,
-                packets_lost=block.packets_lost,
-                jitter_ms=block.jitter * 1000.0 / 48000.0,
-                rtt_ms=None if rtt is None else rtt * 1000.0,
-            )
-
-    def _rtcp_report(self, now: float, wall: float) -> bytes | None:
-        """Our protected compound RTCP report (RFC 3550 §6.1): SR or RR, then SDES CNAME.
-
-        A sender report only once the downlink has carried RTP: its RTP timestamp must map
-        to real media time, and browsers use it for A/V sync and RTT.
-        """
-        blocks: list[ReportBlock] = []
-        if self.uplink_stats is not None:
-            blocks.append(self.uplink_stats.report_block(now))
-        rewriter = self.rewriter
-        rtp_ts = rewriter.rtp_timestamp_at(now)
-        try:
-            if rtp_ts is not None:
-                head = build_sender_report(
-                    SenderReport(
-                        ssrc=rewriter.ssrc,
-                        ntp_timestamp=ntp_timestamp(wall),
-                        rtp_timestamp=rtp_ts,
-                        packet_count=rewriter.packets_sent,
-                        octet_count=rewriter.octets_sent,
-                        reports=blocks,
-                    )
-                )
-            elif blocks:
-                head = build_receiver_report(ReceiverReport(ssrc=rewriter.ssrc, reports=blocks))
-            else:
-                return None
-            report = self.srtp.protect_rtcp(head + build_sdes_cname(rewriter.ssrc, self.cname))  # type: ignore[union-attr]
-        except (SrtpError, RtcpError, ValueError):
-            self.rtcp_errors += 1
-            return None
-        self.rtcp_sent += 1
-        return report
 
     # ------------------------------------------------------------------ stats
 
     def stats(self) -> dict[str, object]:
         """A JSON-friendly snapshot for operators and tests."""
-        uplink: dict[str, object] | None = None
-        if self.uplink_stats is not None:
-            s = self.uplink_stats
-            uplink = {
-                "ssrc": self.uplink_ssrc,
-                "packets_received": s.packets_received,
-                "packets_lost": s.cumulative_lost(),
-                "jitter_ms": s.jitter_seconds() * 1000.0,
-            }
+        packets, octets = self.downlink_sent()
         downlink: dict[str, object] = {
-            "ssrc": self.rewriter.ssrc,
-            "packets_sent": self.rewriter.packets_sent,
-            "octets_sent": self.rewriter.octets_sent,
+            "ssrc": self.header.ssrc,
+            "packets_sent": packets,
+            "octets_sent": octets,
+            **self.rtcp.downlink_stats(),
         }
-        if self.downlink is not None:
-            downlink.update(
-                fraction_lost=self.downlink.fraction_lost,
-                packets_lost=self.downlink.packets_lost,
-                jitter_ms=self.downlink.jitter_ms,
-                rtt_ms=self.downlink.rtt_ms,
-            )
         address = self.address
         return {
             "peer_id": self.peer_id,
@@ -434,7 +377,7 @@ class Peer:
             "connected": self.is_connected,
             "rtp_received": self.rtp_received,
             "rtp_forwarded_in": self.rtp_forwarded_in,
-            "rtp_sent": self.rewriter.packets_sent,
+            "rtp_sent": packets,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
             "srtp_errors": self.srtp_errors,
             "rtp_errors": self.rtp_errors,
@@ -443,6 +386,6 @@ class Peer:
             "rtcp_errors": self.rtcp_errors,
             "stun_requests": self.stun_requests,
             "stun_errors": self.stun_errors,
-            "uplink": uplink,
+            "uplink": self.rtcp.uplink_stats(),
             "downlink": downlink,
         }

@@ -2,53 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
 from typing import TYPE_CHECKING, Any
+
+from .rewriter import DownlinkStream
 
 if TYPE_CHECKING:
     from .peer import Peer
     from .transmit import Destination
 
-#: (listener, its rewriter's ``header``, its outbound SRTP context, its destination): what the
-#: fan-out needs per listener (sfu/transmit.py, ``TransmitQueue.fan_out``).
-Route = tuple["Peer", Callable[..., bytearray], Any, "Destination"]
+#: What the fan-out needs per listener (sfu/transmit.py, ``TransmitQueue.fan_out``):
+#: (listener, its plain header template, its leveled template or None, the level octet's
+#: offset in it, its payload type, its outbound SRTP context, its destination).
+Route = tuple["Peer", bytearray, "bytearray | None", int, int, Any, "Destination"]
 
 
 class Room:
-    """Members of one forwarding group and its current speaker.
+    """Members of one forwarding group, its current speaker and its downlink stream.
 
     ``routes`` is a tuple rebuilt only when membership or connectivity changes, so the hot
     path iterates a ready-made sequence of what it needs per listener and looks nothing up.
     """
 
-    __slots__ = ("room_id", "members", "speaker", "routes", "bursts", "packets_forwarded")
+    __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
+                 "packets_forwarded")
 
-    def __init__(self, room_id: str) -> None:
+    def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
         self.members: dict[str, Peer] = {}
         self.speaker: Peer | None = None
+        #: the room's channel, numbered once for every listener (sfu/rewriter.py)
+        self.stream = DownlinkStream(rng=rng)
         self.routes: tuple[Route, ...] = ()
         self.bursts = 0
         self.packets_forwarded = 0
 
     def refresh_routes(self) -> None:
         """Recompute who gets the room's downlink: connected peers that accept audio."""
-        self.routes = tuple(
-            route for route in (p.route() for p in self.members.values()) if route is not None
-        )
+        stream = self.stream
+        routes = []
+        for peer in self.members.values():
+            route = peer.route()
+            peer.listen(stream, route is not None)
+            if route is not None:
+                routes.append(route)
+        self.routes = tuple(routes)
+
+    def on_burst(self, csrc: int) -> None:
+        """A talk burst started: every listener's header names ``csrc`` as the talker."""
+        for member in self.members.values():
+            member.header.follow(csrc)
 
     def set_speaker(self, speaker: Peer | None) -> bool:
         """Make ``speaker`` the one whose audio is forwarded; False if it already was.
 
-        Every listener's downlink starts a new talk burst (marker bit, timestamp jump by the
-        wall-clock gap), so the browser's jitter buffer sees a clean start.
+        The downlink starts a new talk burst (marker bit, timestamp jump by the wall-clock
+        gap), so every browser's jitter buffer sees a clean start.
         """
         if speaker is self.speaker:
             return False
         self.speaker = speaker
         self.bursts += 1
-        for member in self.members.values():
-            member.rewriter.new_burst()
+        self.stream.new_burst()
         return True
 
     def stats(self) -> dict[str, object]:

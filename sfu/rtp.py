@@ -1,37 +1,29 @@
-"""RTP (RFC 3550) parsing and per-listener header rewriting for the forwarder.
+"""RTP (RFC 3550) parsing and building, and the one parse on the forwarder's hot path.
 
 Two kinds of API live here, on purpose:
 
 * ``parse_rtp`` / ``build_rtp`` / ``RtpPacket``: a complete, readable codec for tests, the
   bench and debugging. It allocates freely.
-* ``read_uplink`` and ``DownlinkRewriter.write``: the per-packet hot path. ``read_uplink``
-  returns a plain tuple of ints (no object per packet) and validates exactly what
-  ``parse_rtp`` validates, so the two agree on which packets are malformed.
-  ``DownlinkRewriter`` keeps a preassembled header per listener and patches a few fields with
-  a precompiled ``struct.Struct`` per packet, so the fan-out to N listeners costs N small
-  ``pack_into`` calls and N joins, nothing else.
+* ``read_uplink``: the per-packet hot path. It returns a plain tuple of ints (no object per
+  packet) and validates exactly what ``parse_rtp`` validates, so the two agree on which
+  packets are malformed.
 
-Why one downlink stream per listener: the browser never renegotiates when the
-talker changes; we make the talkers' packets look like one continuous stream (continuous
-sequence numbers, timestamps advanced by the wall-clock gap, marker on each burst start) and
-put the talker in the CSRC so ``getContributingSources()`` shows who is talking.
-
-Sans-IO: no sockets, no asyncio, no clock reads (the caller passes arrival times).
+Header extensions follow RFC 8285 (one- and two-byte forms). Rewriting headers for each
+listener is sfu/rewriter.py's job. Sans-IO: no sockets, no clock reads.
 """
 
 from __future__ import annotations
 
-import random
 import struct
 from dataclasses import dataclass, field
 
 __all__ = [
     "AUDIO_LEVEL_URI",
     "MID_URI",
-    "DownlinkRewriter",
     "RtpError",
     "RtpPacket",
     "build_rtp",
+    "extension_block",
     "parse_rtp",
     "read_uplink",
 ]
@@ -49,8 +41,6 @@ _FIXED = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _EXT_HDR = struct.Struct("!HH")
-# What the rewriter patches per packet, at offset 1: M/PT, sequence, timestamp.
-_PATCH = struct.Struct("!BHI")
 
 _ONE_BYTE_PROFILE = 0xBEDE  # RFC 8285 §4.2
 _TWO_BYTE_PROFILE = 0x1000  # RFC 8285 §4.3: 0x100 then 4 "appbits"
@@ -240,7 +230,7 @@ def parse_rtp(data: bytes | bytearray | memoryview) -> RtpPacket:
     )
 
 
-def _extension_block(elements: list[tuple[int, bytes]]) -> bytes:
+def extension_block(elements: list[tuple[int, bytes]]) -> bytes:
     """Serialise RFC 8285 elements (in order) into a padded extension block with its header.
 
     One-byte form when every id is 1..14 and every value 1..16 octets (what every browser
@@ -267,7 +257,7 @@ def build_rtp(pkt: RtpPacket) -> bytes:
         raise RtpError("padding must be 0..255 octets")
     if not 0 <= pkt.payload_type <= 127:
         raise RtpError("payload type must be 0..127")
-    ext = _extension_block(sorted(pkt.extensions.items())) if pkt.extensions else b""
+    ext = extension_block(sorted(pkt.extensions.items())) if pkt.extensions else b""
     b0 = 0x80 | (0x20 if pkt.padding else 0) | (0x10 if ext else 0) | len(pkt.csrcs)
     b1 = (0x80 if pkt.marker else 0) | pkt.payload_type
     try:
@@ -277,191 +267,3 @@ def build_rtp(pkt: RtpPacket) -> bytes:
         raise RtpError(str(exc)) from exc
     pad = b"\x00" * (pkt.padding - 1) + bytes((pkt.padding,)) if pkt.padding else b""
     return head + csrcs + ext + bytes(pkt.payload) + pad
-
-
-class DownlinkRewriter:
-    """The single downlink stream of one listener.
-
-    Every talker's packets are renumbered into this one stream (SSRC ``ssrc``): sequence
-    numbers continue across talk bursts, timestamps jump by the wall-clock gap between bursts
-    (so the browser's jitter buffer sees silence, not a time warp), the marker bit flags each
-    burst start, the CSRC names the talker and the audio level rides along under the id this
-    listener negotiated.
-
-    Within a burst the talker's own numbering is kept by a fixed offset, so its losses and
-    reordering reach the listener unchanged (NACK-free audio: the jitter buffer conceals).
-    The next burst continues from the *highest* sequence number and timestamp sent so far,
-    not the last one written, so a reordered tail of the previous burst cannot make the new
-    burst reuse numbers. A packet older than its burst's first packet (reordered across the
-    burst start) maps just below that first packet and may repeat a number of the previous
-    burst; the receiver treats it as a duplicate.
-    """
-
-    __slots__ = (
-        "ssrc",
-        "payload_type",
-        "clock_rate",
-        "packets_sent",
-        "octets_sent",
-        "_plain",
-        "_leveled",
-        "_level_pos",
-        "_burst_src",
-        "_seq_off",
-        "_ts_off",
-        "_high_seq",
-        "_high_ts",
-        "_high_arrival",
-        "_started",
-        "_min_step",
-    )
-
-    def __init__(
-        self,
-        ssrc: int,
-        payload_type: int,
-        audio_level_id: int | None,
-        mid_ext_id: int | None,
-        mid: str | None,
-        *,
-        clock_rate: int = 48000,
-        initial_seq: int | None = None,
-        initial_timestamp: int | None = None,
-    ) -> None:
-        if not 0 <= ssrc <= 0xFFFFFFFF:
-            raise ValueError("ssrc must be a 32-bit unsigned integer")
-        if not 0 <= payload_type <= 127:
-            raise ValueError("payload_type must be 0..127")
-        for ident in (audio_level_id, mid_ext_id):
-            if ident is not None and not 0 <= ident <= 255:
-                raise ValueError("extension ids must be 1..255 (0 or None = not negotiated)")
-        self.ssrc = ssrc
-        self.payload_type = payload_type
-        self.clock_rate = clock_rate
-        self.packets_sent = 0
-        self.octets_sent = 0
-        # A jump of less than one 20 ms frame at a burst start would make the new burst's
-        # first frame overlap the previous burst's last one in the receiver's timeline.
-        self._min_step = clock_rate // 50
-        self._high_seq = (random.getrandbits(16) if initial_seq is None else initial_seq) & 0xFFFF
-        self._high_ts = (
-            random.getrandbits(32) if initial_timestamp is None else initial_timestamp
-        ) & 0xFFFFFFFF
-        self._high_arrival = 0.0
-        self._started = False
-        self._burst_src = -1  # never equal to a real SSRC: the next write starts a burst
-        self._seq_off = 0
-        self._ts_off = 0
-
-        tail: list[tuple[int, bytes]] = []
-        if mid_ext_id and mid:
-            mid_bytes = mid.encode()
-            if len(mid_bytes) > 255:
-                raise ValueError("MID longer than 255 octets")
-            tail.append((mid_ext_id, mid_bytes))
-        self._plain = self._template(tail)
-        if audio_level_id:
-            # The level element goes first so its value octet sits at a fixed offset.
-            self._leveled: bytearray | None = self._template([(audio_level_id, b"\x00")] + tail)
-            # 16 = fixed header + CSRC, 4 = extension header; then the element header octet(s).
-            two_byte = _U16.unpack_from(self._leveled, 16)[0] != _ONE_BYTE_PROFILE
-            self._level_pos = 16 + 4 + (2 if two_byte else 1)
-        else:
-            self._leveled = None
-            self._level_pos = 0
-
-    def _template(self, elements: list[tuple[int, bytes]]) -> bytearray:
-        """A complete header (CC=1) with these extension elements; per-packet fields zero."""
-        ext = _extension_block(elements) if elements else b""
-        b0 = 0x81 | (0x10 if ext else 0)
-        return bytearray(_FIXED.pack(b0, self.payload_type, 0, 0, self.ssrc) + bytes(4) + ext)
-
-    def new_burst(self) -> None:
-        """Make the next ``write`` start a burst (speaker changed, or granted again)."""
-        self._burst_src = -1
-
-    def _start_burst(self, src_ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
-        """Anchor the offsets so that this packet continues the downlink stream."""
-        if self._started:
-            out_seq = (self._high_seq + 1) & 0xFFFF
-            step = round((arrival - self._high_arrival) * self.clock_rate)
-            if step < self._min_step:
-                step = self._min_step
-            out_ts = (self._high_ts + step) & 0xFFFFFFFF
-        else:
-            out_seq = self._high_seq
-            out_ts = self._high_ts
-            self._started = True
-        self._seq_off = out_seq - seq
-        self._ts_off = out_ts - timestamp
-        # Anchor the "highest" trackers on this packet so write() can only move them forward.
-        self._high_seq = out_seq
-        self._high_ts = out_ts
-        self._high_arrival = arrival
-        self._burst_src = src_ssrc
-        _U32.pack_into(self._plain, 12, src_ssrc)
-        if self._leveled is not None:
-            _U32.pack_into(self._leveled, 12, src_ssrc)
-
-    def write(
-        self,
-        src_ssrc: int,
-        seq: int,
-        timestamp: int,
-        level: int,
-        payload: bytes | bytearray | memoryview,
-        arrival: float,
-    ) -> bytes:
-        """The complete plaintext RTP packet for this listener: :meth:`header` + payload.
-
-        ``level`` is the raw RFC 6464 octet from ``read_uplink`` (-1 = none); ``arrival`` is
-        the uplink packet's arrival time in seconds (any monotonic clock, used for gaps).
-        """
-        return _join((self.header(src_ssrc, seq, timestamp, level, len(payload), arrival), payload))
-
-    def header(
-        self,
-        src_ssrc: int,
-        seq: int,
-        timestamp: int,
-        level: int,
-        payload_length: int,
-        arrival: float,
-    ) -> bytearray:
-        """HOT PATH: this listener's RTP header for the talker packet described.
-
-        Returns the rewriter's own header buffer, patched in place: valid until the next call,
-        so use it at once (the router copies it straight into the SRTP buffer with the
-        payload, which saves building a packet per listener). Arguments as in :meth:`write`.
-        """
-        if src_ssrc != self._burst_src:
-            self._start_burst(src_ssrc, seq, timestamp, arrival)
-            marker = 0x80
-        else:
-            marker = 0
-        out_seq = (seq + self._seq_off) & 0xFFFF
-        out_ts = (timestamp + self._ts_off) & 0xFFFFFFFF
-        if (out_seq - self._high_seq) & 0xFFFF < 0x8000:
-            self._high_seq = out_seq
-        if (out_ts - self._high_ts) & 0xFFFFFFFF < 0x80000000:
-            self._high_ts = out_ts
-            self._high_arrival = arrival
-        hdr = self._leveled
-        if level < 0 or hdr is None:
-            hdr = self._plain
-        else:
-            hdr[self._level_pos] = level & 0xFF
-        _PATCH.pack_into(hdr, 1, marker | self.payload_type, out_seq, out_ts)
-        self.packets_sent += 1
-        self.octets_sent += payload_length
-        return hdr
-
-    def rtp_timestamp_at(self, now: float) -> int | None:
-        """The RTP timestamp of this stream at time ``now`` (same clock as ``arrival``).
-
-        For RTCP sender reports: the timestamp that corresponds to the report's NTP time.
-        None before the first packet (no SR may be sent then).
-        """
-        if not self._started:
-            return None
-        return (self._high_ts + round((now - self._high_arrival) * self.clock_rate)) & 0xFFFFFFFF

@@ -6,7 +6,7 @@ possible hand-over to the kernel:
 * every datagram lives in a fixed-size slot of one ``bytearray`` arena, and its length and
   destination are written straight into a ready-made ``struct mmsghdr`` array, so a Linux
   driver sends a whole wake-up's worth of datagrams with one ``sendmmsg(2)``, copying nothing;
-* the fan-out (one talker packet to every listener) rewrites each listener's header, copies
+* the fan-out (one talker packet to every listener) patches each listener's header, copies
   header and payload into a slot and lets libsrtp protect the slot in place: no ``bytes``
   object, no Python ``send`` call per listener. SRTP leaves the header in the clear and appends
   its tag, so protect-in-place is exactly one copy of the packet per listener.
@@ -25,16 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
+from .rewriter import MAX_HEADER_BYTES, PATCH
 from .srtp import SRTP_OK, srtp_protect_in_place
 
 if TYPE_CHECKING:
+    from .peer import Peer
     from .room import Route
 
-__all__ = ["SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
+__all__ = ["MAX_PAYLOAD", "SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
 
-#: Room for one datagram: DTLS flights are cut at 1,200 bytes and RTP packets are smaller;
-#: libsrtp needs up to 16 more for its tag when it protects in place.
-SLOT_BYTES = 2048
+#: Room for one datagram: DTLS flights are cut at 1,200 bytes, and an RTP packet is at most
+#: a listener header, :data:`MAX_PAYLOAD` and libsrtp's tag. 23 cache lines: an odd stride,
+#: so consecutive slots do not crowd the same cache sets as a power of two would.
+SLOT_BYTES = 1472
+#: The longest SRTP authentication tag we protect with (AEAD_AES_128_GCM; HMAC-SHA1-80: 10).
+SRTP_TAG_BYTES = 16
+#: The longest payload the fan-out forwards (an Opus packet is at most 1,275 bytes, RFC 6716);
+#: the core drops longer ones before they reach the arena.
+MAX_PAYLOAD = SLOT_BYTES - MAX_HEADER_BYTES - SRTP_TAG_BYTES
 #: Slots allocated at first; the queue doubles when a wake-up needs more, and never shrinks.
 INITIAL_SLOTS = 1024
 
@@ -187,19 +195,23 @@ class TransmitQueue:
     def fan_out(
         self,
         routes: tuple[Route, ...],
-        talker: object,
-        src_ssrc: int,
+        talker: Peer,
+        marker: int,
         seq: int,
         timestamp: int,
         level: int,
         payload: bytes | bytearray | memoryview,
-        arrival: float,
     ) -> int:
         """HOT PATH: one talker packet for every route but the talker's own; returns how many.
 
-        Each route is ``(listener, rewriter.header, srtp context, destination)``: the
-        listener's header goes into a fresh slot, the payload after it, and libsrtp protects
-        the slot in place with the listener's keys.
+        ``payload`` is at most :data:`MAX_PAYLOAD` bytes and every header at most
+        ``MAX_HEADER_BYTES`` (the caller's and ``ListenerHeader``'s promises), so each
+        packet fits its slot. ``marker``, ``seq`` and ``timestamp`` are the room stream's (sfu/rewriter.py), the
+        same for every listener but for the packets a listener never got because it was
+        their talker (its ``seq_skip``); ``level`` the talker's RFC 6464 octet or -1. For each
+        listener its header template is patched (what ``ListenerHeader.header`` does, inlined
+        here), header and payload go into a fresh slot, and libsrtp protects the slot in
+        place with the listener's keys.
         """
         k = self._count
         if k + len(routes) > self._capacity:
@@ -212,12 +224,19 @@ class TransmitQueue:
         destinations = self._destinations
         lenbox = self._lenbox
         protect = srtp_protect_in_place
+        patch = PATCH.pack_into
+        with_level = level >= 0
         plen = len(payload)
         start = k
-        for listener, header, context, destination in routes:
+        for listener, plain, leveled, level_pos, payload_type, context, destination in routes:
             if listener is talker:
                 continue
-            head = header(src_ssrc, seq, timestamp, level, plen, arrival)
+            if with_level and leveled is not None:
+                head = leveled
+                head[level_pos] = level
+            else:
+                head = plain
+            patch(head, 1, marker | payload_type, (seq - listener.seq_skip) & 0xFFFF, timestamp)
             hlen = len(head)
             off = offsets[k]
             end = off + hlen

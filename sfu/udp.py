@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from .transmit import SLOT_BYTES, TransmitQueue, ffi
+from .transmit import TransmitQueue, ffi
 
 __all__ = ["DatagramSocket", "open_socket"]
 
@@ -27,6 +27,9 @@ DatagramHandler = Callable[[float, Address, bytes], None]
 
 #: Datagrams read per wake-up at most (then the loop serves its other callbacks).
 READ_BATCH = 64
+#: Largest datagram read; anything longer is counted in ``truncated`` and dropped. Nothing a
+#: browser sends here comes near it (DTLS flights and RTP stay under a path MTU).
+RECEIVE_BYTES = 2048
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
 _SOCKADDR_SPACE = 128  # sizeof(struct sockaddr_storage)
@@ -97,7 +100,7 @@ class DatagramSocket:
 
     def _setup_receive(self) -> None:
         n = READ_BATCH
-        self._rx_arena = bytearray(n * SLOT_BYTES)
+        self._rx_arena = bytearray(n * RECEIVE_BYTES)
         self._rx_view = memoryview(self._rx_arena)
         self._rx_names = ffi.new("char[]", n * _SOCKADDR_SPACE)
         self._rx_iov = ffi.new("struct iovec[]", n)
@@ -105,8 +108,8 @@ class DatagramSocket:
         base = ffi.from_buffer(self._rx_arena)
         self._rx_keep = base
         for k in range(n):
-            self._rx_iov[k].iov_base = base + k * SLOT_BYTES
-            self._rx_iov[k].iov_len = SLOT_BYTES
+            self._rx_iov[k].iov_base = base + k * RECEIVE_BYTES
+            self._rx_iov[k].iov_len = RECEIVE_BYTES
             header = self._rx_msgs[k].msg_hdr
             header.msg_iov = self._rx_iov + k
             header.msg_iovlen = 1
@@ -139,7 +142,7 @@ class DatagramSocket:
             if header.msg_flags & _MSG_TRUNC:
                 self.truncated += 1  # bigger than a slot: nothing we accept is that big
                 continue
-            off = k * SLOT_BYTES
+            off = k * RECEIVE_BYTES
             data = view[off : off + entries[k].msg_len].tobytes()
             raw = ffi.buffer(header.msg_name, header.msg_namelen)[:]
             source = names.get(raw)
@@ -166,7 +169,7 @@ class DatagramSocket:
         count = 0
         for _ in range(READ_BATCH):
             try:
-                data, source = recvfrom(SLOT_BYTES)
+                data, source = recvfrom(RECEIVE_BYTES)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:

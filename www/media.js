@@ -1,9 +1,10 @@
 // Microphone and the one RTCPeerConnection to the SFU.
 //
-// Why this shape (see docs DESIGN "One downlink stream per listener"): the page negotiates
-// ONE sendrecv audio m-line, ONCE, at join. Talking never renegotiates: the mic track is
-// swapped into the sender with replaceTrack on press and swapped out (null: nothing sent)
-// on release. The room's channel comes down the same m-line as one stream.
+// Why this shape (docs/ARCHITECTURE.md, `www/`): each peer connection negotiates ONE
+// sendrecv audio m-line, ONCE (at join, or with a new peer connection after a media reset).
+// Talking never renegotiates: the mic track is swapped into the sender with replaceTrack on
+// press and swapped out (null: nothing sent) on release. The room's channel comes down the
+// same m-line as one stream.
 
 /** A microphone problem the page can explain to the user. */
 export class MicError extends Error {

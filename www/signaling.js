@@ -2,7 +2,7 @@
 //
 // Kept thin on purpose: it opens the socket, parses frames, keeps the connection honest
 // with ping/pong, and reports open / message / close. Rejoin and backoff decisions live in
-// the room controller (app.js), which knows whether a close was fatal.
+// the session machine (session.js), which knows whether a close was fatal.
 
 /** ws: or wss: URL of the signaling endpoint for the page's own origin. */
 export function signalingUrl(loc = window.location) {

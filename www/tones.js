@@ -4,7 +4,7 @@
 // Why local: the tones tell the *user* what the floor did; sending them to the room would
 // waste the talker's first syllables and annoy everyone else. Why one AudioContext: browsers
 // cap their number, and a context created before any user gesture starts "suspended", so
-// the page resumes this one on the first gesture (see unlockAudio in app.js).
+// the page resumes this one on the first gesture (see Speaker.unlock in device.js).
 
 let ctx = null;
 

@@ -46,6 +46,7 @@ const CONN_TEXT = {
   connecting: "Connecting…",
   ready: "Ready",
   reconnecting: "Reconnecting…",
+  resetting: "Reconnecting…", // audio only (media reset): the notice says so
   failed: "Disconnected",
 };
 

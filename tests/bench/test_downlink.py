@@ -1,7 +1,7 @@
 """Listener-side accounting, fed by the SFU's real rewriter and real SRTP sessions.
 
 The "server" here is the SFU's own sans-IO parts (SrtpSession, read_uplink,
-DownlinkRewriter) wired by hand, so the monitor sees byte-for-byte what the router sends.
+DownlinkStream, ListenerHeader) wired by hand, so the monitor sees byte-for-byte what the router sends.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from bench.downlink import Accounting, DownlinkMonitor, LatencyHistogram, account
 from bench.uplink import UplinkStream
-from sfu.rtp import DownlinkRewriter, read_uplink
+from sfu.rewriter import DownlinkStream, ListenerHeader
+from sfu.rtp import read_uplink
 from sfu.srtp import PROFILE_AEAD_AES_128_GCM, SrtpKeys, SrtpSession
 
 FRAMES = [bytes([i]) * (40 + i) for i in range(7)]
@@ -45,6 +46,8 @@ class Room:
         self.talkers = {}
         self.hist = LatencyHistogram()
         self.members = []
+        self.stream = DownlinkStream(initial_seq=65530)  # the room's numbering, shared
+        self.skips = [0] * n  # packets each member talked itself (core: Peer.seq_skip)
         for i in range(n):
             keys = _keys()
             client = SrtpSession(keys)
@@ -52,7 +55,7 @@ class Room:
             ssrc = 1000 + i
             up = UplinkStream(ssrc, FRAMES, client.protect, self.clock, initial_seq=100 * i)
             self.talkers[ssrc] = up.log
-            rewriter = DownlinkRewriter(50_000 + i, 111, 1, 4, "0", initial_seq=65530)
+            rewriter = ListenerHeader(50_000 + i, 111, 1, 4, "0")
             mon = DownlinkMonitor(self.talkers, self.hist, ssrc, unprotect=client.unprotect,
                                   unprotect_rtcp=client.unprotect_rtcp, expected_ssrc=50_000 + i,
                                   sample_every=sample_every)
@@ -63,17 +66,22 @@ class Room:
         """Talker sends ``packets``; returns, per member, the datagrams the SFU would send."""
         up, server, _, _ = self.members[talker]
         up.start_burst()
-        for _, _, rewriter, _ in self.members:
-            rewriter.new_burst()
+        self.stream.new_burst()
         out: list[list[bytes]] = [[] for _ in self.members]
         for _ in range(packets):
             self.tick += 1
             plain = server.unprotect(up.next_packet(self.tick))
             ssrc, seq, ts, level, start, end = read_uplink(plain, 1)
-            for j, (_, listener_srv, rewriter, _) in enumerate(self.members):
+            payload = plain[start:end]
+            marker, out_seq, out_ts = self.stream.next(ssrc, seq, ts, self.tick * 0.02,
+                                                       len(payload))
+            self.skips[talker] += 1
+            for j, (_, listener_srv, header, _) in enumerate(self.members):
                 if j == talker:
                     continue
-                packet = rewriter.write(ssrc, seq, ts, level, plain[start:end], self.tick * 0.02)
+                header.follow(ssrc)
+                seq_j = (out_seq - self.skips[j]) & 0xFFFF
+                packet = bytes(header.header(marker, seq_j, out_ts, level)) + payload
                 out[j].append(listener_srv.protect(packet))
         return out
 
@@ -129,15 +137,17 @@ def test_own_audio_is_detected() -> None:
     room = Room(2)
     # The SFU wrongly sends talker 0's packets back to talker 0.
     up, server, _, _ = room.members[0]
-    rewriter = DownlinkRewriter(777, 111, 1, 4, "0")
+    stream, header = DownlinkStream(), ListenerHeader(777, 111, 1, 4, "0")
     mon = room.members[0][3]
     listener_srv = room.members[0][1]
     up.start_burst()
     for tick in range(5):
         plain = server.unprotect(up.next_packet(tick))
         ssrc, seq, ts, level, start, end = read_uplink(plain, 1)
-        mon.feed(listener_srv.protect(rewriter.write(ssrc, seq, ts, level, plain[start:end], 0.0)),
-                 room.clock())
+        marker, out_seq, out_ts = stream.next(ssrc, seq, ts, 0.0, end - start)
+        header.follow(ssrc)
+        packet = bytes(header.header(marker, out_seq, out_ts, level)) + plain[start:end]
+        mon.feed(listener_srv.protect(packet), room.clock())
     assert mon.own_audio == 5
 
 

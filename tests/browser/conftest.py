@@ -54,3 +54,18 @@ def browser(playwright_instance, tone_wav: Path) -> Iterator[object]:
     )
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def page(playwright_instance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The landing page of a real server, for unit tests of the page's modules: they import
+    /static/<module>.js exactly as the page does (one browser and server per test module)."""
+    server = start_server(tmp_path_factory.mktemp("modules"))
+    try:
+        b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = b.new_page()
+        pg.goto(server.url + "/")
+        yield pg
+        b.close()
+    finally:
+        server.stop()

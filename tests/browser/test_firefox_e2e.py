@@ -46,8 +46,10 @@ def test_chromium_and_firefox_take_turns(browser, server, pulse_server, tmp_path
     chromium = rk.open_room(context, server.room_url(room, CHROMIUM_NAME))
     with firefox_tab(server.room_url(room, FIREFOX_NAME), pulse_server, tmp_path) as firefox:
         rk.wait_ready(chromium)
-        firefox.wait_for("() => window.walkie && window.walkie.connection === 'ready'",
-                         what="Firefox page ready")
+        # The page's state goes into the failure message; Firefox starting on a loaded
+        # machine may take a while.
+        firefox.wait_for("() => window.walkie ? `${window.walkie.connection}: ${window.walkie.connectionDetail}` : ''",
+                         what="Firefox page ready", timeout_s=30, check=lambda s: s.startswith("ready"))
         rk.wait_members(chromium, 2)
         firefox.wait_for("() => window.walkie.members.length === 2", what="two members")
         ff_state = firefox.evaluate(STATE_JS)

@@ -3,20 +3,19 @@
 The floor state machine (www/ptt.js) is sans-IO: inputs and server messages in, actions
 out. Here it is driven step by step, plus a hypothesis test over random input sequences
 checking the invariant that matters most for a walkie: the mic is switched in exactly while
-we are requesting or talking, never while queued, busy, revoked or idle.
+we are requesting or talking, never while queued, busy, revoked or idle. Then the room state
+(www/room.js), the Talk input rules (www/input.js) and the Talk button's texts (www/view.js).
+The session machine has its own file, test_page_session.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from .harness import CHROMIUM, CHROMIUM_ARGS, chromium_skip_reason, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -36,25 +35,6 @@ RUN_JS = """async ([steps, ready]) => {
   }
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    reason = chromium_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    server = start_server(tmp_path_factory.mktemp("modules"))
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            pg = browser.new_page()
-            pg.goto(server.url + "/")
-            yield pg
-            browser.close()
-    finally:
-        server.stop()
 
 
 def run(page: Any, steps: list[list[Any]], ready: bool = True) -> list[dict[str, Any]]:
@@ -224,3 +204,102 @@ def test_names_and_backoff(page) -> None:
     assert got["levels"][0] == 0 and got["levels"][1] == 0
     assert got["levels"][2] == pytest.approx(0.0, abs=1e-9)  # -60 dB is the floor
     assert got["levels"][3] == 1 and got["levels"][4] == 1
+
+
+def test_room_state_follows_the_server(page) -> None:
+    snaps = page.evaluate(
+        """async () => {
+      const {RoomState} = await import('/static/room.js');
+      const r = new RoomState();
+      const snap = () => ({you: r.you, members: [...r.members.values()], talker: r.talker,
+                           queue: r.queueLength, deadline: r.talkDeadline});
+      const out = [];
+      r.handle({type: 'joined', you: {id: 'me', name: 'Ann'}, floor: {holder: {id: 'b', name: 'Bo'}, queue_length: 2},
+                members: [{id: 'me', name: 'Ann'}, {id: 'b', name: 'Bo'}, null, {id: 5, name: 'x'}]}, 0);
+      out.push(snap());
+      r.handle({type: 'member_joined', member: {id: 'c', name: '<i>C</i>'}}, 0);
+      r.handle({type: 'member_left', id: 'b'}, 0);
+      r.handle({type: 'floor', holder: null, queue_length: 'x'}, 0);
+      out.push(snap());
+      r.handle({type: 'floor_granted', max_ms: 60000}, 1000);
+      out.push(snap());
+      r.handle({type: 'floor_granted', max_ms: null}, 1000);
+      r.handle({type: 'something_new'}, 0);
+      out.push(snap());
+      r.clear();
+      out.push(snap());
+      return out;
+    }"""
+    )
+    joined, changed, granted, unlimited, cleared = snaps
+    assert joined == {"you": {"id": "me", "name": "Ann"}, "talker": {"id": "b", "name": "Bo"}, "queue": 2,
+                      "members": [{"id": "me", "name": "Ann"}, {"id": "b", "name": "Bo"}], "deadline": None}
+    assert changed["members"] == [{"id": "me", "name": "Ann"}, {"id": "c", "name": "<i>C</i>"}]
+    assert changed["talker"] is None and changed["queue"] == 0
+    assert granted["deadline"] == 61000 and unlimited["deadline"] is None
+    assert cleared == {"you": None, "members": [], "talker": None, "queue": 0, "deadline": None}
+
+
+INPUT_JS = """async (steps) => {
+  const {TalkInput} = await import('/static/input.js');
+  const input = new TalkInput();
+  return steps.map(([op, ...args]) => input[op](...args));
+}"""
+
+
+def test_talk_input_rules(page) -> None:
+    steps = [
+        ["pointerDown", 1], ["pointerDown", 2], ["pointerUp", 2], ["pointerUp", 1],  # second finger
+        ["spaceDownEvent", False], ["spaceDownEvent", True], ["spaceDownEvent", False],  # repeats
+        ["spaceUpEvent"], ["spaceUpEvent"],
+        ["pointerDown", 3], ["lostFocus"], ["pointerUp", 3],  # blur / hidden releases
+    ]
+    assert page.evaluate(INPUT_JS, steps) == [
+        "press", None, None, "release",
+        "press", None, None,
+        "release", None,
+        "press", "release", None,
+    ]
+    latch = [
+        ["setLatch", True], ["pointerDown", 4], ["pointerUp", 4], ["pointerDown", 5],
+        ["spaceDownEvent", False], ["spaceUpEvent"], ["lostFocus"], ["setLatch", False],
+    ]
+    # Latched: each press toggles, nothing on release or blur; turning latch off releases.
+    assert page.evaluate(INPUT_JS, latch) == [None, "toggle", None, "toggle", "toggle", None, None, "release"]
+
+
+def test_talk_button_texts(page) -> None:
+    got = page.evaluate(
+        """async () => {
+      const {describeTalk} = await import('/static/view.js');
+      const floor = (state, extra = {}) => ({state, position: 0, reason: '', busyHolder: null, ...extra});
+      const base = {canTalk: true, connection: 'ready', detail: '', latch: false, talker: null,
+                    talkDeadline: null, now: 0, floor: floor('idle')};
+      const cases = [
+        {canTalk: false, connection: 'failed', detail: 'Room full.'},
+        {canTalk: false, connection: 'connecting', detail: ''},
+        {},
+        {talker: {id: 'b', name: 'Bo'}},
+        {connection: 'resetting', floor: floor('talking'), talkDeadline: 61000, now: 0},
+        {floor: floor('talking'), latch: true},
+        {floor: floor('queued', {position: 2}), talker: {id: 'b', name: 'Bo'}},
+        {floor: floor('busy', {reason: 'busy', busyHolder: {id: 'x', name: 'Xe'}})},
+        {floor: floor('busy', {reason: 'rate_limited'})},
+        {floor: floor('revoked', {reason: 'max_talk_time'})},
+      ];
+      return cases.map((c) => describeTalk({...base, ...c}));
+    }"""
+    )
+    assert got == [
+        {"state": "disabled", "sub": "Not connected", "status": "Room full."},
+        {"state": "disabled", "sub": "Connecting…", "status": "Connecting…"},
+        {"state": "idle", "sub": "Hold to talk", "status": "Ready. The channel is clear."},
+        {"state": "idle", "sub": "Hold to talk", "status": "Bo is talking."},
+        # While audio re-establishes after a media reset, the floor goes on as it was.
+        {"state": "talking", "sub": "Release to stop", "status": "You are on air · 1:01 left"},
+        {"state": "talking", "sub": "Tap to stop", "status": "You are on air."},
+        {"state": "queued", "sub": "Queued #2", "status": "You are #2 in line, after Bo. Keep holding to talk next."},
+        {"state": "busy", "sub": "Busy", "status": "Busy: Xe is talking."},
+        {"state": "busy", "sub": "Busy", "status": "Too many presses. Wait a moment."},
+        {"state": "revoked", "sub": "Stopped", "status": "Time is up: release, then press again to talk more."},
+    ]

@@ -67,9 +67,11 @@ def test_password_is_asked_again_until_right(browser, server) -> None:
     error.wait_for(state="visible")
     assert "has a password" in error.inner_text()
     assert guest.locator("body").get_attribute("data-state") == "join"
+    assert guest.evaluate("() => document.activeElement.id") == "join-password"
     guest.get_by_label("Room password").fill("wrong")
     guest.get_by_role("button", name="Join the room").click()
     guest.wait_for_function("() => document.getElementById('join-pw-error').textContent.includes('Wrong')")
+    assert guest.evaluate("() => document.activeElement.id") == "join-password"
     guest.get_by_label("Room password").fill("s3cret")
     guest.get_by_role("button", name="Join the room").click()
     rk.wait_ready(guest)
@@ -105,6 +107,17 @@ def test_space_bar_touch_and_latch(browser, server) -> None:
     page.keyboard.press("Space")
     page.wait_for_timeout(300)
     assert rk.state(page)["floor"] == "idle"
+    # Enter on the focused button does nothing (talking needs a hold); losing focus while
+    # holding the space bar releases.
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert rk.state(page)["floor"] == "idle"
+    page.keyboard.down("Space")
+    rk.wait_floor(page, "talking")
+    page.evaluate("() => window.dispatchEvent(new Event('blur'))")
+    rk.wait_floor(page, "idle")
+    page.keyboard.up("Space")
 
     # Touch: a finger down is a press, up a release (CDP touch events -> pointer events).
     box = button.bounding_box()

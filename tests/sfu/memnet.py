@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 from aioice import stun
 
-from sfu.certificate import Certificate
 from sfu.core import MediaCore, PeerEvent
 from sfu.dtls import DtlsEndpoint
 from sfu.rtp import RtpPacket, build_rtp, parse_rtp
 from sfu.sdp import LocalParams, parse_offer, select_audio
-from sfu.srtp import SrtpError, SrtpSession
+from sfu.srtp import SrtpError, SrtpSession, srtp_ffi, srtp_protect_in_place
 
 from .peerclient import AUDIO_LEVEL_ID, CLIENT_CERT, MID_ID, OPUS_PT, make_offer
 
@@ -112,7 +111,15 @@ class Browser:
             extensions={AUDIO_LEVEL_ID: bytes([level]), MID_ID: b"0"},
             payload=payload,
         )
-        self.outbox.append(self.srtp.protect(build_rtp(packet)))
+        plain = build_rtp(packet)
+        if len(plain) + 16 <= 1356:  # pylibsrtp's own buffer
+            self.outbox.append(self.srtp.protect(plain))
+        else:  # longer than pylibsrtp allows, as a hostile client may send: libsrtp directly
+            buffer = bytearray(len(plain) + 16)
+            buffer[: len(plain)] = plain
+            length = srtp_ffi.new("int *", len(plain))
+            srtp_protect_in_place(self.srtp.protect_context, srtp_ffi.from_buffer(buffer), length)
+            self.outbox.append(bytes(buffer[: length[0]]))
         return payload
 
     def take_received(self) -> list[RtpPacket]:

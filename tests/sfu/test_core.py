@@ -18,6 +18,7 @@ from sfu.certificate import Certificate
 from sfu.core import CoreConfig, MediaCore, OfferError
 from sfu.rtcp import ReceiverReport, SenderReport, parse_rtcp
 from sfu.sdp import parse_offer, select_audio
+from sfu.transmit import MAX_PAYLOAD
 
 from .memnet import Browser, Net
 from .peerclient import AUDIO_LEVEL_ID
@@ -198,6 +199,27 @@ def test_only_the_speaker_is_forwarded_with_rewritten_headers(net: Net) -> None:
     assert net.core.stats()["packets_forwarded"] == 10
 
 
+def test_every_downlink_stays_gapless_across_talker_changes(net: Net) -> None:
+    """Talkers never get their own packets back, yet their downlink numbering has no hole."""
+    members = room_of(net, "a", "b", "c")
+    for turn, talker in enumerate("abcab"):
+        net.core.set_speaker("r", talker, net.now)
+        speaker = members["abc".index(talker)]
+        for _ in range(3 + turn):
+            speaker.audio()
+            net.pump()
+            net.advance(0.02)
+        net.core.set_speaker("r", None, net.now)
+        net.advance(0.5)
+    for m in members:
+        got = m.take_received()
+        seqs = [p.sequence for p in got]
+        assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:])), (m.name, seqs)
+        assert sum(p.marker for p in got) == sum(t != m.name for t in "abcab")  # turns heard
+        stats = net.core.peer_stats(m.name)
+        assert stats["downlink"]["packets_sent"] == len(got)  # type: ignore[index]
+
+
 def test_preroll_is_flushed_on_grant_but_not_when_stale(net: Net) -> None:
     a, b = room_of(net, "a", "b")
     early = [a.audio() for _ in range(4)]  # pressed; the floor request still travels
@@ -216,6 +238,16 @@ def test_preroll_is_flushed_on_grant_but_not_when_stale(net: Net) -> None:
     net.core.set_speaker("r", "a", net.now)
     net.pump()
     assert b.take_received() == []
+
+
+def test_a_payload_too_long_to_forward_is_dropped_and_the_next_goes_through(net: Net) -> None:
+    a, b = room_of(net, "a", "b")
+    net.core.set_speaker("r", "a", net.now)
+    a.audio(payload=os.urandom(MAX_PAYLOAD + 1))
+    fine = a.audio(payload=os.urandom(MAX_PAYLOAD))
+    net.pump()
+    assert [p.payload for p in b.take_received()] == [fine]
+    assert net.core.peer_stats("a")["rtp_errors"] == 1  # type: ignore[index]
 
 
 def test_speaker_changes_are_checked(net: Net) -> None:
@@ -297,6 +329,10 @@ def test_duplicate_peer_ids_and_bad_credentials_are_refused(net: Net) -> None:
     with pytest.raises(OfferError):
         net.core.open_peer("b", "r", selection, net.now)
     assert net.core.peer_stats("b") is None
+    long_mid = select_audio(parse_offer(bad.offer().replace("a=mid:0", "a=mid:" + "m" * 40)
+                                        .replace("BUNDLE 0", "BUNDLE " + "m" * 40)))
+    with pytest.raises(OfferError, match="MID"):
+        net.core.open_peer("b", "r", long_mid, net.now)
 
 
 def test_garbage_of_every_kind_changes_nothing(net: Net) -> None:

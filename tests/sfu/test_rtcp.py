@@ -1,4 +1,4 @@
-"""Tests for sfu/rtcp.py: RTCP codec, NTP time, RTT and RFC 3550 reception statistics.
+"""Tests for sfu/rtcp.py and sfu/reception.py: RTCP codec, NTP time, RTT, reception stats.
 
 Cross-checked against real Chromium RTCP and against aiortc's independent RTCP codec.
 """
@@ -23,10 +23,10 @@ from aiortc.rtp import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sfu.reception import ReceptionStats
 from sfu.rtcp import (
     Bye,
     ReceiverReport,
-    ReceptionStats,
     ReportBlock,
     RtcpError,
     SenderReport,

@@ -8,9 +8,18 @@ import secrets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.rtp import DownlinkRewriter, parse_rtp
+from sfu.rewriter import ListenerHeader
+from sfu.rtp import parse_rtp
 from sfu.srtp import SrtpKeys, SrtpSession
 from sfu.transmit import SLOT_BYTES, Destination, TransmitQueue, encode_sockaddr
+
+
+class _Listener:
+    """What the fan-out reads of a listener besides its route: the numbers it skips."""
+
+    def __init__(self, name: str, seq_skip: int) -> None:
+        self.name = name
+        self.seq_skip = seq_skip
 
 
 def _keys() -> SrtpKeys:
@@ -54,24 +63,32 @@ def test_fan_out_protects_each_copy_for_its_listener_and_skips_the_talker() -> N
     listeners = []
     for n in range(4):
         keys = _keys()
-        rewriter = DownlinkRewriter(1000 + n, 111, 1, 4, "0")
+        header = ListenerHeader(1000 + n, 111 if n % 2 else 109, 1 if n < 3 else None, 4, "0")
+        header.follow(0xABCD)
         session = SrtpSession(keys)
         receiver = SrtpSession(keys.mirrored())
         destination = Destination(("127.0.0.1", 2000 + n))
-        listeners.append((f"peer{n}", rewriter, session, receiver, destination))
+        listeners.append((_Listener(f"peer{n}", 10 * n), header, session, receiver, destination))
     routes = tuple(
-        (name, rewriter.header, session.protect_context, destination)
-        for name, rewriter, session, _, destination in listeners
+        (name, h.plain, h.leveled, h.level_pos, h.payload_type, session.protect_context,
+         destination)
+        for name, h, session, _, destination in listeners
     )
     queue = TransmitQueue(capacity=2)  # grows on the first fan-out
     payload = os.urandom(80)
     talker = routes[1][0]  # the talker is skipped by identity, as the core passes it
-    assert queue.fan_out(routes, talker, 0xABCD, 7, 960, 0x90, payload, 1.0) == 3
+    assert queue.fan_out(routes, talker, 0x80, 7, 960, 0x90, payload) == 3
+    assert queue.fan_out(routes, talker, 0, 8, 1920, -1, payload) == 3  # no level this time
     sent = list(queue.pending())
-    assert [address for _, address in sent] == [("127.0.0.1", 2000 + n) for n in (0, 2, 3)]
-    for (data, _), n in zip(sent, (0, 2, 3)):
+    assert [address for _, address in sent] == [("127.0.0.1", 2000 + n) for n in (0, 2, 3)] * 2
+    for i, ((data, _), n) in enumerate(zip(sent, (0, 2, 3) * 2)):
         receiver = listeners[n][3]
         packet = parse_rtp(receiver.unprotect(data))
         assert packet.payload == payload and packet.ssrc == 1000 + n
-        assert packet.csrcs == [0xABCD] and packet.marker
-        assert packet.extensions[1] == bytes([0x90])
+        assert packet.payload_type == (111 if n % 2 else 109)
+        assert packet.csrcs == [0xABCD]
+        assert (packet.marker, packet.sequence, packet.timestamp) == (
+            (True, (7 - 10 * n) & 0xFFFF, 960) if i < 3 else (False, (8 - 10 * n) & 0xFFFF, 1920))
+        want_level = bytes([0x90]) if i < 3 and n < 3 else None
+        assert packet.extensions.get(1) == want_level
+        assert packet.extensions[4] == b"0"

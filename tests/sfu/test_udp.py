@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sfu.transmit import SLOT_BYTES, Destination, TransmitQueue
-from sfu.udp import READ_BATCH, DatagramSocket, open_socket
+from sfu.transmit import Destination, TransmitQueue
+from sfu.udp import READ_BATCH, RECEIVE_BYTES, DatagramSocket, open_socket
 
 Address = tuple[str, int]
 
@@ -57,13 +57,13 @@ def test_an_oversize_datagram_is_counted_not_delivered(io: DatagramSocket) -> No
     (s,) = _senders(1)
     port = io.sock.getsockname()[1]
     try:
-        s.sendto(b"x" * (SLOT_BYTES + 1), ("127.0.0.1", port))
+        s.sendto(b"x" * (RECEIVE_BYTES + 1), ("127.0.0.1", port))
         s.sendto(b"ok", ("127.0.0.1", port))
         got = [data for _, _, data in _read_all(io)]
         if io.batched:
             assert got == [b"ok"] and io.truncated == 1
         else:  # recvfrom truncates silently: the core then drops a malformed datagram
-            assert got[1] == b"ok" and len(got[0]) == SLOT_BYTES
+            assert got[1] == b"ok" and len(got[0]) == RECEIVE_BYTES
     finally:
         s.close()
 

@@ -16,14 +16,16 @@ Example (runnable; see README.md for the full version)::
         ...
         await router.close()
 
-``WorkerPool.start(n, config)`` offers the same API over ``n`` worker processes (one per core),
-each owning whole rooms on its own UDP port.
+``WorkerPool.start(n, config)`` runs the media plane in ``n`` worker processes (one per core),
+each owning whole rooms on its own UDP port, restarted on that port if it dies. Signaling
+uses the asynchronous control API both offer: ``await negotiate(peer, room, offer_sdp)``,
+``remove_peer``, ``set_speaker``, ``add_listener``, ``stats``.
 """
 
 from __future__ import annotations
 
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
-from .pool import WorkerPool
+from .pool import WorkerGone, WorkerPool
 from .router import Router, RouterConfig
 
 __all__ = [
@@ -33,5 +35,6 @@ __all__ = [
     "PeerEvent",
     "Router",
     "RouterConfig",
+    "WorkerGone",
     "WorkerPool",
 ]

@@ -2,13 +2,17 @@
 
 The :class:`Hub` is the server without the sockets. The WebSocket layer (``server.py``)
 feeds it validated messages, disconnects, media-plane events and clock ticks; the hub
-answers with :class:`Send` and :class:`Close` actions that the server carries out. It is
-synchronous and never awaits, so every state change happens atomically between two frames:
-no locks, and the order of messages each client sees is the order of the hub's decisions.
+answers with :class:`Send`, :class:`Close` and :class:`Negotiate` actions that the server
+carries out. It is synchronous and never awaits, so every state change happens atomically
+between two frames: no locks, and the order of messages each client sees is the order of the
+hub's decisions.
 
-It does call the media plane's control API (``add_peer``, ``remove_peer``,
-``set_speaker``): those calls are synchronous and fast by contract, and the hub is the one
-place that knows both the floor holder and whether that holder's media is set up.
+Answering an offer takes the media plane a round trip to a worker process, so it is an
+action: the server runs ``await media.negotiate(...)`` for a :class:`Negotiate` and feeds the
+outcome back (:meth:`Hub.offer_answered` / :meth:`Hub.offer_failed`); meanwhile the client's
+other messages go on. The hub does call the one-way parts of the media plane itself
+(``remove_peer``, ``set_speaker``: they never block), being the one place that knows both
+the floor holder and whether that holder's media is set up.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from . import floor as fl
 from .messages import (
@@ -32,8 +35,11 @@ from .messages import (
     encode,
 )
 from .rooms import JoinError, Member, Room, RoomRegistry
+from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
 
-__all__ = ["Client", "Close", "Hub", "MediaPlane", "Send", "CLOSE_FATAL", "CLOSE_MEDIA"]
+# The session vocabulary (session.py) is re-exported: the server and tests speak it with the hub.
+__all__ = ["Action", "Client", "Close", "Hub", "MediaPlane", "Negotiate", "Send", "CLOSE_FATAL",
+           "CLOSE_MEDIA"]
 
 log = logging.getLogger("walkie.signaling")
 
@@ -46,50 +52,6 @@ CLOSE_TOO_LARGE = 1009
 
 #: Error codes that end the session when they answer a join.
 FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large"})
-
-
-class MediaPlane(Protocol):
-    """The part of ``sfu.Router`` the hub uses."""
-
-    def add_peer(self, peer_id: str, room_id: str, offer_sdp: str) -> str: ...
-    def remove_peer(self, peer_id: str) -> None: ...
-    def set_speaker(self, room_id: str, peer_id: str | None) -> None: ...
-
-
-class PeerEventLike(Protocol):
-    kind: str
-    peer_id: str
-    room_id: str
-    reason: str
-
-
-@dataclass(eq=False, slots=True)
-class Client:
-    """One WebSocket session. ``member`` is set once joined, ``peer_id`` once the offer
-    was accepted by the media plane."""
-
-    serial: int
-    member: Member | None = None
-    peer_id: str | None = None
-    media_connected: bool = False
-    closed: bool = False
-    context: Any = field(default=None, repr=False)  # the transport's own per-client state
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    client: Client
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    client: Client
-    code: int
-    reason: str
-
-
-Action = Send | Close
 
 
 class Hub:
@@ -114,6 +76,7 @@ class Hub:
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
+        self._offers = itertools.count(1)
         self._by_member: dict[str, Client] = {}
         self._clients: set[Client] = set()
         # What the media plane was last told about each room's speaker.
@@ -176,14 +139,61 @@ class Hub:
         self._clients.discard(client)
         return actions
 
+    def offer_answered(self, negotiation: Negotiate, answer: str) -> list[Action]:
+        """The media plane answered: send the answer, or drop a peer nobody wants now."""
+        client = negotiation.client
+        if not self._still_wanted(negotiation):
+            # The member left (or the socket closed) while the worker answered.
+            self._remove_peer(negotiation.peer_id)
+            return []
+        member = client.member
+        assert member is not None
+        client.offer_pending = None
+        client.peer_id = negotiation.peer_id
+        actions: list[Action] = [Send(client, encode({"type": "answer", "sdp": answer}))]
+        # The member may hold the floor already (it pressed before media was up, or it
+        # offered again after a media reset): it becomes the speaker now.
+        self._sync_speaker(self._room_of(member))
+        return actions
+
+    def offer_failed(self, negotiation: Negotiate, reason: str | None) -> list[Action]:
+        """The media plane refused the offer (``reason`` for the client: ``bad_offer``), or
+        failed internally (``reason`` None: ``server_error``). The session goes on."""
+        client = negotiation.client
+        if not self._still_wanted(negotiation):
+            return []
+        client.offer_pending = None
+        if reason is None:
+            return self.server_error(client)
+        return self.error(client, ProtocolError("bad_offer", reason or "unusable offer"))
+
+    def _still_wanted(self, negotiation: Negotiate) -> bool:
+        client = negotiation.client
+        return (
+            not client.closed
+            and client.member is not None
+            and client.member.id == negotiation.peer_id
+            and client.offer_pending == negotiation.offer
+        )
+
     def media_event(self, event: PeerEventLike) -> list[Action]:
-        """React to the media plane: ICE+DTLS up, or the peer is gone (already removed)."""
+        """React to the media plane: ICE+DTLS up, the peer's worker restarted (``reset``:
+        offer again, the session goes on), or the peer is lost (the session ends)."""
         client = self._by_member.get(event.peer_id)
         if client is None or client.peer_id != event.peer_id or client.closed:
             return []
         if event.kind == "connected":
             client.media_connected = True
             return [Send(client, encode({"type": "media", "state": "connected"}))]
+        if event.kind == "reset":
+            # The media plane forgot the peer; membership, floor and queue stay. A holder
+            # stops being the speaker until its new offer is accepted.
+            client.peer_id = None
+            client.media_connected = False
+            assert client.member is not None
+            self._sync_speaker(self._room_of(client.member))
+            reason = event.reason or "media reset"
+            return [Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
         if event.kind in ("consent_lost", "dtls_failed", "closed"):
             client.peer_id = None  # the router has already dropped it
             client.media_connected = False
@@ -243,20 +253,19 @@ class Hub:
         return actions
 
     def _offer(self, client: Client, member: Member, msg: Offer) -> list[Action]:
-        if client.peer_id is not None:
+        if client.offer_pending is not None:
             return self.error(
-                client,
-                ProtocolError("bad_message", "an offer was already accepted on this connection"),
+                client, ProtocolError("bad_message", "an offer is already being answered")
             )
-        try:
-            answer = self.media.add_peer(member.id, member.room_id, msg.sdp)
-        except ValueError as exc:  # sfu.OfferError is a ValueError; str() is the reason
-            return self.error(client, ProtocolError("bad_offer", str(exc) or "unusable offer"))
-        client.peer_id = member.id
-        actions: list[Action] = [Send(client, encode({"type": "answer", "sdp": answer}))]
-        # The member may hold the floor already (it pressed before media was up).
-        self._sync_speaker(self._room_of(member))
-        return actions
+        if client.peer_id is not None:
+            # A new offer replaces the media session (docs/PROTOCOL.md, "offer"): the old
+            # peer goes first, so that the id is free for the new one.
+            peer_id, client.peer_id = client.peer_id, None
+            client.media_connected = False
+            self._remove_peer(peer_id)
+            self._sync_speaker(self._room_of(member))
+        client.offer_pending = next(self._offers)
+        return [Negotiate(client, client.offer_pending, member.id, member.room_id, msg.sdp)]
 
     def _leave(self, client: Client) -> list[Action]:
         member = client.member
@@ -271,10 +280,7 @@ class Hub:
         effects = room.floor.leave(member.id, self.clock())
         self.registry.leave(member.id)
         if peer_id is not None:
-            try:
-                self.media.remove_peer(peer_id)
-            except Exception:  # noqa: BLE001 - removal must finish whatever the media plane does
-                log.exception("remove_peer(%s) failed", peer_id)
+            self._remove_peer(peer_id)
         if room.members:
             actions.extend(self._floor_effects(room, effects))
             notice = encode({"type": "member_left", "id": member.id})
@@ -341,6 +347,12 @@ class Hub:
             log.exception("set_speaker(%s, %s) failed", room.id, speaker)
             return
         self._speaker[room.id] = speaker
+
+    def _remove_peer(self, peer_id: str) -> None:
+        try:
+            self.media.remove_peer(peer_id)
+        except Exception:  # noqa: BLE001 - removal must finish whatever the media plane does
+            log.exception("remove_peer(%s) failed", peer_id)
 
     def _floor_state(self, room: Room) -> dict[str, object]:
         return {

@@ -2,10 +2,11 @@
 
 This is the I/O shell around :class:`~signaling.hub.Hub`: it reads frames, enforces the
 per-client limits (frame size, message rate), derives password keys off the event loop,
-feeds the hub and carries out what the hub answers. Each client has its own outgoing queue
-and writer task, so a slow or stuck browser delays only itself, and any exception raised
-while handling one client's message is logged and answered with ``server_error``: one
-client can never take the server (or the media plane sharing its event loop) down.
+feeds the hub and carries out what the hub answers, including the media plane's offer/answer
+round trips (a task per :class:`~signaling.hub.Negotiate`, never awaited by the frame loop).
+Each client has its own outgoing queue and writer task, so a slow or stuck browser delays
+only itself, and any exception raised while handling one client's message is logged and
+answered with ``server_error``: one client can never take the server down.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from websockets.http11 import Request, Response
 
 from . import turn
 from .floor import FloorSettings
-from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Send, error_message
+from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
@@ -120,7 +121,7 @@ class _Conn:
 
 
 class SignalingServer:
-    """The signaling service bound to one media plane (``sfu.Router``)."""
+    """The signaling service bound to one media plane (``sfu.WorkerPool`` or ``sfu.Router``)."""
 
     def __init__(self, config: ServerConfig, media: MediaPlane) -> None:
         self.config = config
@@ -142,6 +143,7 @@ class SignalingServer:
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._negotiations: set[asyncio.Task[None]] = set()
         self._closed = False
         # scrypt costs ~30 ms of CPU and 16 MiB: bound how many run at once, so a burst of
         # password joins queues up instead of starving the media plane of CPU and memory.
@@ -156,9 +158,7 @@ class SignalingServer:
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
         """Listen on ``config.host:config.port`` (0 = ephemeral) and subscribe to media events."""
         self = cls(config, media)
-        add_listener = getattr(media, "add_listener", None)
-        if add_listener is not None:
-            add_listener(self._on_media_event)
+        media.add_listener(self._on_media_event)
         self._server = await serve(
             self._handle,
             config.host,
@@ -198,6 +198,8 @@ class SignalingServer:
         self._closed = True
         if self._ticker is not None:
             self._ticker.cancel()
+        for task in self._negotiations:
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -286,11 +288,35 @@ class SignalingServer:
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
+            if isinstance(action, Negotiate):
+                task = asyncio.create_task(self._negotiate(action))
+                self._negotiations.add(task)
+                task.add_done_callback(self._negotiations.discard)
+                continue
             conn: _Conn = action.client.context
             if isinstance(action, Send):
                 conn.enqueue(action.text)
             else:
                 conn.request_close(action.code, action.reason)
+
+    async def _negotiate(self, negotiation: Negotiate) -> None:
+        """One offer/answer round trip with the media plane; the outcome goes to the hub."""
+        try:
+            answer = await self.media.negotiate(
+                negotiation.peer_id, negotiation.room_id, negotiation.sdp
+            )
+        except ValueError as exc:  # sfu.OfferError / WorkerGone: str() is the reason
+            actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer")
+        except Exception:  # noqa: BLE001 - a media-plane bug fails this offer, not the server
+            log.exception("negotiating the offer of client %s failed", negotiation.client.serial)
+            actions = self.hub.offer_failed(negotiation, None)
+        else:
+            actions = self.hub.offer_answered(negotiation, answer)
+        try:
+            self._dispatch(actions)
+        except Exception:  # noqa: BLE001
+            log.exception("dispatching the answer for client %s failed",
+                          negotiation.client.serial)
 
     def _on_media_event(self, event: object) -> None:
         if self._closed:
@@ -341,14 +367,13 @@ class SignalingServer:
         if method not in ("GET", "HEAD"):
             return text_response(405, "Method Not Allowed", "method not allowed\n",
                                  extra=[("Allow", "GET, HEAD")])
-        media_stats = getattr(self.media, "stats", None)
         body = {
             "status": "ok",
             "uptime_s": round(time.monotonic() - self._started, 1),
             "rooms": len(self.registry),
             "members": self.registry.member_count,
             "clients": self.hub.client_count,
-            "media": media_stats() if media_stats is not None else None,
+            "media": self.media.stats(),  # a snapshot: never waits for a worker
         }
         return text_response(200, "OK", json.dumps(body) + "\n", "application/json",
                              head=method == "HEAD")

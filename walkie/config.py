@@ -180,7 +180,7 @@ class Config:
         "(repeatable; the server's own origin is always accepted)", origin, "ORIGIN")
     workers: int = _setting(
         1, "media worker processes, one per core, each owning whole rooms on its own UDP "
-           "port (--udp-port + i); 1 = in this process",
+           "port (--udp-port + i); one that dies is restarted on its port",
         whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
     max_connections_per_ip: int = _setting(
         _library_default(ServerConfig, "max_connections_per_ip"),

@@ -59,12 +59,11 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def start_media(config: Config) -> Media:
-    """The media plane for ``config``: in this process for one worker, else worker processes
-    on consecutive UDP ports. The only place that decides where media runs."""
-    media_config = config.router_config()
-    if config.workers > 1:
-        return await sfu.WorkerPool.start(config.workers, media_config)
-    return await sfu.Router.start(media_config)
+    """The media plane for ``config``: ``--workers`` worker processes on consecutive UDP
+    ports (one by default), so that no signaling load can delay a packet and a crashed
+    worker is restarted. The only place that decides where media runs (embedders who want
+    it in-process use ``sfu.Router`` with ``signaling.server`` directly)."""
+    return await sfu.WorkerPool.start(config.workers, config.router_config())
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None,

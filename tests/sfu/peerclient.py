@@ -109,10 +109,10 @@ class PeerClient:
         assert fp is not None
         self.server_fingerprint = bytes.fromhex(fp.group(1).replace(":", ""))
 
-    async def join(self, router, room: str) -> str:  # noqa: ANN001 - sfu.Router
+    async def join(self, router, room: str) -> str:  # noqa: ANN001 - sfu.Router or WorkerPool
         if self.transport is None:
             await self.open()
-        answer = router.add_peer(self.name, room, self.offer())
+        answer = await router.negotiate(self.name, room, self.offer())
         self.take_answer(answer)
         return answer
 

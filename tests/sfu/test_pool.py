@@ -1,32 +1,30 @@
-"""The worker pool with two real worker processes on 127.0.0.1, driven by synthetic peers.
+"""The worker pool with real worker processes on 127.0.0.1, driven by synthetic peers.
 
-Shows that rooms are placed whole on one worker each (different UDP ports in the answers),
-that audio is forwarded in each room through the pool, that events, errors and removals come
-back through the parent's synchronous API, and that a killed worker costs only its own rooms.
+Rooms are placed whole (one UDP port per room's answers), audio is forwarded in each room,
+errors and events come back through the asynchronous API, and bad offers are refused in the
+caller's process without any worker. The failure tests (stopped workers, kill -9, crash
+loops) are in test_pool_failures.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import re
-from collections.abc import AsyncIterator, Callable
+import os
+import select
+import socket
+import time
 
 import pytest
 
 import sfu
-from sfu.pool import WorkerGone, WorkerPool
+from sfu.pool import PoolTuning, WorkerGone, WorkerPool
+from sfu.sdp import SdpError, parse_offer, select_audio
 
-from .peerclient import PeerClient
+from .peerclient import CLIENT_CERT, PeerClient, make_offer
+from .poolkit import answer_port, close, join, stopped, talk, until, worker_children
 
-
-@pytest.fixture
-async def pool() -> AsyncIterator[WorkerPool]:
-    p = await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=0))
-    yield p
-    await p.close()
-    for worker in p.workers:
-        assert not worker.process.is_alive()
+#: A well-formed offer for nobody in particular (the tests that use it never connect).
+SOME_OFFER = make_offer("abcd", "p" * 22, CLIENT_CERT.fingerprint_text("sha-256"), 1, 9)
 
 
 @pytest.fixture
@@ -36,264 +34,192 @@ def events(pool: WorkerPool) -> list[sfu.PeerEvent]:
     return got
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait (bounded) for something another process does; fail with ``what`` otherwise."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-def _answer_port(answer: str) -> int:
-    match = re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", answer)
-    assert match is not None
-    return int(match.group(1))
-
-
-async def _join(pool: WorkerPool, room: str, *names: str) -> tuple[list[PeerClient], set[int]]:
-    clients, ports = [], set()
-    for name in names:
-        client = PeerClient(name)
-        ports.add(_answer_port(await client.join(pool, room)))
-        await client.connect()
-        assert client.srtp is not None, f"{name} did not connect"
-        clients.append(client)
-    return clients, ports
-
-
-async def _talk(pool: WorkerPool, room: str, talker: PeerClient, *listeners: PeerClient) -> None:
-    """Give ``talker`` the floor, send five packets, check every listener gets exactly them."""
-    pool.set_speaker(room, talker.name)
-    stats = pool.room_stats(room)  # request/reply on the same pipe: set_speaker is applied
-    assert stats is not None and stats["speaker"] == talker.name
-    sent = [talker.send_audio() for _ in range(5)]
-    for listener in listeners:
-        got = await listener.drain()
-        assert [p.payload for p in got] == sent
-        assert all(p.csrcs == [talker.ssrc] for p in got)
-    assert await talker.drain() == []  # the talker never hears itself
-
-
-def _close(*clients: PeerClient) -> None:
-    for client in clients:
-        client.close()
-
-
-async def test_rooms_live_on_different_workers_and_forward(
+async def test_rooms_live_whole_on_the_least_loaded_worker_and_forward(
     pool: WorkerPool, events: list[sfu.PeerEvent]
 ) -> None:
     assert len(set(pool.addresses)) == 2 and pool.address == pool.addresses[0]
-    xs, x_ports = await _join(pool, "x", "x1", "x2", "x3")
-    ys, y_ports = await _join(pool, "y", "y1", "y2")
+    xs, x_ports = await join(pool, "x", "x1", "x2", "x3")
+    ys, y_ports = await join(pool, "y", "y1", "y2")
+    zs: list[PeerClient] = []
     try:
         assert len(x_ports) == 1 and len(y_ports) == 1  # a room never spans workers
         assert x_ports != y_ports
         assert x_ports | y_ports == {port for _, port in pool.addresses}
-        await _until(lambda: len(events) == 5, "five connected events")
+        # A third room goes to the worker with fewer peers (y's: 2 against 3).
+        zs, z_ports = await join(pool, "z", "z1")
+        assert z_ports == y_ports
+        await until(lambda: len(events) == 6, "six connected events")
         assert sorted((e.kind, e.peer_id, e.room_id) for e in events) == [
-            ("connected", name, name[0]) for name in ("x1", "x2", "x3", "y1", "y2")
+            ("connected", name, name[0]) for name in ("x1", "x2", "x3", "y1", "y2", "z1")
         ]
-        await _talk(pool, "x", xs[1], xs[0], xs[2])
-        await _talk(pool, "y", ys[0], ys[1])
+        await talk(pool, "x", xs[1], xs[0], xs[2])
+        await talk(pool, "y", ys[0], ys[1])
+        placed = [(w["placed_rooms"], w["placed_peers"]) for w in pool.stats()["workers"]]  # type: ignore[index]
+        assert placed == [(1, 3), (2, 3)]
+
+        def reported() -> bool:  # each worker pushes its Router's stats once a second
+            return pool.stats().get("packets_forwarded") == 5 * 2 + 5 * 1
+
+        await until(reported, "stats reports with the forwarded packets")
         stats = pool.stats()
-        assert stats["rooms"] == 2 and stats["peers"] == 5 and stats["connected_peers"] == 5
-        assert stats["packets_forwarded"] == 5 * 2 + 5 * 1
-        assert [w["peers"] for w in stats["workers"]] == [3, 2]  # type: ignore[index]
-        peer = pool.peer_stats("y2")
-        assert peer is not None and peer["connected"] and peer["room_id"] == "y"
-        assert pool.peer_stats("nobody") is None and pool.room_stats("nowhere") is None
+        assert stats["rooms"] == 3 and stats["peers"] == 6 and stats["connected_peers"] == 6
+        for worker in stats["workers"]:  # type: ignore[attr-defined]
+            assert worker["alive"] and worker["state"] == "ready" and worker["restarts"] == 0
+            assert worker["pid"] != os.getpid() and worker["report_age_s"] is not None
+        assert isinstance(stats["spare_pid"], int)  # the warm spare
     finally:
-        _close(*xs, *ys)
+        close(*xs, *ys, *zs)
 
 
-async def test_set_speaker_errors_and_none(pool: WorkerPool) -> None:
-    (a,), _ = await _join(pool, "x", "a")
-    (b,), _ = await _join(pool, "y", "b")
+async def test_set_speaker_and_remove_peer(pool: WorkerPool) -> None:
+    (a,), _ = await join(pool, "x", "a")
+    (b,), _ = await join(pool, "y", "b")
+    c, a2, a3 = PeerClient("c"), PeerClient("a"), PeerClient("a")
     try:
         with pytest.raises(KeyError, match="no room 'nowhere'"):
             pool.set_speaker("nowhere", "a")
         with pytest.raises(KeyError, match="not in room"):
             pool.set_speaker("x", "b")  # b exists, but in another room (on another worker)
         pool.set_speaker("nowhere", None)  # like Router: clearing an unknown room is a no-op
-        pool.set_speaker("x", "a")
-        pool.set_speaker("x", None)
-        stats = pool.room_stats("x")
-        assert stats is not None and stats["speaker"] is None and stats["bursts"] == 2
-    finally:
-        _close(a, b)
-
-
-async def test_remove_peer_frees_the_room(pool: WorkerPool) -> None:
-    a = PeerClient("a")
-    b = PeerClient("b")
-    c = PeerClient("c")
-    try:
-        port_a = _answer_port(await a.join(pool, "x"))
-        port_b = _answer_port(await b.join(pool, "y"))
-        assert port_a != port_b
         first = pool.worker_of("x")
-        assert first is not None and first.peers == 1
+        assert first is not None and first is not pool.worker_of("y")
         pool.remove_peer("a")
         pool.remove_peer("a")  # idempotent
-        assert pool.worker_of("x") is None and pool.room_stats("x") is None
-        assert pool.peer_stats("a") is None
-        stats = pool.stats()  # a request/reply per worker: each has applied the removal
-        assert stats["rooms"] == 1 and stats["peers"] == 1
-        assert [w["rooms"] for w in stats["workers"]] == [0, 1]  # type: ignore[index]
+        assert pool.worker_of("x") is None
         with pytest.raises(KeyError):
             pool.set_speaker("x", "a")
-        # the freed worker is the least loaded again: a new room goes there
-        assert _answer_port(await c.join(pool, "z")) == port_a
-        # the id is free again too
-        assert _answer_port(await PeerClient("a").join(pool, "y")) == port_b
-    finally:
-        _close(a, b, c)
-
-
-async def test_offer_errors_come_back_with_their_type_and_message(pool: WorkerPool) -> None:
-    bad_offer = "v=0\r\nthis is not sdp\r\n"
-    local = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
-    try:
-        with pytest.raises(sfu.OfferError) as direct:
-            local.add_peer("p", "x", bad_offer)
-    finally:
-        await local.close()
-    with pytest.raises(sfu.OfferError) as pooled:
-        pool.add_peer("p", "x", bad_offer)
-    assert type(pooled.value) is sfu.OfferError
-    assert str(pooled.value) == str(direct.value) != ""
-    assert pool.worker_of("x") is None  # a failed first offer places no room
-    assert pool.stats()["peers"] == 0
-    a = PeerClient("a")
-    try:
-        await a.join(pool, "x")
+        # The freed worker is the least loaded again: a new room goes there, and the id is
+        # free again too.
+        assert answer_port(await c.join(pool, "z")) == first.address[1]
+        assert answer_port(await a2.join(pool, "y")) == b.server[1]
         with pytest.raises(ValueError, match="already exists"):
-            await PeerClient("a").join(pool, "y")
+            await a3.join(pool, "x")
+        await until(lambda: [w.get("peers") for w in pool.stats()["workers"]] == [1, 2],  # type: ignore[attr-defined]
+                    "the workers' own peer counts")
     finally:
-        a.close()
+        close(a, b, c, a2, a3)
 
 
-async def test_killed_worker_loses_its_peers_and_the_other_keeps_working(
+async def test_bad_offers_are_refused_here_and_never_reach_a_worker(pool: WorkerPool) -> None:
+    """Both workers are stopped: a refusal that needed one could not come back at all."""
+    bad: dict[str, str] = {}
+    for sdp in ("v=0\r\nthis is not sdp\r\n", SOME_OFFER.replace("m=audio", "m=video")):
+        with pytest.raises(SdpError) as direct:
+            select_audio(parse_offer(sdp))
+        bad[sdp] = str(direct.value)
+    with stopped(pool.workers[0].pid), stopped(pool.workers[1].pid):
+        for sdp, reason in bad.items():
+            for _ in range(50):
+                with pytest.raises(sfu.OfferError) as refused:
+                    await pool.negotiate("p", "x", sdp)
+                assert type(refused.value) is sfu.OfferError and str(refused.value) == reason
+        assert pool.worker_of("x") is None  # a refused first offer places no room
+        assert all(w.alive for w in pool.workers)
+
+
+async def test_an_event_of_a_removed_or_earlier_peer_is_never_delivered(
     pool: WorkerPool, events: list[sfu.PeerEvent]
 ) -> None:
-    xs, _ = await _join(pool, "x", "x1", "x2")
-    ys, _ = await _join(pool, "y", "y1", "y2")
+    """The worker reports a peer lost after the parent removed it and opened another of the
+    same id (a re-offer): the report is about the old peer and must not reach listeners."""
+    (a, b), _ = await join(pool, "x", "a", "b")
+    await until(lambda: len(events) == 2, "both connected")
+    worker = pool.worker_of("x")
+    assert worker is not None and worker.process is not None
+    channel_socket = worker.process.channel._transport.get_extra_info("socket")  # type: ignore[union-attr]
+    again = PeerClient("a")
     try:
-        await _until(lambda: len(events) == 4, "four connected events")
-        doomed = pool.worker_of("x")
-        survivor = pool.worker_of("y")
-        assert doomed is not None and survivor is not None and doomed is not survivor
-        doomed.process.kill()
-
-        def lost() -> list[sfu.PeerEvent]:
-            return [e for e in events if e.kind == "consent_lost"]
-
-        await _until(lambda: len(lost()) == 2, "consent_lost for the dead worker's peers")
-        assert sorted((e.peer_id, e.room_id, e.reason) for e in lost()) == [
-            ("x1", "x", "media worker exited"),
-            ("x2", "x", "media worker exited"),
+        for client in (a, b):
+            assert client.dtls is not None
+            for datagram in client.dtls.close():  # DTLS close_notify: the worker drops them
+                client.send(datagram)
+        # Block this loop until the worker has written both "closed" events, unread.
+        readable, _, _ = select.select([channel_socket], [], [], 10)
+        assert readable, "the worker never reported the closed peers"
+        time.sleep(0.2)  # let the second event follow the first into the socket
+        pool.remove_peer("b")  # removed by the caller: its report is stale
+        pool.remove_peer("a")
+        await again.open()
+        answer = await pool.negotiate("a", "x", again.offer())  # a new peer "a"
+        again.take_answer(answer)
+        await again.connect()
+        await until(lambda: len(events) == 3, "the new a's connected event")
+        await asyncio.sleep(0.1)  # anything else would have been delivered by now
+        assert [(e.kind, e.peer_id) for e in events] == [
+            ("connected", "a"), ("connected", "b"), ("connected", "a")
         ]
-        assert not doomed.alive and pool.worker_of("x") is None
-        await _talk(pool, "y", ys[1], ys[0])
-        # new rooms (even the lost one) go to the survivor; the dead worker is never used again
-        z = PeerClient("z")
-        xs.append(z)
-        assert _answer_port(await z.join(pool, "x")) == survivor.address[1]
-        stats = pool.stats()
-        alive = [w["alive"] for w in stats["workers"]]  # type: ignore[attr-defined]
-        assert alive == [w is survivor for w in pool.workers]
-        assert stats["peers"] == 3
-        with pytest.raises(KeyError):
-            pool.set_speaker("x", "x1")
-        await asyncio.sleep(0.05)
-        assert len(lost()) == 2  # each loss reported once
     finally:
-        _close(*xs, *ys)
+        close(a, b, again)
 
 
-async def test_all_workers_dead_means_a_clean_offer_error(pool: WorkerPool) -> None:
-    for worker in pool.workers:
-        worker.process.kill()
-    await _until(lambda: not any(w.alive for w in pool.workers), "both deaths noticed")
-    with pytest.raises(WorkerGone, match="no media worker"):
-        pool.add_peer("a", "x", "v=0\r\n")
+async def test_close_stops_every_process_and_later_calls_fail_cleanly() -> None:
+    pool = await WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=0))
+    await until(lambda: pool.stats()["spare_ready"], "the warm spare")
+    assert len(worker_children()) == 2  # the worker and the spare
+    await pool.close()
+    assert worker_children() == []
+    with pytest.raises(WorkerGone):
+        await pool.negotiate("a", "x", SOME_OFFER)
+    pool.remove_peer("a")
+    pool.set_speaker("x", None)
+    await pool.close()  # idempotent
 
 
 async def test_start_refuses_a_port_in_use_and_leaves_nothing_running() -> None:
-    first = await WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=0))
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", 0))
+    port = blocker.getsockname()[1]
     try:
-        port = first.address[1]
-        with pytest.raises(OSError):
-            await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=port))
-        # the failed pool's other worker (port + 1 bound fine) was stopped too
-        media = [p.pid for p in multiprocessing.active_children() if p.name.startswith("walkie-media")]
-        assert media == [first.workers[0].process.pid]
-        with pytest.raises(ValueError):
-            await WorkerPool.start(0, sfu.RouterConfig(host="127.0.0.1", port=0))
-        with pytest.raises(ValueError):
-            await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=65535))
+        with pytest.raises(OSError, match="media worker 0"):
+            await WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=port))
+        # port - 1 and port: the second worker cannot bind; the first was stopped too.
+        with pytest.raises(OSError, match="media worker 1"):
+            await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=port - 1))
+        assert worker_children() == []
     finally:
-        await first.close()
-    assert not first.workers[0].process.is_alive()
+        blocker.close()
+    with pytest.raises(ValueError):
+        await WorkerPool.start(0, sfu.RouterConfig(host="127.0.0.1", port=0))
+    with pytest.raises(ValueError):
+        await WorkerPool.start(2, sfu.RouterConfig(host="127.0.0.1", port=65535))
+    assert worker_children() == []
 
 
-async def test_events_read_during_a_call_are_booked_at_once_and_delivered_after() -> None:
-    """Peers that never connect lose consent in the worker while the parent is busy: the
-    events wait in the pipe, a control call reads them, and they reach listeners afterwards."""
-    config = sfu.RouterConfig(host="127.0.0.1", port=0, consent_timeout=0.3)
-    pool = await WorkerPool.start(2, config)
-    events: list[sfu.PeerEvent] = []
-    pool.add_listener(events.append)
-    clients = [PeerClient(name) for name in ("a1", "a2", "b")]
+async def test_a_slow_request_times_out_alone() -> None:
+    """A stopped worker fails the one request sent to it; another worker's requests, and the
+    caller's loop, go on meanwhile; once resumed, the late open is undone there."""
+    pool = await WorkerPool.start(
+        2, sfu.RouterConfig(host="127.0.0.1", port=0), PoolTuning(request_timeout=1.5)
+    )
+    clients: list[PeerClient] = []
     try:
-        await clients[0].join(pool, "x")
-        await clients[1].join(pool, "x")
-        await clients[2].open()
-        worker = pool.worker_of("x")
-        assert worker is not None
-        # Block this loop (so its pipe reader cannot run) until the worker has written.
-        assert worker.conn.poll(5.0), "the worker never reported the lost peers"
-        answer = pool.add_peer("b", "x", clients[2].offer())  # reads both events, then its reply
-        assert "a=ice-ufrag:" in answer
-        assert events == []  # not delivered from inside the call
-        assert pool.worker_of("x") is worker  # a1, a2 gone, b placed on the same worker
-        assert pool.peer_stats("a1") is None and pool.peer_stats("b") is not None
-        await _until(lambda: len(events) == 2, "the queued events")
-        assert [(e.kind, e.peer_id) for e in events] == [
-            ("consent_lost", "a1"),
-            ("consent_lost", "a2"),
-        ]
-        assert pool.stats()["peers"] == 1
+        (x1,), _ = await join(pool, "x", "x1")
+        (y1,), _ = await join(pool, "y", "y1")
+        clients += [x1, y1]
+        slow = pool.worker_of("x")
+        assert slow is not None
+        with stopped(slow.pid):
+            late = PeerClient("late")
+            clients.append(late)
+            await late.open()
+            pending = asyncio.ensure_future(pool.negotiate("late", "x", late.offer()))
+            # Meanwhile the other worker serves a new member who connects and hears y1.
+            (y2,), _ = await join(pool, "y", "y2")
+            clients.append(y2)
+            assert not pending.done()
+            await talk(pool, "y", y1, y2)
+            assert pool.stats()["workers"][slow.index]["alive"]  # type: ignore[index]
+            with pytest.raises(WorkerGone, match="did not answer within 1.5 s"):
+                await pending
+            # No trace in the parent: x1 alone is placed there.
+            assert pool.stats()["workers"][slow.index]["placed_peers"] == 1  # type: ignore[index]
+        assert pool.worker_of("x") is slow and slow.alive
+        # The late open ran after all, and the pool's undo right after it.
+        await until(lambda: pool.stats()["workers"][slow.index].get("peers") == 1,  # type: ignore[index]
+                    "the stopped worker's own count back to x1 alone")
+        again = PeerClient("late")
+        clients.append(again)
+        assert answer_port(await again.join(pool, "x")) == slow.address[1]
     finally:
-        _close(*clients)
+        close(*clients)
         await pool.close()
-
-
-async def test_a_worker_that_does_not_answer_gives_an_error_not_a_hang(
-    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-    import signal
-
-    import sfu.pool
-
-    monkeypatch.setattr(sfu.pool, "CALL_TIMEOUT", 0.3)
-    a = PeerClient("a")
-    await a.open()
-    worker = pool.workers[0]
-    assert worker.process.pid is not None
-    os.kill(worker.process.pid, signal.SIGSTOP)
-    try:
-        with pytest.raises(WorkerGone, match="did not answer"):
-            pool.add_peer("a", "x", a.offer())
-    finally:
-        os.kill(worker.process.pid, signal.SIGCONT)
-    try:
-        assert worker.alive and pool.worker_of("x") is None
-        # The late add ran, the pool's undo followed it, and its stale reply is skipped.
-        stats = pool.stats()
-        assert stats["workers"][0]["peers"] == 0  # type: ignore[index]
-        assert _answer_port(await a.join(pool, "x")) == worker.address[1]
-    finally:
-        a.close()

@@ -1,9 +1,11 @@
 """The hub (session logic without sockets) against the real media plane.
 
 Offers are a real Chromium offer (captured, tests/signaling/chrome_offer.sdp) so that
-``add_peer`` really succeeds; the router is real. It is wrapped only to record which
-``set_speaker`` calls the hub made, and media-plane events are the router's own
-``PeerEvent`` objects.
+``negotiate`` really succeeds; the router is real. It is wrapped only to record which
+``set_speaker`` and ``remove_peer`` calls the hub made, and media-plane events are the
+router's own ``PeerEvent`` objects. The hub never awaits: an offer gives a ``Negotiate``
+action, which these tests run against the router (as server.py does) or hold back, to feed
+the outcome at the moment a test needs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 import sfu
 from signaling.floor import FloorSettings
-from signaling.hub import CLOSE_FATAL, CLOSE_MEDIA, Client, Close, Hub, Send
+from signaling.hub import CLOSE_FATAL, CLOSE_MEDIA, Client, Close, Hub, Negotiate, Send
 from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping, ProtocolError
 from signaling.rooms import RoomRegistry
 
@@ -25,15 +27,20 @@ OFFER = (Path(__file__).parent / "chrome_offer.sdp").read_text()
 
 
 class SpeakerLog:
-    """The real router, with its set_speaker calls recorded."""
+    """The real router, with its set_speaker and remove_peer calls recorded."""
 
     def __init__(self, router: sfu.Router) -> None:
         self.router = router
         self.calls: list[tuple[str, str | None]] = []
+        self.removed: list[str] = []
 
     def set_speaker(self, room_id: str, peer_id: str | None) -> None:
         self.calls.append((room_id, peer_id))
         self.router.set_speaker(room_id, peer_id)
+
+    def remove_peer(self, peer_id: str) -> None:
+        self.removed.append(peer_id)
+        self.router.remove_peer(peer_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.router, name)
@@ -75,6 +82,27 @@ def join(hub: Hub, name: str, room: str = "r") -> Client:
     actions = hub.receive(client, Join(room, name))
     assert types(actions, client) == ["joined"]
     return client
+
+
+def begin_offer(hub: Hub, client: Client, sdp: str = OFFER) -> Negotiate:
+    """Send an offer; the hub answers with exactly one Negotiate action for it."""
+    (action,) = hub.receive(client, Offer(sdp))
+    assert isinstance(action, Negotiate) and action.client is client and action.sdp == sdp
+    assert client.offer_pending == action.offer
+    return action
+
+
+async def finish_offer(hub: Hub, media: SpeakerLog, negotiation: Negotiate) -> list:
+    """What server.py does with a Negotiate: the media plane's outcome, back to the hub."""
+    try:
+        answer = await media.negotiate(negotiation.peer_id, negotiation.room_id, negotiation.sdp)
+    except ValueError as exc:
+        return hub.offer_failed(negotiation, str(exc))
+    return hub.offer_answered(negotiation, answer)
+
+
+async def offer(hub: Hub, media: SpeakerLog, client: Client, sdp: str = OFFER) -> list:
+    return await finish_offer(hub, media, begin_offer(hub, client, sdp))
 
 
 async def test_join_presence_and_leave(media: SpeakerLog) -> None:
@@ -131,24 +159,130 @@ async def test_protocol_errors_fatal_only_for_bad_join_fields(media: SpeakerLog)
 async def test_offer_answer_and_bad_offers(media: SpeakerLog) -> None:
     hub, _ = make_hub(media)
     a = join(hub, "Ann")
-    (error,) = sent(hub.receive(a, Offer("v=0\r\nnonsense\r\n")), a)
+    (error,) = sent(await offer(hub, media, a, "v=0\r\nnonsense\r\n"), a)
     assert error["code"] == "bad_offer" and error["fatal"] is False and error["message"]
-    (answer,) = sent(hub.receive(a, Offer(OFFER)), a)
+    assert a.offer_pending is None and a.peer_id is None
+    (answer,) = sent(await offer(hub, media, a), a)
     assert answer["type"] == "answer"
     assert "a=ice-lite" in answer["sdp"] and "a=setup:actpass" not in answer["sdp"]
     assert a.peer_id is not None and media.peer_stats(a.peer_id) is not None
-    (error,) = sent(hub.receive(a, Offer(OFFER)), a)
-    assert error["code"] == "bad_message"
     peer_id = a.peer_id
     hub.disconnect(a)
     assert media.peer_stats(peer_id) is None  # removed from the media plane
+    assert media.removed == [peer_id]
+
+
+async def test_an_offer_while_one_is_answered_is_refused_without_harm(media: SpeakerLog) -> None:
+    hub, _ = make_hub(media)
+    a = join(hub, "Ann")
+    pending = begin_offer(hub, a)
+    (error,) = sent(hub.receive(a, Offer(OFFER)), a)
+    assert error == {"type": "error", "code": "bad_message", "fatal": False,
+                     "message": "an offer is already being answered"}
+    assert a.offer_pending == pending.offer  # the first offer is still the one answered
+    assert types(await finish_offer(hub, media, pending), a) == ["answer"]
+    assert a.offer_pending is None and a.peer_id == a.member.id  # type: ignore[union-attr]
+
+
+async def test_an_internal_media_failure_is_a_server_error_and_the_session_goes_on(
+    media: SpeakerLog,
+) -> None:
+    hub, _ = make_hub(media)
+    a = join(hub, "Ann")
+    (error,) = sent(hub.offer_failed(begin_offer(hub, a), None), a)
+    assert error["code"] == "server_error" and error["fatal"] is False
+    assert types(await offer(hub, media, a), a) == ["answer"]
+
+
+async def test_a_new_offer_replaces_the_media_peer_and_keeps_the_floor(media: SpeakerLog) -> None:
+    hub, _ = make_hub(media)
+    a, b = join(hub, "Ann"), join(hub, "Bob")
+    (first,) = sent(await offer(hub, media, a), a)
+    await offer(hub, media, b)
+    hub.receive(a, FloorRequest())
+    peer_id = a.peer_id
+    assert peer_id is not None and media.calls == [("r", peer_id)]
+
+    negotiation = begin_offer(hub, a)
+    # The old peer is gone at once; the holder is nobody's speaker until the new answer.
+    assert media.removed == [peer_id] and a.peer_id is None
+    assert media.peer_stats(peer_id) is None
+    assert media.calls == [("r", peer_id), ("r", None)]
+    actions = await finish_offer(hub, media, negotiation)
+    (second,) = sent(actions, a)
+    assert second["type"] == "answer" and not sent(actions, b)  # no presence change
+    assert ice_ufrag(second["sdp"]) != ice_ufrag(first["sdp"])  # a new transport
+    assert a.peer_id == peer_id and media.peer_stats(peer_id) is not None
+    assert media.calls[-1] == ("r", peer_id)  # the holder speaks again
+    room = hub.registry.get("r")
+    assert room is not None and room.floor.holder == a.member.id  # type: ignore[union-attr]
+
+
+def ice_ufrag(sdp: str) -> str:
+    (line,) = [x for x in sdp.splitlines() if x.startswith("a=ice-ufrag:")]
+    return line
+
+
+async def test_reset_keeps_membership_floor_and_queue_and_restores_the_speaker(
+    media: SpeakerLog,
+) -> None:
+    hub, _ = make_hub(media)
+    a, b, c = join(hub, "Ann"), join(hub, "Bob"), join(hub, "Cy")
+    for client in (a, b, c):
+        await offer(hub, media, client)
+    hub.receive(a, FloorRequest())
+    hub.receive(b, FloorRequest())  # queued behind a
+    assert media.calls == [("r", a.peer_id)]
+    a_id, b_id = a.member.id, b.member.id  # type: ignore[union-attr]
+
+    # a's and b's worker died: the media plane forgot them and says "reset" for each.
+    for client in (a, b):
+        media.router.remove_peer(client.peer_id)  # type: ignore[arg-type]
+    reset_a = hub.media_event(sfu.PeerEvent("reset", a_id, "r", "media worker restarted"))
+    reset_b = hub.media_event(sfu.PeerEvent("reset", b_id, "r", "media worker restarted"))
+    assert sent(reset_a, a) == [
+        {"type": "media", "state": "reset", "reason": "media worker restarted"}
+    ]
+    assert types(reset_b, b) == ["media"]
+    assert not sent(reset_a + reset_b, c)  # nobody left, nothing changed for the others
+    assert a.peer_id is None and b.peer_id is None and not a.closed
+    assert media.calls[-1] == ("r", None)  # the hub's idea of the speaker follows the media plane
+    room = hub.registry.get("r")
+    assert room is not None and room.floor.holder == a_id and list(room.floor.queue) == [b_id]
+    assert len(room.members) == 3
+
+    # Floor traffic goes on while media is down; then the holder's new offer brings it back.
+    assert types(hub.receive(b, FloorRequest()), b) == ["floor_queued"]
+    assert types(await offer(hub, media, a), a) == ["answer"]
+    assert media.calls[-1] == ("r", a_id)
+    assert types(await offer(hub, media, b), b) == ["answer"]
+    assert media.calls[-1] == ("r", a_id)  # b is only queued: no speaker change
+    # A reset for a peer the client no longer has (it re-offered meanwhile) changes nothing.
+    assert hub.media_event(sfu.PeerEvent("reset", "ghost", "r", "x")) == []
+
+
+async def test_an_answer_for_a_member_who_left_meanwhile_removes_the_peer(
+    media: SpeakerLog,
+) -> None:
+    hub, _ = make_hub(media)
+    a, b = join(hub, "Ann"), join(hub, "Bob")
+    negotiation = begin_offer(hub, a)
+    peer_id = negotiation.peer_id
+    hub.disconnect(a)
+    assert media.removed == []  # nothing to remove yet: the offer is still being answered
+    assert await finish_offer(hub, media, negotiation) == []
+    assert media.removed == [peer_id] and media.peer_stats(peer_id) is None
+    # The same for a failed offer: nothing to say to anybody.
+    negotiation = begin_offer(hub, b)
+    hub.disconnect(b)
+    assert hub.offer_failed(negotiation, "nope") == []
 
 
 async def test_floor_drives_the_speaker(media: SpeakerLog) -> None:
     hub, _ = make_hub(media)
     a, b, c = join(hub, "Ann"), join(hub, "Bob"), join(hub, "Cy")
     for client in (a, b):
-        hub.receive(client, Offer(OFFER))
+        await offer(hub, media, client)
     assert media.calls == []
 
     actions = hub.receive(a, FloorRequest())
@@ -168,7 +302,7 @@ async def test_floor_drives_the_speaker(media: SpeakerLog) -> None:
     assert types(actions, b) == ["floor_queued", "floor"]
     assert media.calls[-1] == ("r", None)
     # Once c's offer is accepted, c becomes the speaker without a new request.
-    hub.receive(c, Offer(OFFER))
+    await offer(hub, media, c)
     assert media.calls[-1] == ("r", c.peer_id)
     # Holder leaves: the floor passes on at once.
     actions = hub.disconnect(c)
@@ -191,8 +325,8 @@ async def test_busy_denied_without_queue(media: SpeakerLog) -> None:
 async def test_tick_revokes_after_max_talk_time(media: SpeakerLog) -> None:
     hub, clock = make_hub(media, max_talk_time=5.0)
     a, b = join(hub, "Ann"), join(hub, "Bob")
-    hub.receive(a, Offer(OFFER))
-    hub.receive(b, Offer(OFFER))
+    await offer(hub, media, a)
+    await offer(hub, media, b)
     hub.receive(a, FloorRequest())
     hub.receive(b, FloorRequest())
     clock.now += 4.9
@@ -210,14 +344,14 @@ async def test_tick_revokes_after_max_talk_time(media: SpeakerLog) -> None:
 async def test_media_loss_releases_floor_and_closes(media: SpeakerLog) -> None:
     hub, _ = make_hub(media)
     a, b = join(hub, "Ann"), join(hub, "Bob")
-    hub.receive(a, Offer(OFFER))
-    hub.receive(b, Offer(OFFER))
+    await offer(hub, media, a)
+    await offer(hub, media, b)
     assert types(hub.media_event(sfu.PeerEvent("connected", a.peer_id, "r")), a) == ["media"]  # type: ignore[arg-type]
     assert a.media_connected
     hub.receive(a, FloorRequest())
     a_id = a.member.id  # type: ignore[union-attr]
     # The router already dropped the peer when it emits consent_lost.
-    media.remove_peer(a.peer_id)  # type: ignore[arg-type]
+    media.router.remove_peer(a.peer_id)  # type: ignore[arg-type]
     actions = hub.media_event(sfu.PeerEvent("consent_lost", a_id, "r", "no ICE consent for 30 s"))
     assert sent(actions, a) == [
         {"type": "media", "state": "failed", "reason": "no ICE consent for 30 s"}

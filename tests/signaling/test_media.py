@@ -3,13 +3,17 @@
 The offer is aiortc's own (``addTransceiver("audio")``, ``createOffer``,
 ``setLocalDescription``); the answer comes from the real router through the server, ICE
 and DTLS run over loopback, and the media plane's events reach the client as ``media``
-messages. Loss of media (DTLS closed, consent lost) ends the session and frees the floor.
+messages. Loss of media (DTLS closed, consent lost) ends the session and frees the floor; a
+new offer replaces the media session; with media workers (``sfu.WorkerPool``) a killed
+worker means ``media`` ``reset`` and a re-offer, with membership and floor kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -20,6 +24,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  #
 
 import sfu  # noqa: E402
 from signaling.server import ServerConfig, SignalingServer  # noqa: E402
+
+from tests.sfu.poolkit import stopped, until  # noqa: E402
 
 from .conftest import WsClient  # noqa: E402
 
@@ -183,8 +189,149 @@ async def test_rooms_spread_over_media_workers(
             await client.expect("media", state="connected", timeout=10)
             await client.send({"type": "floor_request"})
             await client.expect("floor_granted")
-            assert pool.room_stats(room)["speaker"] == me["id"]  # type: ignore[index]
+            assert server.hub._speaker[room] == me["id"]  # noqa: SLF001 - told to the pool
         assert ports == {port for _, port in pool.addresses}  # one room on each worker
     finally:
         await server.close()
         await pool.close()
+
+
+async def media_up(client: WsClient, pcs: list[RTCPeerConnection]) -> tuple[RTCPeerConnection, str]:
+    """What a page does after ``joined`` or ``media`` ``reset``: offer, apply the answer, wait
+    for ``media`` ``connected``. Returns the connection and the answer."""
+    pc, offer = await aiortc_offer(pcs)
+    await client.send({"type": "offer", "sdp": offer})
+    answer = (await client.expect("answer"))["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await client.expect("media", state="connected", timeout=10)
+    return pc, answer
+
+
+def ufrag(sdp: str) -> str:
+    return next(line for line in sdp.splitlines() if line.startswith("a=ice-ufrag:"))
+
+
+async def test_a_new_offer_replaces_the_media_session_quietly(
+    media_server: SignalingServer, client_factory: ClientOf, pcs: list[RTCPeerConnection]
+) -> None:
+    ann, bob = await client_factory(media_server), await client_factory(media_server)
+    a = (await ann.join("air", "Ann"))["you"]
+    await bob.join("air", "Bob")
+    old_pc, first = await media_up(ann, pcs)
+    await ann.send({"type": "floor_request"})
+    await ann.expect("floor_granted")
+    await bob.expect("floor", holder=a)
+    router = media_server.media
+
+    await ann.ping()
+    mark = len(ann.seen)
+    # The protocol: offer again first, close the old connection once answered (closing it
+    # while it still is the media session would be "media failed": the member leaves).
+    _, second = await media_up(ann, pcs)
+    await old_pc.close()
+    assert ufrag(second) != ufrag(first)
+    assert router.peer_stats(a["id"])["connected"]  # type: ignore[attr-defined,index]
+    assert router.room_stats("air")["speaker"] == a["id"]  # type: ignore[attr-defined,index]
+    await ann.ping()
+    await bob.ping()
+    await bob.nothing_more()  # no presence or floor change for the others
+    assert [(m["type"], m.get("state")) for m in ann.seen[mark:]] == [
+        ("answer", None), ("media", "connected"), ("pong", None)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _pool_served() -> AsyncIterator[tuple[sfu.WorkerPool, SignalingServer]]:
+    """The server as ``walkie serve`` runs it: media in one worker process."""
+    pool = await sfu.WorkerPool.start(1, sfu.RouterConfig(host="127.0.0.1", port=0))
+    server = await SignalingServer.start(
+        ServerConfig(host="127.0.0.1", port=0, tick_interval=0.05), pool
+    )
+    try:
+        yield pool, server
+    finally:
+        await server.close()
+        await pool.close()
+
+
+async def test_an_offer_while_one_is_answered_is_a_bad_message(
+    client_factory: ClientOf, pcs: list[RTCPeerConnection]
+) -> None:
+    async with _pool_served() as (pool, server):
+        ann = await client_factory(server)
+        await ann.join("air", "Ann")
+        pc, offer = await aiortc_offer(pcs)
+        with stopped(pool.workers[0].pid):
+            await ann.send({"type": "offer", "sdp": offer})  # waits for the stopped worker
+            await ann.send({"type": "offer", "sdp": offer})
+            error = await ann.expect("error")
+            assert error == {"type": "error", "code": "bad_message", "fatal": False,
+                             "message": "an offer is already being answered"}
+            await ann.ping()  # the session, and the server, go on meanwhile
+        answer = (await ann.expect("answer"))["sdp"]  # the first offer's
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await ann.expect("media", state="connected", timeout=10)
+
+
+async def test_an_answer_for_a_member_who_left_meanwhile_frees_its_media_peer(
+    client_factory: ClientOf, pcs: list[RTCPeerConnection]
+) -> None:
+    async with _pool_served() as (pool, server):
+        ann = await client_factory(server)
+        await ann.join("air", "Ann")
+        _, offer = await aiortc_offer(pcs)
+        worker = pool.workers[0]
+        with stopped(worker.pid):
+            await ann.send({"type": "offer", "sdp": offer})
+            await ann.ping()  # the offer is being answered
+            await ann.ws.close()
+            await until(lambda: server.hub.client_count == 0, "the server noticed the close")
+            assert pool.stats()["workers"][0]["placed_peers"] == 1  # type: ignore[index]
+        # The answer came back to nobody: the hub removed the peer again.
+        await until(lambda: pool.stats()["workers"][0]["placed_peers"] == 0, "the removal")  # type: ignore[index]
+        seen = worker.report
+        await until(lambda: worker.report is not seen and worker.report.router["peers"] == 0,  # type: ignore[union-attr]
+                     "a report from the worker without the peer")
+
+
+async def test_a_killed_worker_resets_media_and_keeps_members_floor_and_queue(
+    client_factory: ClientOf, pcs: list[RTCPeerConnection]
+) -> None:
+    async with _pool_served() as (pool, server):
+        ann, bob = await client_factory(server), await client_factory(server)
+        a = (await ann.join("air", "Ann"))["you"]
+        await bob.join("air", "Bob")
+        pcs_a = [(await media_up(ann, pcs))[0]]
+        pcs_b = [(await media_up(bob, pcs))[0]]
+        await ann.send({"type": "floor_request"})
+        await ann.expect("floor_granted")
+        await bob.send({"type": "floor_request"})
+        await bob.expect("floor_queued", position=1)
+        await ann.ping()
+        await bob.ping()
+        assert server.hub._speaker["air"] == a["id"]  # noqa: SLF001
+        mark_a, mark_b = len(ann.seen), len(bob.seen)
+        await until(lambda: pool.stats()["spare_ready"], "the warm spare")
+
+        os.kill(pool.workers[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+        for client, mine in ((ann, pcs_a), (bob, pcs_b)):
+            reset = await client.expect("media", state="reset")
+            assert reset["reason"] == "media worker restarted"
+            await mine[-1].close()
+        assert server.hub._speaker["air"] is None  # noqa: SLF001 - the media plane forgot it
+        # Re-establish media, without leaving: the holder speaks again once it is back.
+        pcs_b.append((await media_up(bob, pcs))[0])
+        assert server.hub._speaker["air"] is None  # noqa: SLF001 - bob only waits in the queue
+        pcs_a.append((await media_up(ann, pcs))[0])
+        assert server.hub._speaker["air"] == a["id"]  # noqa: SLF001
+        await bob.send({"type": "floor_request"})
+        await bob.expect("floor_queued", position=1)  # still next in the queue
+        await ann.ping()
+        await bob.ping()
+        for client, mark in ((ann, mark_a), (bob, mark_b)):
+            kinds = [(m["type"], m.get("state")) for m in client.seen[mark:]]
+            assert ("member_left", None) not in kinds and ("floor", None) not in kinds
+            assert kinds.count(("media", "reset")) == 1
+        worker = pool.stats()["workers"][0]  # type: ignore[index]
+        assert worker["restarts"] == 1 and worker["alive"]
+

@@ -316,11 +316,11 @@ async def test_a_crashing_handler_answers_server_error_and_the_server_lives(
     c = await new_client()
     await c.join("r", "Me")
 
-    def broken(*args: object) -> str:
+    async def broken(*args: object) -> str:
         raise RuntimeError("media plane exploded")
 
-    # A fault inside the media plane's add_peer, not an OfferError: an internal error.
-    monkeypatch.setattr(server.hub.media, "add_peer", broken)
+    # A fault inside the media plane's negotiate, not an OfferError: an internal error.
+    monkeypatch.setattr(server.hub.media, "negotiate", broken)
     await c.send({"type": "offer", "sdp": "v=0\r\n"})
     error = await c.expect("error")
     assert error["code"] == "server_error" and error["fatal"] is False

@@ -104,12 +104,16 @@ async def test_serve_in_process_until_stopped() -> None:
     await asyncio.wait_for(task, 10)
 
 
-async def test_start_media_runs_one_router_in_process_for_one_worker() -> None:
+async def test_start_media_runs_media_in_one_worker_process_by_default() -> None:
+    import os
+
     import sfu
 
     media = await serve.start_media(load(["--udp-port", "0"], {}))
     try:
-        assert isinstance(media, sfu.Router) and media.address[0] == "127.0.0.1"
+        assert isinstance(media, sfu.WorkerPool) and media.address[0] == "127.0.0.1"
+        (worker,) = media.workers
+        assert worker.alive and worker.pid not in (None, os.getpid())
     finally:
         await media.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from .udp import DatagramSocket, open_socket
 __all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig"]
 
 log = logging.getLogger("walkie.sfu")
+
+#: The core's deadlines are served on a grid of this many seconds: whatever falls due within
+#: one grain (RTCP reports, consent checks, DTLS retransmissions of hundreds of peers) runs
+#: in one wake-up instead of one each. None of those timers needs finer precision.
+TIMER_GRAIN = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +230,11 @@ class Router:
         if self._closed:
             return
         due = core.poll_timeout()
-        if due is not None and due < self._timer_due:
+        if due is None:
+            return
+        wake = math.ceil(due / TIMER_GRAIN) * TIMER_GRAIN
+        if wake < self._timer_due:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer_due = due
-            self._timer = self._loop.call_later(max(0.0, due - time.monotonic()), self._on_timer)
+            self._timer_due = wake
+            self._timer = self._loop.call_later(max(0.0, wake - time.monotonic()), self._on_timer)

@@ -74,6 +74,12 @@ def encode_sockaddr(address: Address) -> bytes:
     return _IN4.pack(socket.AF_INET, socket.htons(port), socket.inet_aton(host))
 
 
+#: Every ``msg_name`` is this long: a ``sockaddr_in6``, or a ``sockaddr_in`` zero-padded to
+#: the same size. Linux reads the family and ignores the excess, so the length is written
+#: once per slot instead of once per datagram.
+SOCKADDR_BYTES = 28
+
+
 class Destination:
     """Where datagrams for one address go: the address, and its encoded ``sockaddr``.
 
@@ -81,13 +87,11 @@ class Destination:
     hot path writes one pointer per datagram instead of encoding an address.
     """
 
-    __slots__ = ("address", "sockaddr", "namelen")
+    __slots__ = ("address", "sockaddr")
 
     def __init__(self, address: Address) -> None:
         self.address: Address = (address[0], address[1])
-        raw = encode_sockaddr(self.address)
-        self.namelen = len(raw)
-        self.sockaddr: Any = ffi.new("char[]", raw)
+        self.sockaddr: Any = ffi.new(f"char[{SOCKADDR_BYTES}]", encode_sockaddr(self.address))
 
     def __repr__(self) -> str:
         return f"Destination({self.address[0]}:{self.address[1]})"
@@ -141,6 +145,7 @@ class TransmitQueue:
             header = messages[k].msg_hdr
             header.msg_iov = iovecs + k
             header.msg_iovlen = 1
+            header.msg_namelen = SOCKADDR_BYTES
         self.arena = arena
         #: ``struct mmsghdr[capacity]``: the first ``len(self)`` entries are ready for sendmmsg
         self.messages = messages
@@ -167,9 +172,7 @@ class TransmitQueue:
 
     def _set(self, k: int, length: int, destination: Destination) -> None:
         self._iovecs[k].iov_len = length
-        header = self._headers[k]
-        header.msg_name = destination.sockaddr
-        header.msg_namelen = destination.namelen
+        self._headers[k].msg_name = destination.sockaddr
         self._destinations[k] = destination
 
     # ------------------------------------------------------------------ writing
@@ -247,9 +250,7 @@ class TransmitQueue:
                 self.protect_errors += 1
                 continue
             iovecs[k].iov_len = lenbox[0]
-            msg = headers[k]
-            msg.msg_name = destination.sockaddr
-            msg.msg_namelen = destination.namelen
+            headers[k].msg_name = destination.sockaddr
             destinations[k] = destination
             k += 1
         self._count = k

@@ -30,8 +30,10 @@ READ_BATCH = 64
 #: Largest datagram read; anything longer is counted in ``truncated`` and dropped. Nothing a
 #: browser sends here comes near it (DTLS flights and RTP stay under a path MTU).
 RECEIVE_BYTES = 2048
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
-_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
+# Plain ints: socket's MsgFlag members would make every ``flags & _MSG_TRUNC`` an enum
+# operation in Python, once per received datagram.
+_MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0x40))
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _SOCKADDR_SPACE = 128  # sizeof(struct sockaddr_storage)
 
 ffi.cdef(

@@ -98,3 +98,24 @@ def test_a_busy_port_is_refused() -> None:
             open_socket("127.0.0.1", sock.getsockname()[1], 1 << 16)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "plain"])
+def test_ipv6_both_ways(batched: bool) -> None:
+    try:
+        io = DatagramSocket(open_socket("::1", 0, 1 << 16), batched=batched)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    peer = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        peer.bind(("::1", 0))
+        peer.settimeout(1.0)
+        peer.sendto(b"hello", io.sock.getsockname()[:2])
+        ((_, source, data),) = _read_all(io)
+        assert (source, data) == (peer.getsockname()[:2], b"hello")
+        queue = TransmitQueue(capacity=2)
+        queue.push(b"back", Destination(source))
+        assert io.send(queue) == 1 and peer.recv(16) == b"back"
+    finally:
+        peer.close()
+        io.close()

@@ -86,7 +86,12 @@ def _sender(host: str, port: int, seconds: float, size: int, max_packets: int) -
 
 
 class _Drain(threading.Thread):
-    """Reads (and throws away) every datagram on ``sock`` until told to stop."""
+    """Reads (and throws away) every datagram on ``sock`` until told to stop.
+
+    It polls without ever sleeping, so the sender never pays for waking it up: whether a
+    blocking reader happened to be asleep when a datagram came would otherwise make the
+    floor jump between two values from one run to the next.
+    """
 
     def __init__(self, sock: socket.socket, core: int | None) -> None:
         super().__init__(name="walkie-bench-floor-drain", daemon=True)
@@ -100,12 +105,13 @@ class _Drain(threading.Thread):
             os.sched_setaffinity(0, {self.core})  # 0 = this thread on Linux
         recv_into = self.sock.recv_into
         buf = bytearray(2048)
-        self.sock.settimeout(0.05)
+        self.sock.setblocking(False)
+        stopping = self.stop.is_set
         while True:
             try:
                 recv_into(buf)
-            except TimeoutError:
-                if self.stop.is_set():
+            except BlockingIOError:
+                if stopping():
                     return
                 continue
             except OSError:

@@ -16,6 +16,7 @@ its workers in order; ``kill -9`` still ends one at once (the parent then restar
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -103,6 +104,9 @@ class Worker:
             self._finish()
             return
         self.router = router
+        # What start-up made (modules, the certificate, the loop) lives as long as the
+        # process: the collector need never trace it again (a worker has one job).
+        gc.freeze()
         router.add_listener(self._on_event)
         self.send(Ready(tuple(router.address), os.getpid()))  # type: ignore[arg-type]
         self._report()

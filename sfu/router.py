@@ -33,6 +33,8 @@ log = logging.getLogger("walkie.sfu")
 #: one grain (RTCP reports, consent checks, DTLS retransmissions of hundreds of peers) runs
 #: in one wake-up instead of one each. None of those timers needs finer precision.
 TIMER_GRAIN = 0.02
+#: Queued datagrams that make a read batch send before it is finished (see _receive).
+FLUSH_AT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +203,20 @@ class Router:
     # ------------------------------------------------------------------ the loop's callbacks
 
     def _on_readable(self) -> None:
-        self._io.read(self.core.handle_datagram, time.monotonic())
+        self._io.read(self._receive, time.monotonic())
         self._flush()
+
+    def _receive(self, now: float, source: tuple[str, int], data: bytes) -> None:
+        """One datagram into the core; send early when a read batch queued a lot.
+
+        A read can bring dozens of talker packets, each fanned out to a room: holding all
+        of their copies until the batch is done would make the first packet wait for the
+        last. Sending every ``FLUSH_AT`` datagrams keeps batches big and waits short.
+        """
+        core = self.core
+        core.handle_datagram(now, source, data)
+        if len(core.transmits) >= FLUSH_AT:
+            self._io.send(core.transmits)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -23,7 +23,7 @@ from .flood import FloodSettings
 from .report import client_bound, format_find_max, format_table, plot_find_max, plot_run
 from .runner import RunSettings, run_load
 from .scenario import TalkSettings
-from .sendfloor import FloorError, measure_floor
+from .sendfloor import FloorError, median_floor
 from .server import ServerError, ServerProcess
 
 __all__ = ["build_parser", "main"]
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed for the talk pattern")
     p.add_argument("--floor-seconds", type=float, default=1.5,
                    help="measure this machine's floor (CPU per send() of a 100-byte datagram, "
-                        "sender on the server's core) for this long before the first run, and "
+                        "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
     p.add_argument("--attack", choices=["offer-flood"], default=None,
@@ -204,7 +204,7 @@ class _Bench:
         if self._floor is None and a.floor_seconds > 0:
             cores = (a.server_core, a.client_core) if self.pin else (None, None)
             try:
-                self._floor = measure_floor(cores[0], cores[1], a.floor_seconds)
+                self._floor = median_floor(cores[0], cores[1], a.floor_seconds)
             except (FloorError, OSError) as exc:
                 self._floor = {"error": str(exc)}
         return self._floor

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench.sendfloor import measure_floor
+from bench.sendfloor import measure_floor, median_floor
 
 
 def test_floor_is_a_positive_cost_per_send() -> None:
@@ -29,3 +29,12 @@ def test_floor_is_bounded() -> None:
     for bad in ({"seconds": 0}, {"seconds": 11}, {"size": 5}, {"max_packets": 10}):
         with pytest.raises(ValueError):
             measure_floor(None, None, **bad)  # type: ignore[arg-type]
+
+
+def test_the_median_floor_is_one_of_its_samples() -> None:
+    floor = median_floor(None, None, seconds=0.3, repeats=3)
+    samples = floor["samples_us_per_send"]
+    assert len(samples) == 3 and samples == sorted(samples)
+    assert floor["us_per_send"] == samples[1]
+    with pytest.raises(ValueError):
+        median_floor(None, None, repeats=0)

@@ -13,6 +13,7 @@ skip rather than let a browser near a real network.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -27,6 +28,7 @@ import urllib.request
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - re-exported to the tests here
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,6 +106,21 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def healthz(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def is_parent_of(self, pid: int) -> bool:
+        """True when `pid` is a running child of this server process (from /proc), so a
+        test can signal a process it started, by PID, never one that merely has that name."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after it.
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        return state != "Z" and int(ppid) == self.proc.pid
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -7,6 +7,7 @@ what the page exposes on purpose: ``window.walkie`` (read-only state + the remot
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -34,6 +35,27 @@ PROBE_JS = """async () => {
 }"""
 
 TONE_DB = -70.0  # a bin louder than this is a tone, not silence or codec noise
+
+# Watches, inside the page, for the first tone within [lo, hi] Hz on a remote stream other than
+# the one the page has now (a new peer connection's), and notes when it came (Date.now(), so
+# the test's wall clock can be compared) in window.__toneWatch.at. Runs in the page so that
+# the time is right however slowly the test process polls.
+WATCH_NEW_STREAM_JS = f"""({{lo, hi, db}}) => {{
+  const probe = {PROBE_JS};
+  const old = window.walkie.remoteStream;
+  const watch = window.__toneWatch = {{at: null, last: null}};
+  const tick = async () => {{
+    if (window.walkie.remoteStream && window.walkie.remoteStream !== old) {{
+      const p = watch.last = await probe();
+      if (p && p.db > db && lo <= p.hz && p.hz <= hi) {{
+        watch.at = Date.now();
+        return;
+      }}
+    }}
+    setTimeout(tick, 10);
+  }};
+  tick();
+}}"""
 
 
 def open_room(context: Any, url: str) -> Any:
@@ -93,18 +115,62 @@ def probe(page: Any) -> dict[str, float] | None:
     return page.evaluate(PROBE_JS)
 
 
+def is_tone(heard: dict[str, float] | None, lo: float = 430.0, hi: float = 450.0) -> bool:
+    """A probe result whose loudest bin is a tone within [lo, hi] Hz."""
+    return bool(heard) and heard["db"] > TONE_DB and lo <= heard["hz"] <= hi
+
+
 def wait_tone(page: Any, lo: float = 430.0, hi: float = 450.0, timeout_s: float = 10.0) -> float:
     """Wait until the page hears a dominant tone within [lo, hi] Hz; return its frequency."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
         last = probe(page)
-        if last and last["db"] > TONE_DB and lo <= last["hz"] <= hi:
+        if is_tone(last, lo, hi):
             return last["hz"]
         page.wait_for_timeout(150)
     raise AssertionError(f"no {lo:.0f}-{hi:.0f} Hz tone heard; last probe: {last}")
 
 
+def watch_new_stream_tone(page: Any, lo: float = 430.0, hi: float = 450.0) -> None:
+    """From now on the page notes when it first hears a [lo, hi] Hz tone on a new remote
+    stream (see `new_stream_tone_at`)."""
+    page.evaluate(WATCH_NEW_STREAM_JS, {"lo": lo, "hi": hi, "db": TONE_DB})
+
+
+def new_stream_tone_at(page: Any, timeout_s: float = 30.0) -> float:
+    """Wait for the tone `watch_new_stream_tone` watches for; return when it came (Unix time,
+    as time.time())."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("() => window.__toneWatch.at !== null", timeout=timeout_s * 1000)
+    except PlaywrightTimeout as exc:
+        last = page.evaluate("() => window.__toneWatch.last")
+        raise AssertionError(f"no tone on a new stream within {timeout_s} s; last probe: {last}") from exc
+    return page.evaluate("() => window.__toneWatch.at") / 1000
+
+
 def inbound_packets(page: Any) -> int:
     stats = page.evaluate("() => window.walkie.stats()")
     return int(stats["packetsReceived"]) if stats else 0
+
+
+class SocketLog:
+    """Every WebSocket a page opens and every message it receives on it, in order.
+
+    Only watches (Playwright's ``websocket`` / ``framereceived`` events): nothing is routed or
+    changed. Make it on a new page, before ``page.goto``.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.sockets: list[list[dict[str, Any]]] = []  # per socket: server -> page
+        page.on("websocket", self._opened)
+
+    def _opened(self, ws: Any) -> None:
+        received: list[dict[str, Any]] = []
+        self.sockets.append(received)
+        ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    def received(self, socket: int = -1) -> list[dict[str, Any]]:
+        return list(self.sockets[socket]) if self.sockets else []

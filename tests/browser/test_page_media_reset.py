@@ -1,13 +1,13 @@
 """The page's side of `media` `reset`, through its real wiring, next to the real server.
 
-The server part of a media reset (a media worker dying, signaling sending `media` `reset`
-and answering a second offer) is not in this tree's server yet, so the test stands between
-the page and the server (Playwright's WebSocket routing): it passes frames on until it hands
-the page a `media` `reset` as the server would, then reads what the page sends back. What the
-page must do (docs/PROTOCOL.md): a new RTCPeerConnection and a new `offer` on the same
-WebSocket, without a click, while membership, room and floor stay as they were; a few resets
-in a row without audio in between end on the "keeps failing" notice, whose Try again rejoins.
-The end-to-end test with a killed media worker comes with the server part.
+To play resets at chosen moments (several in a row, too), the test stands between the page
+and the server (Playwright's WebSocket routing) instead of killing media workers: it passes
+frames on until it hands the page a `media` `reset` as the server would, then reads what the
+page sends back. What the page must do (docs/PROTOCOL.md): a new RTCPeerConnection and a
+new `offer` on the same WebSocket, without a click, while membership, room and floor stay as
+they were; a few resets in a row without audio in between end on the "keeps failing" notice,
+whose Try again rejoins.
+The end-to-end test with a really killed media worker is test_worker_kill_e2e.py.
 """
 
 from __future__ import annotations

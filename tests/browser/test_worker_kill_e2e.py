@@ -2,13 +2,13 @@
 
 A real `walkie serve` (signaling in its process, media in one worker process, the default)
 and three pages of one Chromium whose fake mic plays 440 Hz. Ann holds Talk; Ben and Cy hear
-~440 Hz. Then the test sends SIGKILL to the media worker, found by the pid /healthz reports
+~440 Hz; Cy waits in the queue. Then the test sends SIGKILL to the media worker, found by the pid /healthz reports
 and checked to be a child of the server this test started. Nobody clicks or presses
 anything: on `media` `reset` every page makes a new peer connection and offers again on the
 same WebSocket (docs/PROTOCOL.md), the server's warm spare worker takes the same UDP port,
 and Ben and Cy hear Ann again, on new remote streams. Membership and floor never move: no
 `member_left` / `member_joined` / `floor` message, the same member ids everywhere, Ann still
-holds the floor.
+holds the floor and Cy is still first in the queue (and gets the floor when Ann lets go).
 
 The time from the kill to the tone at each listener is printed and recorded with
 record_property (`kill_to_audio_ms_<name>`); it is not asserted (a slow machine must not
@@ -75,9 +75,11 @@ def test_killed_media_worker_every_page_hears_the_talker_again_without_a_click(
         rk.wait_ready(page)
         rk.wait_members(page, 3)
 
-    # Ann talks; Ben and Cy hear ~440 Hz.
+    # Ann talks; Ben and Cy hear ~440 Hz. Cy presses too and waits in the queue.
     rk.hold(ann)
     rk.wait_floor(ann, "talking")
+    rk.hold(cy)
+    rk.wait_floor(cy, "queued")
     for page in listeners.values():
         rk.wait_talker(page, "Ann")
         assert 430 <= rk.wait_tone(page) <= 450
@@ -114,16 +116,20 @@ def test_killed_media_worker_every_page_hears_the_talker_again_without_a_click(
         now = rk.state(page)
         assert now["you"] == before[name]["you"], name
         assert now["members"] == before[name]["members"], name
-        assert now["floor"] == before[name]["floor"], name
+        assert (now["floor"], now["position"]) == (before[name]["floor"], before[name]["position"])
         assert now["talker"] == before[name]["talker"] == {"id": before["Ann"]["you"]["id"], "name": "Ann"}
         log = logs[name]
         assert len(log.sockets) == 1, f"{name} opened another WebSocket"
         after = [m for m in log.received()[seen[name]:] if m["type"] != "pong"]
         kinds = [m["type"] for m in after]
         assert {"type": "media", "state": "reset", "reason": "media worker restarted"} in after, kinds
-        assert not {"member_left", "member_joined", "joined", "floor", "error"} & set(kinds), kinds
+        assert not {"member_left", "member_joined", "joined", "floor"} & set(kinds), kinds
+        # A re-offer may be refused while the worker restarts (docs/PROTOCOL.md); the page then
+        # offers again. Any other error is a bug.
+        assert all(m["code"] == "bad_offer" for m in after if m["type"] == "error"), after
         assert kinds[-2:] == ["answer", "media"] and after[-1]["state"] == "connected", kinds
     assert rk.state(ann)["floor"] == "talking" and rk.state(ann)["sending"] is True
+    assert (rk.state(cy)["floor"], rk.state(cy)["position"]) == ("queued", 1)
     for page in listeners.values():  # fresh packets on the new connection, still 440 Hz
         packets = rk.inbound_packets(page)
         assert 430 <= rk.wait_tone(page) <= 450
@@ -138,8 +144,12 @@ def test_killed_media_worker_every_page_hears_the_talker_again_without_a_click(
     assert new["restarts"] == 1 and new["address"][1] == port
     assert server.healthz()["members"] == 3
 
-    # The floor still works on the same sockets: Ann lets go, the channel is clear for all.
+    # The floor still works on the same sockets: Ann lets go, Cy (still holding) gets it.
     rk.let_go(ann)
+    rk.wait_floor(cy, "talking")
+    for page in (ann, ben):
+        rk.wait_talker(page, "Cy")
+    rk.let_go(cy)
     for page in pages.values():
         rk.wait_talker(page, None)
     assert all(len(log.sockets) == 1 for log in logs.values())

@@ -115,18 +115,13 @@ def probe(page: Any) -> dict[str, float] | None:
     return page.evaluate(PROBE_JS)
 
 
-def is_tone(heard: dict[str, float] | None, lo: float = 430.0, hi: float = 450.0) -> bool:
-    """A probe result whose loudest bin is a tone within [lo, hi] Hz."""
-    return bool(heard) and heard["db"] > TONE_DB and lo <= heard["hz"] <= hi
-
-
 def wait_tone(page: Any, lo: float = 430.0, hi: float = 450.0, timeout_s: float = 10.0) -> float:
     """Wait until the page hears a dominant tone within [lo, hi] Hz; return its frequency."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
         last = probe(page)
-        if is_tone(last, lo, hi):
+        if last and last["db"] > TONE_DB and lo <= last["hz"] <= hi:
             return last["hz"]
         page.wait_for_timeout(150)
     raise AssertionError(f"no {lo:.0f}-{hi:.0f} Hz tone heard; last probe: {last}")

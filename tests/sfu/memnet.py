@@ -9,7 +9,6 @@ was sent, to whom, and when.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -17,17 +16,17 @@ from aioice import stun
 
 from sfu.core import MediaCore, PeerEvent
 from sfu.dtls import DtlsEndpoint
-from sfu.rtp import RtpPacket, build_rtp, parse_rtp
+from sfu.rtp import RtpPacket, parse_rtp
 from sfu.sdp import LocalParams, parse_offer, select_audio
 from sfu.srtp import SrtpError, SrtpSession, srtp_ffi, srtp_protect_in_place
 
-from .peerclient import AUDIO_LEVEL_ID, CLIENT_CERT, MID_ID, OPUS_PT, make_offer
+from .peerclient import CLIENT_CERT, AudioSource, make_offer
 
 Address = tuple[str, int]
 
 
 @dataclass
-class Browser:
+class Browser(AudioSource):
     """One member's browser at ``address``; ``setup`` is what its offer says."""
 
     name: str
@@ -100,18 +99,7 @@ class Browser:
     def audio(self, payload: bytes | None = None, level: int = 0x10) -> bytes:
         """One SRTP-protected 20 ms Opus-like packet (queued in the outbox); its payload."""
         assert self.srtp is not None
-        payload = payload if payload is not None else os.urandom(80)
-        self.seq = (self.seq + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + 960) & 0xFFFFFFFF
-        packet = RtpPacket(
-            payload_type=OPUS_PT,
-            sequence=self.seq,
-            timestamp=self.timestamp,
-            ssrc=self.ssrc,
-            extensions={AUDIO_LEVEL_ID: bytes([level]), MID_ID: b"0"},
-            payload=payload,
-        )
-        plain = build_rtp(packet)
+        plain, payload = self.next_audio(payload, level)
         if len(plain) + 16 <= 1356:  # pylibsrtp's own buffer
             self.outbox.append(self.srtp.protect(plain))
         else:  # longer than pylibsrtp allows, as a hostile client may send: libsrtp directly

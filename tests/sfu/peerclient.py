@@ -55,6 +55,47 @@ def make_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int, port: int) -> 
     return "\r\n".join(lines) + "\r\n"
 
 
+def opus_rtp(ssrc: int, seq: int, timestamp: int, payload: bytes, level: int) -> bytes:
+    """A plaintext RTP packet as Chromium sends one: Opus, audio level and MID extensions."""
+    return build_rtp(
+        RtpPacket(
+            payload_type=OPUS_PT,
+            sequence=seq,
+            timestamp=timestamp,
+            ssrc=ssrc,
+            extensions={AUDIO_LEVEL_ID: bytes([level]), MID_ID: b"0"},
+            payload=payload,
+        )
+    )
+
+
+class AudioSource:
+    """A talker's uplink numbering: 20 ms Opus frames (needs ``ssrc``, ``seq``, ``timestamp``)."""
+
+    ssrc: int
+    seq: int
+    timestamp: int
+
+    def next_audio(self, payload: bytes | None, level: int) -> tuple[bytes, bytes]:
+        """The next plaintext RTP packet and its payload (random 80 bytes by default)."""
+        payload = payload if payload is not None else os.urandom(80)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + 960) & 0xFFFFFFFF
+        return opus_rtp(self.ssrc, self.seq, self.timestamp, payload, level), payload
+
+
+def assert_one_burst(got: list[RtpPacket], sent: list[bytes], talker_ssrc: int,
+                     levels: list[int]) -> None:
+    """What a listener must receive of one talk burst: the payloads in order, the talker in
+    the CSRC, a marker on the first packet only, gapless numbering, the talker's levels."""
+    assert [p.payload for p in got] == sent
+    assert all(p.csrcs == [talker_ssrc] for p in got)
+    assert [p.marker for p in got] == [True] + [False] * (len(sent) - 1)
+    seqs = [p.sequence for p in got]
+    assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:]))
+    assert [p.extensions[AUDIO_LEVEL_ID][0] for p in got] == levels
+
+
 class _Inbox(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
@@ -63,7 +104,7 @@ class _Inbox(asyncio.DatagramProtocol):
         self.queue.put_nowait((data, addr))
 
 
-class PeerClient:
+class PeerClient(AudioSource):
     """One synthetic member. ``await join(router, room)`` then ``connect()``."""
 
     def __init__(self, name: str, *, fingerprint: str | None = None) -> None:
@@ -168,21 +209,8 @@ class PeerClient:
     def send_audio(self, payload: bytes | None = None, level: int = 0x10) -> bytes:
         """Send one 20 ms Opus-like packet; returns its payload."""
         assert self.srtp is not None
-        payload = payload if payload is not None else os.urandom(80)
-        self.seq = (self.seq + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + 960) & 0xFFFFFFFF
-        packet = RtpPacket(
-            payload_type=OPUS_PT,
-            sequence=self.seq,
-            timestamp=self.timestamp,
-            ssrc=self.ssrc,
-            marker=False,
-            csrcs=[],
-            extensions={AUDIO_LEVEL_ID: bytes([level]), MID_ID: b"0"},
-            payload=payload,
-            padding=0,
-        )
-        self.send(self.srtp.protect(build_rtp(packet)))
+        plain, payload = self.next_audio(payload, level)
+        self.send(self.srtp.protect(plain))
         return payload
 
     async def drain(self, quiet: float = 0.2) -> list[RtpPacket]:

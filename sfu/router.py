@@ -199,6 +199,9 @@ class Router:
             "announced_ip": self.announced_ip,
             **self.core.stats(),
             "send_errors": self._io.send_errors,
+            "received_truncated": self._io.truncated,
+            "protect_errors": self.core.transmits.protect_errors,
+            "dropped_oversize": self.core.transmits.dropped_oversize,
             "batched_io": self._io.batched,
         }
 

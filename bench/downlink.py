@@ -49,7 +49,8 @@ _U32 = struct.Struct("!I")
 #: A latency this large means the ring slot was reused: the packet cannot be matched.
 MAX_MATCH_NS = (RING - 8) * 20_000_000
 _MASK = RING - 1
-#: A gap at least this long is counted (the issue's bound for a concurrent room under attack).
+#: A gap at least this long is counted: the longest a talking room may stall while another
+#: client floods signaling (the goal in docs/BENCHMARKS.md, "Media in worker processes").
 LONG_GAP_NS = 100_000_000
 
 

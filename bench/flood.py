@@ -1,11 +1,12 @@
-"""The signaling flood of issue 8, as an attacker would run it, inside the documented limits.
+"""A signaling flood, as an attacker would run it, inside the documented limits.
 
 One client address opens ``connections`` WebSockets (64: the server's default per-address
 limit, ``--max-connections-per-ip``), joins each to a room (an offer needs a joined member),
 then sends ``rate`` invalid offers per second on each (20: the per-connection message rate),
-each as large as a message may be (64 KiB). Measured on the issue's tree: that kept the
-server's single event loop at 100 % for 10 s, and audio in an unrelated room stopped for
-1.4 s.
+each as large as a message may be (64 KiB). When signaling and media shared one process and
+one event loop, that kept the loop busy for the whole flood and audio in an unrelated room
+stalled for seconds (docs/BENCHMARKS.md, "Media in worker processes", has the figures before
+and after media moved to worker processes).
 
 The offer (:func:`flood_offer`) is a Chromium-shaped audio offer padded with host candidates
 to the size asked for, whose ``a=group:BUNDLE`` names a mid no m-line has: every line is

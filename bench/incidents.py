@@ -40,7 +40,8 @@ __all__ = ["OfferFlood", "WorkerKill"]
 
 #: Interval between two /healthz probes (one at a time: a slow answer delays the next).
 HEALTHZ_INTERVAL = 0.5
-#: Longest a /healthz probe waits (the issue saw 7.2 s under the flood).
+#: Longest a /healthz probe waits (probes took seconds under the flood when signaling and
+#: media shared one process).
 HEALTHZ_TIMEOUT = 15.0
 #: "During the flood" lasts this long after the last offer.
 FLOOD_TAIL = 1.0
@@ -262,7 +263,8 @@ class WorkerKill:
             "members_not_reconnected_count": len(not_back),
             "reset_ms": percentiles([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
             "reoffer_ms": percentiles(reoffer),
-            # the figure of issue 8: kill -9 of a worker to audio at every member
+            # the headline figure: kill -9 of a worker to audio at every member
+            # (docs/BENCHMARKS.md, "Killing a media worker")
             "audio_back_ms": percentiles(audio_ms),
             "audio_back_ms_floor_changed": percentiles(audio_unsure),
             "listeners_heard_again": listeners,

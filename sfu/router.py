@@ -1,10 +1,12 @@
 """The router: the media core driven by an asyncio (uvloop) event loop on one UDP port.
 
 This is the thin I/O driver around :class:`~sfu.core.MediaCore`. Each time the socket is
-readable it drains every waiting datagram into the core (one ``recvmmsg``), then flushes all
-the core queued (one ``sendmmsg`` per batch), hands the core's events to listeners and arms
-one timer for the core's next deadline. Control calls (``add_peer``, ``remove_peer``,
-``set_speaker``) run the core command and flush the same way. No protocol rule lives here.
+readable it feeds what waits (up to 64 datagrams, one ``recvmmsg``) into the core, then
+flushes all the core queued (one ``sendmmsg`` per batch; a big read batch also sends every
+``FLUSH_AT`` queued datagrams on the way), hands the core's events to listeners and arms
+one timer for the core's next deadline, on a 20 ms grid. Control calls (``add_peer``,
+``remove_peer``, ``set_speaker``) run the core command and flush the same way. No protocol
+rule lives here.
 
 It is also the embedding API: ``await Router.start(RouterConfig(...))``, then the
 synchronous control methods, in any asyncio program (README.md shows one).
@@ -197,6 +199,9 @@ class Router:
             "announced_ip": self.announced_ip,
             **self.core.stats(),
             "send_errors": self._io.send_errors,
+            "received_truncated": self._io.truncated,
+            "protect_errors": self.core.transmits.protect_errors,
+            "dropped_oversize": self.core.transmits.dropped_oversize,
             "batched_io": self._io.batched,
         }
 

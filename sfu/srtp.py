@@ -141,22 +141,19 @@ class SrtpSession:
         "profile",
         "protect",
         "protect_context",
-        "protect_parts",
         "unprotect",
         "_protect_rtcp",
         "_unprotect_rtcp",
         "_keep",
     )
 
-    #: Encrypt and authenticate one RTP packet with our (local) keys. HOT PATH: a plain
-    #: attribute holding the fastest callable available (see :func:`_direct`).
+    #: Encrypt and authenticate one RTP packet with our (local) keys, into a new ``bytes``
+    #: (test and bench peers; the forwarder protects in place, see ``protect_context``).
     protect: Callable[[bytes], bytes]
     #: Verify and decrypt one SRTP packet from the peer; SrtpError if it is forged, replayed,
-    #: too old for the replay window, or not SRTP at all.
+    #: too old for the replay window, or not SRTP at all. HOT PATH (once per uplink packet):
+    #: a plain attribute holding the fastest callable available (see :func:`_direct`).
     unprotect: Callable[[bytes], bytes]
-    #: ``protect_parts(header, payload)``: the same as ``protect(header + payload)`` without
-    #: building the joined packet first (the header goes straight into libsrtp's buffer).
-    protect_parts: Callable[[bytes | bytearray, bytes], bytes]
 
     def __init__(self, keys: SrtpKeys) -> None:
         profile = _LIBSRTP_PROFILES.get(keys.profile)
@@ -188,10 +185,8 @@ class SrtpSession:
         self._keep = (tx, rx)  # the direct callables borrow these sessions' libsrtp contexts
         #: the outbound libsrtp context, for :data:`srtp_protect_in_place`
         self.protect_context = tx._srtp[0]  # type: ignore[attr-defined]
-        direct_protect = _direct(tx, "srtp_protect", _RTP_TRAILER)
-        self.protect = direct_protect or _wrapped(tx.protect, "SRTP protect")
-        self.protect_parts = direct_protect or _joined(self.protect)
-        self.unprotect = _direct(rx, "srtp_unprotect", 0) or _wrapped(rx.unprotect, "SRTP unprotect")
+        self.protect = _direct(tx, "srtp_protect", _RTP_TRAILER)
+        self.unprotect = _direct(rx, "srtp_unprotect", 0)
         self._protect_rtcp = tx.protect_rtcp
         self._unprotect_rtcp = rx.unprotect_rtcp
 
@@ -213,71 +208,31 @@ class SrtpSession:
 #: libsrtp's worst-case SRTP trailer (tag + MKI), as pylibsrtp reserves it.
 _RTP_TRAILER = 16 + 128
 
-_DirectCall = Callable[..., bytes]
 
-
-def _wrapped(method: Callable[[bytes], bytes], what: str) -> Callable[[bytes], bytes]:
-    """pylibsrtp's public method with its errors translated to :class:`SrtpError`."""
-
-    def call(packet: bytes) -> bytes:
-        try:
-            return method(packet)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"{what} failed: {exc}") from None
-
-    return call
-
-
-def _joined(protect: Callable[[bytes], bytes]) -> Callable[[bytes | bytearray, bytes], bytes]:
-    def call(header: bytes | bytearray, payload: bytes) -> bytes:
-        return protect(bytes(header) + payload)
-
-    return call
-
-
-def _libsrtp_handles(session: pylibsrtp.Session) -> tuple[object, object, object, object, object] | None:
-    """(ffi, lib, context, cdata, buffer) of a pylibsrtp session, or None if not reachable."""
-    try:
-        from pylibsrtp._binding import ffi, lib
-
-        return ffi, lib, session._srtp[0], session._cdata, session._buffer  # type: ignore[attr-defined,return-value]
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - other pylibsrtp
-        return None
-
-
-def _direct(session: pylibsrtp.Session, function: str, trailer: int) -> _DirectCall | None:
+def _direct(session: pylibsrtp.Session, function: str, trailer: int) -> Callable[[bytes], bytes]:
     """libsrtp's ``function`` on ``session``'s context, without pylibsrtp's per-call costs.
 
     pylibsrtp allocates an ``int *`` with cffi, type-checks and calls a Python error helper
-    on every packet; this does the same work with the length cell allocated once, about
-    0.4 us less per call (measured: 1.03 -> 0.64 us for a 92-byte GCM protect), which the
-    fan-out pays once per listener. The packet may come in two parts (an RTP header and a
-    payload) that are copied straight into libsrtp's buffer, so no joined packet is built.
-    It reuses pylibsrtp's own buffer and context handle (private attributes of pylibsrtp
-    0.10-1.0): where they are missing, ``None`` makes the caller use the public methods.
+    on every packet; this does the same work with the length cell allocated once (measured:
+    1.03 -> 0.64 us for a 92-byte GCM protect). It reuses pylibsrtp's own buffer and context
+    handle, private attributes that pylibsrtp has kept from 0.10 (the declared minimum, where
+    tests/test_dependencies.py checks them) to 1.0.
     """
-    handles = _libsrtp_handles(session)
-    if handles is None:  # pragma: no cover - other pylibsrtp
-        return None
-    ffi, lib, context, cdata, buffer = handles  # type: ignore[misc]
-    func = getattr(lib, function)
-    ok = lib.srtp_err_status_ok  # type: ignore[attr-defined]
-    capacity = len(cdata) - trailer  # type: ignore[arg-type]
-    length = ffi.new("int *")  # type: ignore[attr-defined]
+    context, cdata, buffer = session._srtp[0], session._cdata, session._buffer  # type: ignore[attr-defined]
+    func = getattr(_lib, function)
+    capacity = len(cdata) - trailer
+    length = srtp_ffi.new("int *")
 
-    def call(packet: bytes | bytearray, tail: bytes = b"") -> bytes:
-        h = len(packet)
-        n = h + len(tail)
+    def call(packet: bytes | bytearray) -> bytes:
+        n = len(packet)
         if n > capacity:
             raise SrtpError(f"packet of {n} bytes is too long for SRTP")
-        buffer[0:h] = packet  # type: ignore[index]
-        if tail:
-            buffer[h:n] = tail  # type: ignore[index]
+        buffer[0:n] = packet
         length[0] = n
         rc = func(context, cdata, length)
-        if rc != ok:
+        if rc != SRTP_OK:
             raise SrtpError(f"{function} failed: libsrtp error {rc}")
-        return buffer[0 : length[0]]  # type: ignore[index,no-any-return]
+        return buffer[0 : length[0]]  # type: ignore[no-any-return]
 
     # ``context`` belongs to ``session`` (freed with it): whoever holds this callable keeps
     # the session alive, even after dropping the SrtpSession that made it.

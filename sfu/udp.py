@@ -1,10 +1,11 @@
 """The media port's socket I/O, batched: ``recvmmsg`` in, ``sendmmsg`` out (Linux).
 
 One UDP socket per worker carries every peer (RFC 7983 multiplexing, one ICE candidate).
-Per wake-up the driver reads every waiting datagram with as few system calls as the kernel
-allows and sends everything the media core queued with one ``sendmmsg(2)`` per batch of
-slots of the transmit arena (sfu/transmit.py), so a talker packet fanned out to 14 listeners
-costs one system call, not 14 Python ``send`` calls. libc is called through cffi's ABI mode
+Per wake-up the driver reads up to :data:`READ_BATCH` waiting datagrams with one
+``recvmmsg(2)`` (the loop calls again while more wait) and sends everything the media core
+queued with one ``sendmmsg(2)`` per batch of slots of the transmit arena (sfu/transmit.py),
+so a talker packet fanned out to 14 listeners costs one system call, not 14 Python ``send``
+calls. libc is called through cffi's ABI mode
 (cffi comes with pylibsrtp; no compiler is needed). Where ``recvmmsg``/``sendmmsg`` are
 missing (not Linux), the same interface falls back to ``recvfrom`` / ``sendto``.
 """

@@ -7,7 +7,9 @@ serves the page. Modules, one concern each:
 - ``floor``: the MCPTT-like floor state machine (pure, time passed in)
 - ``rooms``: rooms, members, hashed room passwords (pure)
 - ``hub``: the session logic tying them to the media plane (sync, no sockets)
+- ``session``: the hub's vocabulary: clients, actions, the ``MediaPlane`` protocol
 - ``ratelimit``, ``turn``, ``static``: token bucket, TURN credentials, the page's files
+- ``origin``, ``tls``: the WebSocket Origin policy; certificate files or a self-signed one
 - ``server``: the websockets I/O shell
 
 A library: the ``walkie`` package runs it (``walkie serve``) and owns the settings.

@@ -96,16 +96,6 @@ class Placement:
             self._room_count[booking.slot] -= 1
         return booking
 
-    def forget_slot(self, slot: int) -> list[tuple[str, Booking]]:
-        """Unplace every peer of a worker that died, sorted by room then peer id."""
-        gone = sorted(
-            ((peer_id, b) for peer_id, b in self.peers.items() if b.slot == slot),
-            key=lambda item: (item[1].room_id, item[0]),
-        )
-        for peer_id, _ in gone:
-            self.forget(peer_id)
-        return gone
-
     def is_current(self, peer_id: str, slot: int, opened_by: int) -> bool:
         """Is this (worker, incarnation) the peer the parent has booked now?"""
         booking = self.peers.get(peer_id)

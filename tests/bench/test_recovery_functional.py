@@ -2,9 +2,6 @@
 ``media reset`` and re-offer): a user re-offers on its open WebSocket and media flows again,
 and the bench's ``--kill-worker`` mode sees every member of the killed worker's rooms hear
 audio again. Functional results only: no figure is judged.
-
-They need the server side of issue 8 (worker restart, ``media reset``, re-offers), whose
-public mark is ``sfu.WorkerGone``; until that is in the tree they are skipped.
 """
 
 from __future__ import annotations
@@ -13,20 +10,12 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
-
-import sfu
 from bench.audio import encode_loop
 from bench.client import SyntheticClient
 from bench.context import BenchContext
 from bench.server import ServerProcess
 
 from .benchrun import run_bench
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(sfu, "WorkerGone"),
-    reason="needs worker restarts, media reset and re-offers (sfu.WorkerGone): issue 8's pool",
-)
 
 
 async def test_a_second_offer_on_the_same_websocket_replaces_the_media_session() -> None:

@@ -351,7 +351,7 @@ STOP_ERRORS = {"room_full", "bad_password", "bad_room", "bad_name"}
 
 
 class DriverModel:
-    """What a real driver (app.js) holds, rebuilt from the actions, with the checks."""
+    """What a real driver (www/driver.js) holds, rebuilt from the actions, with the checks."""
 
     def __init__(self) -> None:
         self.sockets: dict[int, str] = {}  # id -> "opening" | "open" | "closed"

@@ -105,16 +105,6 @@ def test_incarnations_tell_a_re_offered_peer_from_the_old_one() -> None:
     assert not placement.is_current("nobody", 0, 9)
 
 
-def test_forget_slot_returns_its_peers_by_room() -> None:
-    placement = Placement(2)
-    for n, (peer, room, slot) in enumerate([("b", "y", 0), ("a", "y", 0), ("c", "x", 0),
-                                            ("d", "z", 1)]):
-        placement.book(peer, room, slot, n)
-    gone = placement.forget_slot(0)
-    assert [(peer, b.room_id) for peer, b in gone] == [("c", "x"), ("a", "y"), ("b", "y")]
-    assert placement.load(0) == 0 and list(placement.peers) == ["d"]
-
-
 # -- messages and frames ----------------------------------------------------------------
 
 

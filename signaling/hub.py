@@ -51,7 +51,8 @@ CLOSE_MEDIA = 1011
 CLOSE_TOO_LARGE = 1009
 
 #: Error codes that end the session when they answer a join.
-FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large"})
+FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large",
+                         "room_not_protected"})
 
 
 class Hub:

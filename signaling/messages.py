@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from .names import MAX_NAME_CHARS, NameRefused, check_name
 
 __all__ = [
     "ClientMessage",
@@ -34,16 +35,8 @@ __all__ = [
 ]
 
 MAX_MESSAGE_BYTES = 65536
-MAX_NAME_CHARS = 32
 MAX_PASSWORD_CHARS = 128
 ROOM_RE = re.compile(r"[a-z0-9-]{1,64}")
-
-# Characters a display name may not contain although they are not "Cc": they reorder or
-# break the surrounding text (bidi embeddings/overrides/isolates, line and paragraph
-# separators), which lets one member's name spoof another's in the member list.
-_FORBIDDEN_IN_NAME = frozenset(
-    "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
-)
 
 
 class ProtocolError(ValueError):
@@ -153,21 +146,11 @@ def validate_room(room: str) -> str:
 
 
 def validate_name(raw: str) -> str:
-    """A display name: NFC, trimmed, 1-32 characters, no control or text-direction chars."""
-    if len(raw) > 4 * MAX_NAME_CHARS:
-        # Refuse before normalising: NFC of a huge string is wasted work.
-        raise ProtocolError("bad_name", f"name is longer than {MAX_NAME_CHARS} characters")
-    for char in raw:
-        if unicodedata.category(char) in ("Cc", "Cs") or char in _FORBIDDEN_IN_NAME:
-            raise ProtocolError(
-                "bad_name", f"name contains a control character (U+{ord(char):04X})"
-            )
-    name = unicodedata.normalize("NFC", raw).strip()
-    if not name:
-        raise ProtocolError("bad_name", "name is empty")
-    if len(name) > MAX_NAME_CHARS:
-        raise ProtocolError("bad_name", f"name is longer than {MAX_NAME_CHARS} characters")
-    return name
+    """A display name: NFC, trimmed, 1-32 characters; the rules are in ``names.py``."""
+    try:
+        return check_name(raw)
+    except NameRefused as exc:
+        raise ProtocolError("bad_name", str(exc)) from None
 
 
 def _field(data: dict[str, object], key: str, kind: type[str]) -> str:

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from .floor import Floor, FloorSettings
+from .names import unique_name
 
 __all__ = ["JoinError", "Member", "Room", "RoomRegistry"]
 
@@ -123,8 +124,12 @@ class RoomRegistry:
 
         ``password_key`` is :meth:`password_key` of the password the joiner gave, or None.
         The first joiner's key becomes the room's password; later joiners must match it.
-        A joiner who gives a password to a room without one is let in (the ``joined``
-        message says the room is not protected).
+        A password given to a room that exists without one is refused
+        (``room_not_protected``): the joiner believes the room is private, and whoever
+        created it first (maybe someone who guessed the name) can hear everything in it.
+
+        The member gets ``name``, or ``name (2)``... if another member of the room already
+        has that name (``names.unique_name``): ``member.name`` is the name it was given.
         """
         room = self._rooms.get(room_id)
         if room is None:
@@ -136,8 +141,14 @@ class RoomRegistry:
                 raise JoinError("bad_password", "this room needs a password")
             if not hmac.compare_digest(room.password_key, password_key):
                 raise JoinError("bad_password", "wrong password for this room")
+        elif password_key is not None:
+            raise JoinError(
+                "room_not_protected",
+                "this room exists without a password: anyone who knows its name can join",
+            )
         if len(room.members) >= self.max_users:
             raise JoinError("room_full", f"room is full ({self.max_users} members)")
+        name = unique_name(name, (other.name for other in room.members.values()))
         member = Member(self._new_id(), name, room_id)
         self._rooms[room_id] = room
         room.members[member.id] = member

@@ -86,6 +86,29 @@ async def test_password_protected_room(new_client: NewClient) -> None:
     assert sum(m["type"] == "member_joined" for m in owner.seen) == 1
 
 
+async def test_password_for_an_open_room_is_refused(new_client: NewClient) -> None:
+    # A squatter created the room without a password; a joiner bringing one must not be
+    # let in as if the room were private (it used to be, with password_protected false).
+    squatter = await new_client()
+    await squatter.join("team", "Squatter")
+    victim = await new_client()
+    await victim.send({"type": "join", "room": "team", "name": "Ann", "password": "hunter2"})
+    error = await victim.expect("error")
+    assert error["code"] == "room_not_protected" and error["fatal"] is True
+    assert await victim.closed() == 1008
+    await squatter.nothing_more()  # nobody joined
+
+
+async def test_same_names_get_numbers_everyone_sees(new_client: NewClient) -> None:
+    first = await new_client()
+    await first.join("crew", "Ann")
+    second = await new_client()
+    joined = await second.join("crew", "ann")
+    assert joined["you"]["name"] == "ann (2)"
+    assert [m["name"] for m in joined["members"]] == ["Ann", "ann (2)"]
+    assert (await first.expect("member_joined"))["member"] == joined["you"]
+
+
 @pytest.mark.parametrize(
     "frame,code",
     [

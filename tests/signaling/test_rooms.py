@@ -81,12 +81,26 @@ def test_password_is_never_stored_in_clear_and_is_salted_per_room_and_server() -
     assert room is not None and "pw" not in repr(room)
 
 
-def test_a_password_given_to_an_open_room_is_ignored() -> None:
+def test_a_password_given_to_an_open_room_is_refused() -> None:
+    # Squatting: someone created the room first, without a password. A joiner who brings a
+    # password expects privacy and must learn that there is none (issue 9, finding 3).
     reg = RoomRegistry()
     reg.join("open", "a")
-    reg.join("open", "b", reg.password_key("open", "whatever"))
+    assert join_error(reg, "open", reg.password_key("open", "whatever")) == "room_not_protected"
     room = reg.get("open")
-    assert room is not None and not room.password_protected
+    assert room is not None and not room.password_protected and len(room.members) == 1
+    reg.join("open", "b")  # without a password: in, knowingly
+
+
+def test_same_names_in_a_room_get_numbers() -> None:
+    reg = RoomRegistry()
+    ann = reg.join("r", "Ann")
+    second = reg.join("r", "ann")
+    third = reg.join("r", "ANN")
+    elsewhere = reg.join("other", "Ann")
+    assert (ann.name, second.name, third.name, elsewhere.name) == ("Ann", "ann (2)", "ANN (3)", "Ann")
+    reg.leave(second.id)
+    assert reg.join("r", "Ann").name == "Ann (2)"
 
 
 def test_empty_room_is_removed_and_its_password_forgotten() -> None:

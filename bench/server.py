@@ -51,8 +51,12 @@ class ServerProcess:
         host: str = "127.0.0.1",
         extra_args: list[str] | None = None,
         timeout: float = 20.0,
+        root: str | None = None,
     ) -> ServerProcess:
-        """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line."""
+        """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line.
+
+        ``root``: the source tree to run (default: this one), e.g. an older checkout to
+        measure before and after a change with the same bench."""
         cmd = [
             sys.executable, "-m", "walkie", "serve",
             "--host", host, "--port", "0", "--udp-port", "0",
@@ -63,7 +67,7 @@ class ServerProcess:
         ]
         # The bench pins itself after spawning; the child must not inherit that pinning
         # when no core was asked for, so it is spawned first (see runner).
-        proc = spawn_pinned(cmd, core, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = spawn_pinned(cmd, core, root=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output: list[str] = []
         deadline = time.monotonic() + timeout
         url = None
@@ -113,15 +117,19 @@ class ServerProcess:
         return self.proc.returncode
 
 
-def spawn_pinned(cmd: list[str], core: int | None, **popen: Any) -> subprocess.Popen[bytes]:
+def spawn_pinned(
+    cmd: list[str], core: int | None, root: str | None = None, **popen: Any
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` (a Python command line) pinned to ``core`` (``taskset -c``, or
-    ``sched_setaffinity`` on the child when util-linux is missing), with this tree on its
-    PYTHONPATH and unbuffered output."""
+    ``sched_setaffinity`` on the child when util-linux is missing), with ``root`` (default:
+    this tree) first on its PYTHONPATH and unbuffered output."""
     taskset = shutil.which("taskset") if core is not None else None
     if taskset:
         cmd = [taskset, "-c", str(core), *cmd]
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root is not None:
+        popen.setdefault("cwd", root)  # `python -m` puts the working directory first
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(cmd, env=env, **popen)

@@ -19,7 +19,7 @@ import { TalkInput, bindTalkInput } from "./input.js";
 import { RoomView } from "./view.js";
 import { Microphone, ScreenWakeLock, Speaker, canShare, copyLink, shareRoom } from "./device.js";
 import { playTone } from "./tones.js";
-import { cleanName, normalizeRoom, rememberName } from "./names.js";
+import { checkName, normalizeRoom, rememberName } from "./names.js";
 import { els, renderConn, renderMode, renderNotice } from "./ui.js";
 
 /** Room from the path /r/<room>, or null if the path holds no valid room name. */
@@ -57,8 +57,9 @@ class RoomPage {
     this.bindUi();
     this.render();
     const fromUrl = params.get("name");
-    const name = fromUrl !== null ? cleanName(fromUrl) : null;
-    const nameError = fromUrl !== null ? "That name cannot be used: 1 to 32 characters, please." : "";
+    const checked = fromUrl !== null ? checkName(fromUrl) : null;
+    const name = checked ? checked.name : "";
+    const nameError = checked && checked.error ? `That name cannot be used: ${checked.error}.` : "";
     this.feed((s) => (name ? s.join(name, "") : s.showForm(nameError)));
   }
 

@@ -1,8 +1,9 @@
-// Landing page: pick a display name (remembered), then create a room with a random readable
-// name or join one by name. Both go to /r/<room>, where the join form is pre-filled: the
+// Landing page: pick a display name (remembered), then create a room with a name of six
+// random words that nobody can guess (names.js), or join one by name (a typed name is public
+// unless the room has a password: the page says so). Both go to /r/<room>, where the join form is pre-filled: the
 // click there is the user gesture that lets the page play audio and ask for the mic.
 
-import { cleanName, normalizeRoom, randomRoomName, rememberName, rememberedName } from "./names.js";
+import { checkName, normalizeRoom, randomRoomName, rememberName, rememberedName } from "./names.js";
 
 const nameInput = document.getElementById("name");
 const roomInput = document.getElementById("room");
@@ -20,9 +21,9 @@ function showError(el, text) {
 function keepName() {
   const typed = nameInput.value.trim();
   if (!typed) return true;
-  const name = cleanName(typed);
+  const { name, error } = checkName(typed);
   if (!name) {
-    showError(nameError, "Names are 1 to 32 characters, without control characters.");
+    showError(nameError, `That name cannot be used: ${error}.`);
     nameInput.focus();
     return false;
   }

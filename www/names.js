@@ -1,35 +1,44 @@
 // Room and display-name rules shared by the landing and room pages, mirroring the server's
 // checks (docs/PROTOCOL.md) so mistakes are shown before a round trip. The server stays the
-// authority: it re-checks everything.
+// authority: it re-checks everything. `checkName` is signaling/names.py `check_name` rule for
+// rule and message for message; tests/name_cases.py runs both through the same cases.
 
-const ADJECTIVES = [
-  "amber", "bold", "brave", "bright", "calm", "clever", "cosy", "crisp", "eager", "fast",
-  "gentle", "golden", "happy", "jolly", "keen", "kind", "lucky", "mellow", "merry", "misty",
-  "noble", "plucky", "proud", "quick", "quiet", "rapid", "rosy", "rusty", "shiny", "silver",
-  "snowy", "sunny", "swift", "tidy", "witty", "blue", "green", "red", "teal", "violet",
-];
-const ANIMALS = [
-  "badger", "bear", "beaver", "bison", "crane", "deer", "dolphin", "eagle", "falcon", "fox",
-  "gecko", "heron", "ibex", "koala", "lark", "lemur", "lynx", "marten", "moose", "newt",
-  "otter", "owl", "panda", "puffin", "quail", "raven", "robin", "seal", "sparrow", "stork",
-  "swan", "tiger", "toucan", "walrus", "whale", "wolf", "wren", "yak", "zebra", "hare",
-];
+import { ROOM_WORDS } from "./words.js";
 
+/** Words in a generated room name: 6 x 11 bits = 66 bits, at most 6 x 8 + 5 = 53 characters. */
+export const ROOM_NAME_WORDS = 6;
+const WORD_SET = new Set(ROOM_WORDS);
 const ROOM_RE = /^[a-z0-9-]{1,64}$/;
-// Control characters (C0, DEL, C1) are refused by the server; so are empty names.
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
-function randomInt(n) {
+/**
+ * A uniform integer in [0, n) from the browser's CSPRNG, never Math.random: a generated room
+ * name is the only thing that keeps a room without a password private. Values at or above the
+ * largest multiple of n are drawn again, so no word is likelier than another.
+ */
+function randomBelow(n) {
+  const limit = Math.floor(2 ** 32 / n) * n;
   const buf = new Uint32Array(1);
-  crypto.getRandomValues(buf);
-  return buf[0] % n;
+  for (;;) {
+    crypto.getRandomValues(buf);
+    if (buf[0] < limit) return buf[0] % n;
+  }
 }
 
-/** A readable random room name such as "blue-otter-42" (40 x 40 x 90 = 144,000 names). */
+/**
+ * A new room's name: six words, e.g. "legal-winner-thank-year-wave-sausage". 2,048^6 = 2^66
+ * names, so nobody finds the room by trying names (docs/SECURITY.md, "Rooms and names"),
+ * and still easy to read out, over a radio too.
+ */
 export function randomRoomName() {
-  const a = ADJECTIVES[randomInt(ADJECTIVES.length)];
-  const b = ANIMALS[randomInt(ANIMALS.length)];
-  return `${a}-${b}-${10 + randomInt(90)}`;
+  const words = [];
+  for (let i = 0; i < ROOM_NAME_WORDS; i += 1) words.push(ROOM_WORDS[randomBelow(ROOM_WORDS.length)]);
+  return words.join("-");
+}
+
+/** True for a name randomRoomName can make; anything else was typed (and may be guessed). */
+export function isGeneratedRoomName(room) {
+  const words = String(room).split("-");
+  return words.length === ROOM_NAME_WORDS && words.every((w) => WORD_SET.has(w));
 }
 
 /**
@@ -44,12 +53,60 @@ export function normalizeRoom(text) {
   return ROOM_RE.test(room) ? room : null;
 }
 
-/** Trimmed display name, or null if empty, longer than 32 characters or with control chars. */
+export const MAX_NAME_CHARS = 32;
+export const MAX_MARKS_PER_CHARACTER = 6;
+// The reasons for each rule are in signaling/names.py.
+const CONTROL_RE = /^[\p{Cc}\p{Cs}\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]$/u;
+const FORMAT_RE = /^\p{Cf}$/u;
+const MARK_RE = /^\p{M}$/u;
+const IN_WORD_RE = /^[\p{L}\p{M}\p{S}]$/u;
+const JOINERS = new Set(["\u200c", "\u200d"]);
+const INVISIBLE_LETTERS = new Set(["\u115f", "\u1160", "\u3164", "\uffa0"]);
+
+function code(ch) {
+  return `U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * The display name the server will accept for `text` (NFC, trimmed), or why not:
+ * {name, error} with exactly one of them non-empty; `error` is the server's own text.
+ */
+export function checkName(text) {
+  const raw = String(text ?? "");
+  const refuse = (error) => ({ name: "", error });
+  if ([...raw].length > 4 * MAX_NAME_CHARS) return refuse(`name is longer than ${MAX_NAME_CHARS} characters`);
+  for (const ch of raw) {
+    if (CONTROL_RE.test(ch)) return refuse(`name contains a control character (${code(ch)})`);
+  }
+  const name = raw.normalize("NFC").trim();
+  const chars = [...name];
+  if (!chars.length) return refuse("name is empty");
+  if (chars.length > MAX_NAME_CHARS) return refuse(`name is longer than ${MAX_NAME_CHARS} characters`);
+  let marks = 0;
+  for (let i = 0; i < chars.length; i += 1) {
+    const ch = chars[i];
+    if (INVISIBLE_LETTERS.has(ch)) return refuse(`name contains an invisible character (${code(ch)})`);
+    if (FORMAT_RE.test(ch)) {
+      const inWord = JOINERS.has(ch) && i > 0 && i < chars.length - 1 && IN_WORD_RE.test(chars[i - 1]) && IN_WORD_RE.test(chars[i + 1]);
+      if (inWord) continue; // transparent: does not end a run of marks
+      return refuse(`name contains an invisible formatting character (${code(ch)})`);
+    }
+    if (!MARK_RE.test(ch)) {
+      marks = 0;
+      continue;
+    }
+    if (i === 0) return refuse("name starts with a combining mark");
+    marks += 1;
+    if (marks > MAX_MARKS_PER_CHARACTER) {
+      return refuse(`name has more than ${MAX_MARKS_PER_CHARACTER} combining marks on one character`);
+    }
+  }
+  return { name, error: "" };
+}
+
+/** The display name the server will accept for `text`, or null. */
 export function cleanName(text) {
-  const name = String(text ?? "").trim();
-  const length = [...name].length; // code points, as the server counts them
-  if (length < 1 || length > 32 || CONTROL_RE.test(name)) return null;
-  return name;
+  return checkName(text).name || null;
 }
 
 const NAME_KEY = "walkie.name";

@@ -1,7 +1,7 @@
 // What the page knows about the room: who is in it, who talks, how many wait, and who we are.
 //
 // Plain data fed with the server's room messages (docs/PROTOCOL.md: joined, member_joined,
-// member_left, floor, floor_granted); no DOM, no I/O. Time is passed in for the talk deadline.
+// member_left, floor, floor_granted; joined.password_protected); no DOM, no I/O. Time is passed in for the talk deadline.
 // Malformed entries are skipped rather than trusted: names only ever reach the DOM as text.
 
 /** A member as the page keeps it: {id, name} with a string id, or null if unusable. */
@@ -20,6 +20,8 @@ export class RoomState {
     this.queueLength = 0;
     /** When our talk time runs out (the caller's clock, ms); null = no limit or not talking. */
     this.talkDeadline = null;
+    /** The room has a password (joined.password_protected); null until joined. */
+    this.passwordProtected = null;
   }
 
   /** Session over: forget everything (a rejoin starts from its own `joined`). */
@@ -29,6 +31,7 @@ export class RoomState {
     this.talker = null;
     this.queueLength = 0;
     this.talkDeadline = null;
+    this.passwordProtected = null;
   }
 
   /** Apply one server message; others are ignored. `now` is the caller's clock in ms. */
@@ -39,6 +42,7 @@ export class RoomState {
         this.you = member(msg.you);
         for (const m of Array.isArray(msg.members) ? msg.members : []) this._add(m);
         this._floor(msg.floor || {});
+        this.passwordProtected = msg.password_protected === true;
         return;
       }
       case "member_joined":

@@ -339,6 +339,14 @@ export class Session {
         return this._fail(`This room is full: ${text}. Try again later.`, "Try again", "connect");
       case "bad_password":
         return this._showForm("", this.password ? "Wrong password. Try again." : "This room has a password. Please enter it.");
+      case "room_not_protected":
+        // Someone made this room first, without a password: the page must not act as if it
+        // were private. Clearing the password field makes "join without one" one click.
+        return this._showForm(
+          "",
+          "This room exists without a password, so anyone who knows its name can listen. " +
+            "Join without a password, or go back and create a new room.",
+        );
       case "bad_name":
         return this._showForm(`That name cannot be used: ${text}`, "");
       case "bad_room":

@@ -10,6 +10,10 @@ export const els = {
   body: document.body,
   conn: $("conn"),
   roomName: $("room-name"),
+  roomLock: $("room-lock"),
+  roomFull: $("room-full"),
+  roomPrivacy: $("room-privacy"),
+  joinPrivacy: $("join-privacy"),
   notice: $("notice"),
   noticeText: $("notice-text"),
   noticeRetry: $("notice-retry"),
@@ -156,6 +160,19 @@ function hue(id) {
   let h = 0;
   for (const ch of String(id)) h = (h * 31 + ch.codePointAt(0)) % 360;
   return h;
+}
+
+/**
+ * Whether the room has a password: the lock by the room's name (its accessible label says
+ * "Password protected"), and the notes in the join form and the invite card.
+ * `privacy` is describePrivacy's result (view.js).
+ */
+export function renderPrivacy(privacy) {
+  els.roomLock.hidden = !privacy.lock;
+  els.body.dataset.privacy = privacy.state;
+  if (els.joinPrivacy.textContent !== privacy.joinNote) els.joinPrivacy.textContent = privacy.joinNote;
+  els.roomPrivacy.hidden = !privacy.roomNote;
+  if (els.roomPrivacy.textContent !== privacy.roomNote) els.roomPrivacy.textContent = privacy.roomNote;
 }
 
 /** Briefly change a button's label (e.g. "Copied"). */

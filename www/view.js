@@ -1,13 +1,13 @@
 // What the room page shows, derived from state: the session (connection, notice), the floor
 // machine, the room and the latch switch go in; ui.js's renderers draw it.
 //
-// `describeTalk` is the pure part (the Talk button's state and texts; tests call it
-// directly); `RoomView` draws a whole snapshot and keeps the two things that tick on their
+// `describeTalk` and `describePrivacy` are the pure parts (the Talk button's state and texts;
+// the lock and what the page says about who can listen; tests call them directly); `RoomView` draws a whole snapshot and keeps the two things that tick on their
 // own: the level meter and, while we talk, the once-a-second countdown.
 
 import { State } from "./ptt.js";
 import { LevelMeter } from "./meter.js";
-import { cleanName, rememberedName } from "./names.js";
+import { checkName, isGeneratedRoomName, rememberedName } from "./names.js";
 import {
   els,
   fieldError,
@@ -16,6 +16,7 @@ import {
   renderMembers,
   renderMode,
   renderNotice,
+  renderPrivacy,
   renderPtt,
   renderSelfStatus,
   renderTalker,
@@ -80,6 +81,29 @@ export function describeTalk(s) {
   }
 }
 
+/**
+ * Who can listen, said plainly. `generated`: the room's name is one randomRoomName makes
+ * (nobody guesses it) rather than one a person typed (anyone may guess it);
+ * `passwordProtected`: joined.password_protected, or null before we are in.
+ * Returns the lock (shown on protected rooms), `state` for CSS and tests, the join form's
+ * note (before joining) and the invite card's note (once in).
+ */
+export function describePrivacy(generated, passwordProtected) {
+  if (passwordProtected === null) {
+    const joinNote = generated
+      ? "Anyone who has this link can join. If you are the first one here, a password keeps the room to those who know it."
+      : "This room name was typed, not generated: unless the room has a password, it is public, and anyone who guesses the name can join and listen. If you are the first one here, a password protects it.";
+    return { lock: false, state: "unknown", joinNote, roomNote: "" };
+  }
+  if (passwordProtected) {
+    return { lock: true, state: "protected", joinNote: "", roomNote: "Password protected: people need the link and the password." };
+  }
+  const roomNote = generated
+    ? "No password: anyone who has the link can join and listen."
+    : "No password, and the name was typed: this room is public. Anyone who guesses the name can join and listen.";
+  return { lock: false, state: generated ? "link" : "public", joinNote: "", roomNote };
+}
+
 export class RoomView {
   /**
    * @param {() => number} level the level to meter (0..1, negative when unknown)
@@ -91,14 +115,17 @@ export class RoomView {
     this.tick = tick;
     this._countdown = 0;
     this._notice = null;
+    this._generated = false;
   }
 
   /** Room name and link, once. */
   showRoom(room, link) {
     document.title = `#${room} · walkie`;
     els.roomName.textContent = room;
+    els.roomFull.textContent = room;
     els.joinRoom.textContent = `#${room}`;
     els.roomLink.value = link;
+    this._generated = isGeneratedRoomName(room);
   }
 
   /**
@@ -131,6 +158,7 @@ export class RoomView {
     const who = room.talker ? (talkerId === youId ? { self: true } : { name: room.talker.name }) : null;
     renderTalker(session.canTalk || room.you ? who : null, room.queueLength);
     renderMembers([...room.members.values()], youId, talkerId);
+    renderPrivacy(describePrivacy(this._generated, room.passwordProtected));
     const talking = floor.state === State.TALKING;
     this.meter.setSource(who || talking ? this.level : null);
 
@@ -161,9 +189,9 @@ export class RoomView {
 
   /** The submitted join form: {name, password}, or null (and the error shown) if unusable. */
   readJoinForm() {
-    const name = cleanName(els.joinName.value);
+    const { name, error } = checkName(els.joinName.value);
     if (!name) {
-      fieldError(els.joinNameError, "Please enter a name of 1 to 32 characters.");
+      fieldError(els.joinNameError, `That name cannot be used: ${error}.`);
       els.joinName.focus();
       return null;
     }

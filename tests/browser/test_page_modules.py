@@ -4,18 +4,25 @@ The floor state machine (www/ptt.js) is sans-IO: inputs and server messages in, 
 out. Here it is driven step by step, plus a hypothesis test over random input sequences
 checking the invariant that matters most for a walkie: the mic is switched in exactly while
 we are requesting or talking, never while queued, busy, revoked or idle. Then the room state
-(www/room.js), the Talk input rules (www/input.js) and the Talk button's texts (www/view.js).
+(www/room.js), the Talk input rules (www/input.js) and the Talk button's texts (www/view.js);
+the room names and display-name rules (www/names.js) against the server's.
 The session machine has its own file, test_page_session.py.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from bench.roomsweep import measure_name_space
+from signaling.names import NameRefused, check_name
+from tests.name_cases import ACCEPTED, REFUSED
 
 pytestmark = pytest.mark.browser
 
@@ -193,8 +200,8 @@ def test_names_and_backoff(page) -> None:
       };
     }"""
     )
-    assert all(re.fullmatch(r"[a-z]+-[a-z]+-[1-9][0-9]", r) for r in got["rooms"])
-    assert len(set(got["rooms"])) > 150  # random, not a fixed list
+    assert all(re.fullmatch(r"([a-z]{3,8}-){5}[a-z]{3,8}", r) for r in got["rooms"])
+    assert len(set(got["rooms"])) == 200  # random, not a fixed list
     assert got["norm"] == ["blue-otter-42", None, None, "x" * 64, None, None]
     assert got["names"] == ["Sam", None, None, "a" * 32, None, "😀" * 32, None, "<b>x</b>"]
     assert got["delays"][0] == [375, 625]
@@ -204,6 +211,95 @@ def test_names_and_backoff(page) -> None:
     assert got["levels"][0] == 0 and got["levels"][1] == 0
     assert got["levels"][2] == pytest.approx(0.0, abs=1e-9)  # -60 dB is the floor
     assert got["levels"][3] == 1 and got["levels"][4] == 1
+
+
+def test_generated_room_names_have_64_bits_from_the_csprng(page) -> None:
+    # Issue 9, finding 1: 144,000 names were swept in minutes. The probe drives the real
+    # generator with a scripted crypto.getRandomValues (Math.random throws): every draw's
+    # choices, multiplied, are the names it can make (bench/roomsweep.py).
+    space = measure_name_space(page)
+    assert space.bits >= 64, space
+    assert space.valid and space.longest <= 64
+    words = page.evaluate("async () => (await import('/static/words.js')).ROOM_WORDS")
+    # Read aloud: short common words, none sharing its first four letters with another.
+    assert len(words) == len(set(words)) == 2048
+    assert all(re.fullmatch(r"[a-z]{3,8}", w) for w in words)
+    assert len({w[:4] for w in words}) == 2048
+    assert 6 * max(map(len, words)) + 5 <= 64  # six of the longest still make a valid room name
+    source = (Path(__file__).resolve().parents[2] / "www" / "names.js").read_text()
+    assert "Math.random(" not in source
+    typed = page.evaluate(
+        """async () => {
+      const n = await import('/static/names.js');
+      return ['ops', 'team-alpha', n.randomRoomName(), 'abandon-ability-able-about-above-absent',
+              'abandon-ability-able-about-above', 'zoo-zoo-zoo-zoo-zoo-zoo-zoo'].map(n.isGeneratedRoomName);
+    }"""
+    )
+    assert typed == [False, False, True, True, False, False]
+
+
+CHECK_NAMES_JS = """async (text) => {
+  const {checkName} = await import('/static/names.js');
+  return JSON.parse(text).map((raw) => checkName(raw));
+}"""
+
+
+def page_check(page: Any, raws: list[str]) -> list[dict[str, str]]:
+    # As JSON text with \u escapes: lone surrogates and all reach the page unchanged.
+    return page.evaluate(CHECK_NAMES_JS, json.dumps(raws))
+
+
+def server_check(raw: str) -> dict[str, str]:
+    try:
+        return {"name": check_name(raw), "error": ""}
+    except NameRefused as exc:
+        return {"name": "", "error": str(exc)}
+
+
+def test_display_name_rules_are_the_servers(page) -> None:
+    raws = [raw for raw, _ in ACCEPTED + REFUSED]
+    expected = [{"name": name, "error": ""} for _, name in ACCEPTED]
+    expected += [{"name": "", "error": message} for _, message in REFUSED]
+    assert page_check(page, raws) == expected
+
+
+NAME_CHARS = st.sampled_from(
+    list("aZ0 -(") + ["é", "e\u0301", "\u0301", "\u0336", "\u094d", "क", "ی", "😀", "👩",
+                     "\ufe0f", "\u200d", "\u200c", "\u200b", "\u200e", "\u2060", "\u00ad",
+                     "\u202e", "\u2028", "\ufeff", "\x07", "\t", "\u00a0", "\u3000", "\u3164",
+                     "\U000e0041", "\ud800", "Ａ", "ß"]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(NAME_CHARS, max_size=40).map("".join), min_size=1, max_size=40))
+def test_random_names_get_the_same_verdict_from_page_and_server(page, raws: list[str]) -> None:
+    assert page_check(page, raws) == [server_check(raw) for raw in raws]
+
+
+def test_privacy_texts(page) -> None:
+    got = page.evaluate(
+        """async () => {
+      const {describePrivacy} = await import('/static/view.js');
+      const {RoomState} = await import('/static/room.js');
+      const r = new RoomState();
+      const before = r.passwordProtected;
+      r.handle({type: 'joined', you: {id: 'a', name: 'A'}, members: [], floor: {}, password_protected: true}, 0);
+      const known = r.passwordProtected;
+      r.clear();
+      return {before, known, cleared: r.passwordProtected,
+              cases: [[false, null], [true, null], [false, true], [true, false], [false, false]]
+                .map(([g, p]) => describePrivacy(g, p))};
+    }"""
+    )
+    assert (got["before"], got["known"], got["cleared"]) == (None, True, None)
+    typed_form, link_form, locked, link, public = got["cases"]
+    assert "typed" in typed_form["joinNote"] and "guesses the name" in typed_form["joinNote"]
+    assert "link" in link_form["joinNote"] and not typed_form["lock"] and not link_form["roomNote"]
+    assert locked["lock"] is True and locked["state"] == "protected" and "password" in locked["roomNote"]
+    assert link["lock"] is False and link["state"] == "link" and "link" in link["roomNote"]
+    assert public["state"] == "public" and "public" in public["roomNote"]
+    assert "guesses the name" in public["roomNote"]
 
 
 def test_room_state_follows_the_server(page) -> None:

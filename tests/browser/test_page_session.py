@@ -127,6 +127,15 @@ def test_password_goes_with_join_and_a_wrong_one_shows_the_form(page) -> None:
     assert types(again) == ["wakeLock", "openSocket"]  # the mic stays open across the form
 
 
+def test_a_password_for_an_open_room_shows_the_form_with_why(page) -> None:
+    *_, refused, again = run(page, [["join", "Ann", "pw"], MIC, OPENED, error("room_not_protected", True),
+                                    ["join", "Ann", ""]])
+    assert types(refused) == ["closeSocket", "leaveRoom", "showForm"] and refused["mode"] == "join"
+    text = action(refused, "showForm")["passwordError"]
+    assert "without a password" in text and "anyone who knows its name can listen" in text
+    assert types(again) == ["wakeLock", "openSocket"]  # joining without one is the user's call
+
+
 def test_reset_reoffers_on_the_same_socket_and_keeps_the_room(page) -> None:
     records = run(page, [*TO_READY, RESET, ["offerReady", "$oldPeer", "v=0 stale"], *REOFFER])
     ready, reset, stale, offer, answer, connected = records[6:]
@@ -323,6 +332,7 @@ MESSAGES = [
     {"type": "error", "code": "bad_message", "message": "odd", "fatal": False},
     {"type": "error", "code": "room_full", "message": "full", "fatal": True},
     {"type": "error", "code": "bad_password", "message": "pw", "fatal": True},
+    {"type": "error", "code": "room_not_protected", "message": "open", "fatal": True},
     {"type": "error", "code": "internal", "message": "bye", "fatal": True},
     {"type": "something_new"},
 ]
@@ -347,7 +357,7 @@ STEP = st.one_of(
     st.sampled_from(["$timer", "$timer", "$oldTimer"]).map(lambda t: ["timerFired", t]),
 )
 JOINED_PHASES = {"media", "ready", "resetting"}
-STOP_ERRORS = {"room_full", "bad_password", "bad_room", "bad_name"}
+STOP_ERRORS = {"room_full", "bad_password", "bad_room", "bad_name", "room_not_protected"}
 
 
 class DriverModel:

@@ -1,5 +1,6 @@
-"""The page's own behaviour against the real server: landing, join form, password, inputs
-(mouse, touch, space bar, latch), names as text, room full, revoke, reconnect."""
+"""The page's own behaviour against the real server: landing, join form, password, the lock
+and who can listen, inputs (mouse, touch, space bar, latch), names as text and unique, room
+full, revoke, reconnect."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def test_landing_creates_a_room_and_remembers_the_name(browser, server) -> None:
     page = browser.new_page()
     page.goto(server.url + "/")
     page.get_by_label("Your name").fill("  Dana ")
+    assert "anyone who guesses the name can join and listen" in page.locator(".privacy-note").inner_text()
     page.get_by_role("button", name="Create a new room").click()
-    page.wait_for_url(re.compile(r".*/r/[a-z]+-[a-z]+-[1-9][0-9]$"))
+    page.wait_for_url(re.compile(r".*/r/([a-z]{3,8}-){5}[a-z]{3,8}$"))
     room = page.url.rsplit("/", 1)[1]
     # The room page asks first (its click is the gesture that unlocks audio), name pre-filled.
     assert page.locator("body").get_attribute("data-state") == "join"
@@ -33,7 +35,12 @@ def test_landing_creates_a_room_and_remembers_the_name(browser, server) -> None:
     assert rk.state(page)["you"]["name"] == "Dana"
     assert page.locator("#room-link").input_value() == f"{server.url}/r/{room}"
     assert page.locator("#room-name").inner_text() == room
+    assert page.locator("#room-full").inner_text() == room  # whole, to read out
     assert page.locator("#conn").inner_text() == "Ready"
+    # A generated name, no password: anyone with the link, and no lock.
+    assert page.locator("body").get_attribute("data-privacy") == "link"
+    assert "anyone who has the link" in page.locator("#room-privacy").inner_text()
+    assert page.get_by_role("img", name="Password protected").is_hidden()
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     page.get_by_role("button", name="Copy").click()
     page.get_by_role("button", name="Copied").wait_for()
@@ -60,6 +67,8 @@ def test_password_is_asked_again_until_right(browser, server) -> None:
     owner.get_by_label("Room password").fill("s3cret")
     owner.get_by_role("button", name="Join the room").click()
     rk.wait_ready(owner)
+    assert owner.get_by_role("img", name="Password protected").is_visible()
+    assert owner.locator("body").get_attribute("data-privacy") == "protected"
 
     guest = context.new_page()
     guest.goto(server.room_url(room, "Gus"))
@@ -140,6 +149,41 @@ def test_space_bar_touch_and_latch(browser, server) -> None:
     assert button.get_attribute("aria-pressed") == "true"
     button.click()
     rk.wait_floor(page, "idle")
+    context.close()
+
+
+def test_a_password_for_an_open_room_is_refused_and_typed_rooms_say_they_are_public(
+    browser, server
+) -> None:
+    room = new_room()
+    context = browser.new_context()
+    squatter = context.new_page()
+    squatter.goto(server.room_url(room))
+    assert "typed, not generated" in squatter.locator("#join-privacy").inner_text()
+    squatter.get_by_label("Your name").fill("Ann")
+    squatter.get_by_role("button", name="Join the room").click()
+    rk.wait_ready(squatter)
+    assert squatter.locator("body").get_attribute("data-privacy") == "public"
+    assert "anyone who guesses the name" in squatter.locator("#room-privacy").inner_text().lower()
+    assert squatter.get_by_role("img", name="Password protected").is_hidden()
+
+    # Ann (another one) brings a password: she is told the room is open, not let in.
+    ann = context.new_page()
+    ann.goto(server.room_url(room))
+    ann.get_by_label("Your name").fill("ann")
+    ann.locator("#join-pw-box summary").click()
+    ann.get_by_label("Room password").fill("s3cret")
+    ann.get_by_role("button", name="Join the room").click()
+    error = ann.locator("#join-pw-error")
+    error.wait_for(state="visible")
+    assert "exists without a password" in error.inner_text()
+    assert ann.get_by_label("Room password").input_value() == ""
+    # Joining without one is her choice; her name is made unique, for everyone.
+    ann.get_by_role("button", name="Join the room").click()
+    rk.wait_ready(ann)
+    assert rk.state(ann)["you"]["name"] == "ann (2)"
+    rk.wait_members(squatter, 2)
+    assert squatter.locator("#members .member-name").all_inner_texts() == ["Ann", "ann (2)"]
     context.close()
 
 

@@ -19,6 +19,7 @@ from signaling.messages import (
     encode,
     parse_client_message,
 )
+from tests.name_cases import REFUSED
 
 
 def code_of(frame: str | bytes) -> str:
@@ -136,6 +137,14 @@ def test_room_limits() -> None:
 )
 def test_bad_name(name: str) -> None:
     assert code_of(j(type="join", room="r", name=name)) == "bad_name"
+
+
+@pytest.mark.parametrize("raw,message", REFUSED)
+def test_bad_name_cases_shared_with_the_page(raw: str, message: str) -> None:
+    # Issue 9, finding 9: U+200B, U+200E, U+2060 and 31 combining marks used to get through.
+    with pytest.raises(ProtocolError) as info:
+        parse_client_message(j(type="join", room="r", name=raw))
+    assert (info.value.code, info.value.message) == ("bad_name", message)
 
 
 def test_too_large() -> None:

@@ -22,7 +22,7 @@ from . import roomkit as rk
 from .harness import CHROMIUM, CHROMIUM_ARGS, REPO, chromium_skip_reason, start_server, write_tone
 
 OUT = REPO / "docs" / "screenshots"
-ROOM = "blue-otter-42"
+ROOM = "legal-winner-thank-year-wave-sausage"  # as "Create a new room" makes them
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 

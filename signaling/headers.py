@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["security_headers", "websocket_sources"]
+__all__ = ["PERMISSIONS_POLICY", "content_security_policy", "security_headers", "websocket_sources"]
 
 #: Host names that a CSP host-source can spell (no ``_``, no IPv6 brackets, no trailing dot).
 _CSP_HOST = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")

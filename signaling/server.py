@@ -12,6 +12,7 @@ answered with ``server_error``: one client can never take the server down.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import ssl
@@ -25,11 +26,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sfu import WorkerGone
+
 from . import turn
+from .budgets import PRUNE_INTERVAL, AddressBudgets, BudgetSettings, Refusal
 from .floor import FloorSettings
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
+from .password_gate import PasswordGate
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
@@ -66,7 +71,8 @@ class ServerConfig:
     burst: float = 40.0                # ... and in a burst
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     force_relay: bool = False          # browsers use only TURN relay candidates
-    max_connections_per_ip: int = 64   # concurrent WebSockets from one address; 0 = no limit
+    max_connections_per_ip: int = 64   # concurrent WebSockets from one address (IPv6: /64)
+    budgets: BudgetSettings = BudgetSettings()  # per-address budgets, server-wide caps
     tick_interval: float = 0.25        # how often max talk time is checked
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -76,11 +82,12 @@ class ServerConfig:
 class _Conn:
     """The transport side of one client: its socket, outbox, writer and rate limiter."""
 
-    __slots__ = ("ws", "client", "bucket", "outbox", "wake", "close_request", "writer",
+    __slots__ = ("ws", "ip", "client", "bucket", "outbox", "wake", "close_request", "writer",
                  "last_notice")
 
-    def __init__(self, ws: ServerConnection, bucket: TokenBucket) -> None:
+    def __init__(self, ws: ServerConnection, ip: str, bucket: TokenBucket) -> None:
         self.ws = ws
+        self.ip = ip
         self.client: Client | None = None
         self.bucket = bucket
         self.outbox: deque[str] = deque()
@@ -146,12 +153,15 @@ class SignalingServer:
         self._negotiations: set[asyncio.Task[None]] = set()
         self._closed = False
         # scrypt costs ~30 ms of CPU and 16 MiB: bound how many run at once, so a burst of
-        # password joins queues up instead of starving the media plane of CPU and memory.
+        # password joins queues up instead of starving the media plane of CPU and memory;
+        # the gate bounds that queue and who may join it (signaling/password_gate.py).
         self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
+        self.passwords = PasswordGate()
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
         self.origins = OriginPolicy(config.allowed_origins)
-        self._per_ip: dict[str, int] = {}  # open WebSockets per remote address
+        self.budgets = AddressBudgets(config.budgets, config.max_connections_per_ip)
+        self._next_prune = 0.0
         self._origin_logged = -ORIGIN_LOG_INTERVAL
 
     @classmethod
@@ -212,30 +222,26 @@ class SignalingServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         ip = _remote_ip(ws)
-        limit = self.config.max_connections_per_ip
-        if limit and self._per_ip.get(ip, 0) >= limit:
-            # One address must not exhaust the server for everyone else (sockets, memory).
-            # A clear error to that client only; nobody else is affected.
-            await ws.send(error_message(
-                "too_many_connections",
-                f"more than {limit} connections from your address; close some and retry",
-                True,
-            ))
-            await ws.close(CLOSE_FATAL, "too many connections")
+        refusal = self.budgets.connect(ip)
+        if refusal is not None:
+            # Neither the server nor one address may be given more sockets than it can
+            # hold: a clear error to that client only; nobody else is affected.
+            await ws.send(error_message(refusal.code, refusal.message, True))
+            await ws.close(CLOSE_FATAL, refusal.code.replace("_", " "))
             return
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         try:
-            await self._session(ws)
+            await self._session(ws, ip)
         finally:
-            left = self._per_ip.pop(ip) - 1
-            if left:
-                self._per_ip[ip] = left
+            self.budgets.disconnect(ip)
 
-    async def _session(self, ws: ServerConnection) -> None:
-        conn = _Conn(ws, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
+    async def _session(self, ws: ServerConnection, ip: str) -> None:
+        conn = _Conn(ws, ip, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
         client = self.hub.connect(conn)
         conn.client = client
         conn.writer = asyncio.create_task(conn.run_writer())
+        join_timeout = self.config.budgets.join_timeout
+        deadline = asyncio.get_running_loop().call_later(
+            join_timeout, self._join_deadline, client) if join_timeout else None
         try:
             async for frame in ws:
                 if client.closed:
@@ -248,6 +254,8 @@ class SignalingServer:
                 self._dispatch(self.hub.disconnect(client))
             except Exception:  # noqa: BLE001
                 log.exception("cleanup of client %s failed", client.serial)
+            if deadline is not None:
+                deadline.cancel()
             if conn.close_request is not None:
                 # Let the last error message and the close frame go out.
                 try:
@@ -256,14 +264,23 @@ class SignalingServer:
                     pass
             conn.writer.cancel()
 
+    def _join_deadline(self, client: Client) -> None:
+        """A socket must join soon after it opens (the page sends ``join`` as soon as its
+        socket is open): one that does not is closed, with ``join_timeout``."""
+        if client.member is None and not client.closed:
+            timeout = self.config.budgets.join_timeout
+            self._dispatch(self.hub.error(client, ProtocolError(
+                "join_timeout", f"no join within {timeout:g} s of connecting")))
+
     async def _on_frame(self, conn: _Conn, client: Client, frame: str | bytes) -> None:
         now = time.monotonic()
-        if not conn.bucket.allow(now):
+        if not conn.bucket.allow(now) or not self.budgets.message(conn.ip, len(frame), now):
             if now - conn.last_notice >= RATE_NOTICE_INTERVAL:
                 conn.last_notice = now
                 conn.enqueue(error_message(
                     "rate_limited",
-                    f"more than {self.config.rate:g} messages per second; message dropped",
+                    f"more than {self.config.rate:g} messages per second (or your address "
+                    "over its share); message dropped",
                     False,
                 ))
             return
@@ -274,17 +291,59 @@ class SignalingServer:
             return
         try:
             key = None
-            if isinstance(message, Join) and message.password and client.member is None:
-                async with self._kdf_slots:
-                    key = await asyncio.to_thread(
-                        self.registry.password_key, message.room, message.password
-                    )
+            creates = False
+            if isinstance(message, Join) and client.member is None:
+                admitted, key = await self._admit_join(conn, client, message, now)
+                if not admitted:
+                    return
+                creates = self.registry.get(message.room) is None
             actions = self.hub.receive(client, message, key)
+            if creates and client.member is not None:
+                self.budgets.created(conn.ip, self.registry.get(client.member.room_id))
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
             actions = self.hub.server_error(client)
         self._dispatch(actions)
+
+    async def _admit_join(self, conn: _Conn, client: Client, join: Join,
+                          now: float) -> tuple[bool, bytes | None]:
+        """The address's budgets for a join (and the password gate): (False, None) once the
+        refusal is sent; else (True, the password key, derived here, or None)."""
+        creates = self.registry.get(join.room) is None
+        refusal = self.budgets.join(conn.ip, creates, now, self._room_alive)
+        if refusal is None and join.password:
+            refusal = self.passwords.admit(conn.ip, join.room, now)
+        if refusal is not None:
+            self._refuse(conn, client, refusal)
+            return False, None
+        return True, (await self._password_key(conn.ip, join) if join.password else None)
+
+    async def _password_key(self, ip: str, join: Join) -> bytes:
+        """Derive the joiner's key (admitted by the gate) off the event loop; tell the gate
+        whether the password was wrong for the room as it is now."""
+        assert join.password is not None
+        wrong = False
+        try:
+            async with self._kdf_slots:
+                key = await asyncio.to_thread(self.registry.password_key, join.room, join.password)
+            room = self.registry.get(join.room)
+            wrong = (room is not None and room.password_key is not None
+                     and not hmac.compare_digest(room.password_key, key))
+        finally:
+            self.passwords.done(ip, join.room, wrong, time.monotonic())
+        return key
+
+    def _refuse(self, conn: _Conn, client: Client, refusal: Refusal) -> None:
+        """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
+        if refusal.code == "try_later":
+            conn.enqueue(error_message(refusal.code, refusal.message, False, refusal.retry_after))
+        else:
+            self._dispatch(self.hub.error(client, ProtocolError(refusal.code, refusal.message)))
+
+    def _room_alive(self, room: object) -> bool:
+        """Is ``room`` (a Room the budgets were given) still open (not removed, not replaced)?"""
+        return self.registry.get(getattr(room, "id", "")) is room
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -306,7 +365,8 @@ class SignalingServer:
                 negotiation.peer_id, negotiation.room_id, negotiation.sdp
             )
         except ValueError as exc:  # sfu.OfferError / WorkerGone: str() is the reason
-            actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer")
+            actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer",
+                                            unusable=not isinstance(exc, WorkerGone))
         except Exception:  # noqa: BLE001 - a media-plane bug fails this offer, not the server
             log.exception("negotiating the offer of client %s failed", negotiation.client.serial)
             actions = self.hub.offer_failed(negotiation, None)
@@ -331,6 +391,11 @@ class SignalingServer:
             await asyncio.sleep(self.config.tick_interval)
             try:
                 self._dispatch(self.hub.tick())
+                now = time.monotonic()
+                if now >= self._next_prune:  # forget idle addresses now and then
+                    self._next_prune = now + PRUNE_INTERVAL
+                    self.budgets.prune(now, self._room_alive)
+                    self.passwords.prune(now)
             except Exception:  # noqa: BLE001
                 log.exception("floor tick failed")
 

@@ -56,6 +56,8 @@ MAX_WORKERS = 256
 #: A join burst is this many seconds of the sustained join rate (2/s: bursts of 20).
 JOIN_BURST_SECONDS = 10.0
 _KEY = "walkie.setting"
+#: A limit where 0 means none.
+_COUNT = whole(0, rule="must be 0 (unlimited) or more")
 
 
 class ConfigError(ValueError):
@@ -190,11 +192,11 @@ class Config:
     max_connections: int = _setting(
         _library_default(BudgetSettings, "max_connections"),
         "open WebSockets on the whole server, 0 = unlimited",
-        whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+        _COUNT, metavar="N")
     max_connections_per_ip: int = _setting(
         _library_default(ServerConfig, "max_connections_per_ip"),
         "concurrent WebSockets from one address, 0 = unlimited (raise it behind a NAT that "
-        "many users share)", whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+        "many users share)", _COUNT, metavar="N")
     join_rate_per_ip: float = _setting(
         _library_default(BudgetSettings, "join_rate"),
         f"joins per second from one address, sustained (bursts of {JOIN_BURST_SECONDS:g} s "
@@ -202,7 +204,7 @@ class Config:
     rooms_per_ip: int = _setting(
         _library_default(BudgetSettings, "rooms_per_address"),
         "rooms created by one address that are still open, 0 = unlimited",
-        whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+        _COUNT, metavar="N")
     message_rate_per_ip: float = _setting(
         _library_default(BudgetSettings, "message_rate"),
         "messages per second from one address, all its WebSockets together (bursts of twice "

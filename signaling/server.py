@@ -1,7 +1,8 @@
 """The signaling server: HTTP (the page, /healthz) and the /ws WebSocket on one port.
 
 This is the I/O shell around :class:`~signaling.hub.Hub`: it reads frames, enforces the
-per-client limits (frame size, message rate), derives password keys off the event loop,
+per-client limits (frame size, message rate) and asks the per-address budgets and the
+password gate (``admission.py``) before any work, closes sockets that do not join in time,
 feeds the hub and carries out what the hub answers, including the media plane's offer/answer
 round trips (a task per :class:`~signaling.hub.Negotiate`, never awaited by the frame loop).
 Each client has its own outgoing queue and writer task, so a slow or stuck browser delays
@@ -12,7 +13,6 @@ answered with ``server_error``: one client can never take the server down.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import ssl
@@ -29,12 +29,12 @@ from websockets.http11 import Request, Response
 from sfu import WorkerGone
 
 from . import turn
+from .admission import JoinAdmission
 from .budgets import PRUNE_INTERVAL, AddressBudgets, BudgetSettings, Refusal
 from .floor import FloorSettings
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
-from .password_gate import PasswordGate
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
@@ -48,8 +48,6 @@ MAX_OUTBOX = 1000
 #: Minimum seconds between two ``rate_limited`` errors to the same client: an error per
 #: dropped message would turn a flood into an echo.
 RATE_NOTICE_INTERVAL = 1.0
-#: Password key derivations running at the same time (each in a worker thread).
-KDF_CONCURRENCY = 2
 #: Minimum seconds between two log lines about refused Origins: a hostile page can make
 #: visitors' browsers knock as often as it likes, and must not be able to fill the log.
 ORIGIN_LOG_INTERVAL = 10.0
@@ -152,15 +150,11 @@ class SignalingServer:
         self._ticker: asyncio.Task[None] | None = None
         self._negotiations: set[asyncio.Task[None]] = set()
         self._closed = False
-        # scrypt costs ~30 ms of CPU and 16 MiB: bound how many run at once, so a burst of
-        # password joins queues up instead of starving the media plane of CPU and memory;
-        # the gate bounds that queue and who may join it (signaling/password_gate.py).
-        self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
-        self.passwords = PasswordGate()
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
         self.origins = OriginPolicy(config.allowed_origins)
         self.budgets = AddressBudgets(config.budgets, config.max_connections_per_ip)
+        self.admission = JoinAdmission(self.registry, self.budgets)
         self._next_prune = 0.0
         self._origin_logged = -ORIGIN_LOG_INTERVAL
 
@@ -293,46 +287,19 @@ class SignalingServer:
             key = None
             creates = False
             if isinstance(message, Join) and client.member is None:
-                admitted, key = await self._admit_join(conn, client, message, now)
-                if not admitted:
+                refusal, key = await self.admission.admit(conn.ip, message, now)
+                if refusal is not None:
+                    self._refuse(conn, client, refusal)
                     return
                 creates = self.registry.get(message.room) is None
             actions = self.hub.receive(client, message, key)
-            if creates and client.member is not None:
-                self.budgets.created(conn.ip, self.registry.get(client.member.room_id))
+            if client.member is not None and isinstance(message, Join):
+                self.admission.joined(conn.ip, client.member.room_id, creates)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
             actions = self.hub.server_error(client)
         self._dispatch(actions)
-
-    async def _admit_join(self, conn: _Conn, client: Client, join: Join,
-                          now: float) -> tuple[bool, bytes | None]:
-        """The address's budgets for a join (and the password gate): (False, None) once the
-        refusal is sent; else (True, the password key, derived here, or None)."""
-        creates = self.registry.get(join.room) is None
-        refusal = self.budgets.join(conn.ip, creates, now, self._room_alive)
-        if refusal is None and join.password:
-            refusal = self.passwords.admit(conn.ip, join.room, now)
-        if refusal is not None:
-            self._refuse(conn, client, refusal)
-            return False, None
-        return True, (await self._password_key(conn.ip, join) if join.password else None)
-
-    async def _password_key(self, ip: str, join: Join) -> bytes:
-        """Derive the joiner's key (admitted by the gate) off the event loop; tell the gate
-        whether the password was wrong for the room as it is now."""
-        assert join.password is not None
-        wrong = False
-        try:
-            async with self._kdf_slots:
-                key = await asyncio.to_thread(self.registry.password_key, join.room, join.password)
-            room = self.registry.get(join.room)
-            wrong = (room is not None and room.password_key is not None
-                     and not hmac.compare_digest(room.password_key, key))
-        finally:
-            self.passwords.done(ip, join.room, wrong, time.monotonic())
-        return key
 
     def _refuse(self, conn: _Conn, client: Client, refusal: Refusal) -> None:
         """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
@@ -340,10 +307,6 @@ class SignalingServer:
             conn.enqueue(error_message(refusal.code, refusal.message, False, refusal.retry_after))
         else:
             self._dispatch(self.hub.error(client, ProtocolError(refusal.code, refusal.message)))
-
-    def _room_alive(self, room: object) -> bool:
-        """Is ``room`` (a Room the budgets were given) still open (not removed, not replaced)?"""
-        return self.registry.get(getattr(room, "id", "")) is room
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -394,8 +357,7 @@ class SignalingServer:
                 now = time.monotonic()
                 if now >= self._next_prune:  # forget idle addresses now and then
                     self._next_prune = now + PRUNE_INTERVAL
-                    self.budgets.prune(now, self._room_alive)
-                    self.passwords.prune(now)
+                    self.admission.prune(now)
             except Exception:  # noqa: BLE001
                 log.exception("floor tick failed")
 

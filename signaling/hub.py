@@ -1,5 +1,8 @@
 """The signaling logic: clients, rooms, presence, the floor and the SDP exchange.
 
+(A little over 400 lines: every transition of a session is here, in one readable place;
+the vocabulary is in session.py and the limits' rules in budgets.py.)
+
 The :class:`Hub` is the server without the sockets. The WebSocket layer (``server.py``)
 feeds it validated messages, disconnects, media-plane events and clock ticks; the hub
 answers with :class:`Send`, :class:`Close` and :class:`Negotiate` actions that the server

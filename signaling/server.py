@@ -8,6 +8,9 @@ round trips (a task per :class:`~signaling.hub.Negotiate`, never awaited by the 
 Each client has its own outgoing queue and writer task, so a slow or stuck browser delays
 only itself, and any exception raised while handling one client's message is logged and
 answered with ``server_error``: one client can never take the server down.
+
+(A little over 400 lines: it is the one place where every limit meets the socket; the rules
+themselves live in budgets.py, password_gate.py, admission.py, hosts.py and headers.py.)
 """
 
 from __future__ import annotations

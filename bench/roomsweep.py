@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     tree = str(Path(args.tree).resolve()) if args.tree else None
-    # The server's defaults (64 WebSockets per address, ...), not the bench's unlimited ones.
-    server = ServerProcess.start(max_users=15, core=None, root=tree,
-                                 extra_args=["--max-connections-per-ip", "64"])
+    # The server's own per-address limits, not the bench's unlimited ones. (A tree older than
+    # the budgets has no such limits; "--max-connections-per-ip 64" is its default anyway.)
+    server = ServerProcess.start(max_users=15, core=None, root=tree, address_limits=True)
     base = server.url.rstrip("/")
     try:
         served = urllib.request.urlopen(base + "/static/names.js", timeout=5).read()

@@ -45,6 +45,7 @@ class Client:
     peer_id: str | None = None
     offer_pending: int | None = None
     media_connected: bool = False
+    bad_offers: int = 0  # unusable offers so far (signaling/budgets.py MAX_BAD_OFFERS)
     closed: bool = False
     context: Any = field(default=None, repr=False)  # the transport's own per-client state
 

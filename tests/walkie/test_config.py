@@ -66,7 +66,13 @@ ROWS = [
     Row("server_name", "Walkie.Example.org.", ("walkie.example.org",),
         "a.example, *.b.example", ("a.example", "*.b.example")),
     Row("workers", "4", 4, "2", 2),
+    Row("max_connections", "0", 0, "100", 100),
     Row("max_connections_per_ip", "0", 0, "10", 10),
+    Row("join_rate_per_ip", "0", 0.0, "0.5", 0.5),
+    Row("rooms_per_ip", "0", 0, "3", 3),
+    Row("message_rate_per_ip", "50", 50.0, "0", 0.0),
+    Row("byte_rate_per_ip", "1000", 1000.0, "0", 0.0),
+    Row("join_timeout", "0", 0.0, "2.5", 2.5),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
 ]
 SPEC = {s.name: s for s in SETTINGS}
@@ -132,6 +138,7 @@ def test_defaults_are_the_libraries_defaults() -> None:
                                                            server.max_users)
     assert config.max_talk_time == server.max_talk_time
     assert config.max_connections_per_ip == server.max_connections_per_ip
+    assert config.server_config().budgets == server.budgets  # the bursts follow the rates
     assert config.udp_port == router.port and config.media_host == router.host
     assert config.turn_ttl == TurnConfig(()).ttl
     assert (config.workers, config.log_level, config.no_queue) == (1, "info", False)
@@ -209,6 +216,8 @@ REFUSED = [
     (["--workers", "257"], {}, "--workers must be 1..256"),
     (["--max-connections-per-ip", "-1"], {},
      "--max-connections-per-ip must be 0 (unlimited) or more"),
+    (["--join-rate-per-ip", "-1"], {}, "--join-rate-per-ip must be a number >= 0"),
+    ([], {"WALKIE_BYTE_RATE_PER_IP": "nan"}, "WALKIE_BYTE_RATE_PER_IP must be a number >= 0"),
     (["--log-level", "loud"], {}, "--log-level 'loud' is not one of debug, info, warning, error"),
     ([], {"WALKIE_NO_QUEUE": "maybe"},
      "WALKIE_NO_QUEUE 'maybe' is neither 1/true/yes/on nor 0/false/no/off"),

@@ -29,10 +29,13 @@ class MediaPlane(Protocol):
 
 
 class PeerEventLike(Protocol):
+    """``sfu.PeerEvent``: ``silent_for`` is set on ``speaker_silent`` (seconds without audio)."""
+
     kind: str
     peer_id: str
     room_id: str
     reason: str
+    silent_for: float
 
 
 @dataclass(eq=False, slots=True)

@@ -198,11 +198,14 @@ def summary(trials: Sequence[FreezeTrial]) -> dict[str, Any]:
 
 
 async def _probe(url: str, modes: Sequence[str], repeats: int, talk_before: float,
-                 timeout: float) -> list[FreezeTrial]:
+                 spread: float, timeout: float) -> list[FreezeTrial]:
     trials = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        # Freezes at different moments of the server's ping cycle: the keepalive's time
+        # depends on where in it the talker stops.
+        before = talk_before + spread * i / repeats
         for mode in modes:
-            trial = await freeze_trial(url, mode, talk_before=talk_before, timeout=timeout)
+            trial = await freeze_trial(url, mode, talk_before=before, timeout=timeout)
             print(f"freeze: {mode}: floor idle after "
                   f"{'-' if trial.idle_ms is None else f'{trial.idle_ms:.0f} ms'} ({trial.how})",
                   file=sys.stderr, flush=True)
@@ -223,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="trials per mode (default 3)")
     p.add_argument("--talk-before", type=float, default=1.0,
                    help="seconds the talker holds the floor before it freezes (default 1)")
+    p.add_argument("--spread", type=float, default=1.5,
+                   help="trial i of N freezes spread*i/N seconds later still, so that the "
+                        "freezes sample the server's ping cycle (default 1.5, its interval)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="longest wait for the floor to go idle (default 60 s)")
     p.add_argument("--json", dest="json_path", default=None, metavar="FILE")
@@ -240,8 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not modes or any(m not in MODES for m in modes):
         print(f"bench.freeze: --modes takes {', '.join(MODES)}", file=sys.stderr)
         return 2
-    if not 1 <= args.repeats <= 100 or not 0 < args.timeout <= 600:
-        print("bench.freeze: --repeats must be 1..100 and --timeout in (0, 600]", file=sys.stderr)
+    if (not 1 <= args.repeats <= 100 or not 0 < args.timeout <= 600
+            or not 0 <= args.talk_before <= 60 or not 0 <= args.spread <= 60):
+        print("bench.freeze: --repeats must be 1..100, --timeout in (0, 600], --talk-before "
+              "and --spread 0..60 s", file=sys.stderr)
         return 2
     server = None
     url = args.url
@@ -251,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = ServerProcess.start(max_users=15, core=None, extra_args=args.server_arg)
         url = server.url
     try:
-        trials = asyncio.run(_probe(url, modes, args.repeats, args.talk_before, args.timeout))
+        trials = asyncio.run(_probe(url, modes, args.repeats, args.talk_before, args.spread,
+                                    args.timeout))
     finally:
         if server is not None:
             server.stop()

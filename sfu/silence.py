@@ -64,10 +64,7 @@ class SpeakerWatch:
         if speaker is None or not speaker.is_connected:
             self.stop(room)
             return
-        room.watch_gen += 1
-        room.watch = WAITING
-        room.heard_at = now
-        self._file(room, now + self.silence_after)
+        self._start(room, now)
 
     def stop(self, room: Room) -> None:
         """Watch nothing in ``room`` (no speaker, or it cannot send): pending checks go stale."""
@@ -78,9 +75,9 @@ class SpeakerWatch:
         """A packet of the speaker arrived while the room was not SOUNDING (the core's
         hot path calls this only then, after storing ``heard_at``)."""
         was = room.watch
-        if was == OFF:  # connected before the core told us: start now
-            self.follow(room, now)
-            was = room.watch
+        if was == OFF:  # a packet proves it can send, whatever we were told: watch it now
+            self._start(room, now)
+            was = WAITING
         room.watch = SOUNDING
         if was == SILENT:
             self._file(room, now + self.silence_after)  # WAITING still has its check filed
@@ -110,6 +107,12 @@ class SpeakerWatch:
             events.append(self._event("speaker_silent", speaker.peer_id, room.room_id,
                                       silent_for=quiet))
         return events
+
+    def _start(self, room: Room, now: float) -> None:
+        room.watch_gen += 1
+        room.watch = WAITING
+        room.heard_at = now
+        self._file(room, now + self.silence_after)
 
     def _file(self, room: Room, when: float) -> None:
         self._seq += 1

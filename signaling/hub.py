@@ -206,13 +206,17 @@ class Hub:
         if event.kind == "connected":
             client.media_connected = True
             return [Send(client, encode({"type": "media", "state": "connected"}))]
+        if event.kind in ("speaker_active", "speaker_silent"):
+            return self._speaker_media(client, event)
         if event.kind == "reset":
             # The media plane forgot the peer; membership, floor and queue stay. A holder
             # stops being the speaker until its new offer is accepted.
             client.peer_id = None
             client.media_connected = False
             assert client.member is not None
-            self._sync_speaker(self._room_of(client.member))
+            room = self._room_of(client.member)
+            room.floor.media_lost(client.member.id, self.clock())
+            self._sync_speaker(room)
             reason = event.reason or "media reset"
             return [Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
         if event.kind in ("consent_lost", "dtls_failed", "closed"):
@@ -226,8 +230,21 @@ class Hub:
             return actions
         return []
 
+    def _speaker_media(self, client: Client, event: PeerEventLike) -> list[Action]:
+        """The holder's audio reaches the media plane, or stopped (the end-of-media timer:
+        the floor revokes on a later tick, or at once if the silence is already too long)."""
+        member = client.member
+        assert member is not None
+        room = self._room_of(member)
+        if event.kind == "speaker_active":
+            room.floor.media_active(member.id)
+            return []
+        room.floor.media_silent(member.id, self.clock(), event.silent_for)
+        return self._floor_effects(room, room.floor.tick(self.clock()))
+
     def tick(self) -> list[Action]:
-        """Revoke floors whose max talk time ran out. Call it a few times a second."""
+        """Revoke floors whose max talk time ran out, or whose holder's audio stopped (no
+        media). Call it a few times a second."""
         now = self.clock()
         actions: list[Action] = []
         for room in self.registry.rooms():
@@ -287,7 +304,9 @@ class Hub:
             peer_id, client.peer_id = client.peer_id, None
             client.media_connected = False
             self._remove_peer(peer_id)
-            self._sync_speaker(self._room_of(member))
+            room = self._room_of(member)
+            room.floor.media_lost(member.id, self.clock())
+            self._sync_speaker(room)
         client.offer_pending = next(self._offers)
         return [Negotiate(client, client.offer_pending, member.id, member.room_id, msg.sdp)]
 

@@ -38,6 +38,7 @@ from .floor import FloorSettings
 from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
+from .keepalive import keep_alive
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
@@ -77,9 +78,17 @@ class ServerConfig:
     force_relay: bool = False          # browsers use only TURN relay candidates
     max_connections_per_ip: int = 64   # concurrent WebSockets from one address (IPv6: /64)
     budgets: BudgetSettings = BudgetSettings()  # per-address budgets, server-wide caps
-    tick_interval: float = 0.25        # how often max talk time is checked
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
+    tick_interval: float = 0.25        # how often max talk time and no media are checked
+    # A vanished talker (docs/PROTOCOL.md, "Floor control"): the holder is revoked
+    # (no_media) this long after its audio stopped reaching the media plane, or after
+    # media_wait if none was heard since its grant or media reset; None: never.
+    no_media_timeout: float | None = 3.0
+    media_wait: float = 10.0
+    # ... and a dead socket leaves the room within ping_interval + ping_timeout
+    # (signaling/keepalive.py; None: no pings); close_timeout bounds every close handshake.
+    ping_interval: float | None = 1.5
+    ping_timeout: float = 2.5
+    close_timeout: float = 2.0
     ssl: ssl.SSLContext | None = None
 
 
@@ -139,7 +148,8 @@ class SignalingServer:
         self.media = media
         self.registry = RoomRegistry(
             config.max_users,
-            FloorSettings(config.max_talk_time, config.queue),
+            FloorSettings(config.max_talk_time, config.queue, config.no_media_timeout,
+                          config.media_wait),
             config.max_rooms,
         )
         if config.force_relay and not (config.turn is not None and config.turn.has_turn):
@@ -181,8 +191,8 @@ class SignalingServer:
             max_size=2 * MAX_MESSAGE_BYTES,
             max_queue=8,
             compression=None,  # tiny JSON messages: deflate would cost memory, save nothing
-            ping_interval=config.ping_interval,
-            ping_timeout=config.ping_timeout,
+            ping_interval=None,  # our own keepalive: it leaves at once (keepalive.py)
+            close_timeout=config.close_timeout,
             server_header="walkie",
             ssl=config.ssl,
         )
@@ -244,6 +254,10 @@ class SignalingServer:
         join_timeout = self.config.budgets.join_timeout
         deadline = asyncio.get_running_loop().call_later(
             join_timeout, self._join_deadline, client) if join_timeout else None
+        pinger = None
+        if self.config.ping_interval:
+            pinger = asyncio.create_task(
+                keep_alive(ws, self.config.ping_interval, self.config.ping_timeout))
         try:
             async for frame in ws:
                 if client.closed:
@@ -252,6 +266,8 @@ class SignalingServer:
         except ConnectionClosed:
             pass
         finally:
+            if pinger is not None:
+                pinger.cancel()
             try:
                 self._dispatch(self.hub.disconnect(client))
             except Exception:  # noqa: BLE001

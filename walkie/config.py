@@ -146,6 +146,19 @@ class Config:
         "seconds before the floor is revoked, 0 = unlimited", seconds)
     no_queue: bool = _switch(
         "deny floor requests while someone talks instead of queueing them")
+    # -- a vanished talker (issue 9, "Floor after a vanished talker" in docs/SECURITY.md):
+    # the end-of-media timer and the WebSocket keepalive, each freeing the floor within 5 s
+    no_media_timeout: float = _setting(
+        _library_default(ServerConfig, "no_media_timeout"),
+        "seconds without the floor holder's audio before its floor is revoked (no_media), "
+        "0 = never", seconds)
+    ping_interval: float = _setting(
+        _library_default(ServerConfig, "ping_interval"),
+        "seconds between the server's WebSocket pings, 0 = none", seconds)
+    ping_timeout: float = _setting(
+        _library_default(ServerConfig, "ping_timeout"),
+        "seconds a pong may take before the socket is dropped and its member leaves the room",
+        seconds)
     turn_url: tuple[str, ...] = _each(
         "TURN server for browsers, e.g. turn:turn.example.org:3478 or "
         "turns:turn.example.org:5349?transport=tcp (repeatable; needs --turn-secret)",
@@ -253,6 +266,9 @@ class Config:
             max_users=self.max_users,
             max_talk_time=self.max_talk_time or None,
             queue=not self.no_queue,
+            no_media_timeout=self.no_media_timeout or None,
+            ping_interval=self.ping_interval or None,
+            ping_timeout=self.ping_timeout,
             turn=self.turn_config(),
             ssl=tls,
             allowed_origins=self.allowed_origin,
@@ -368,6 +384,11 @@ def _checked(config: Config) -> Config:
     if config.udp_port and config.udp_port + config.workers - 1 > 65535:
         raise ConfigError(f"--udp-port {config.udp_port} leaves no room for "
                           f"{config.workers} workers")
+    if 0 < config.no_media_timeout < 1:
+        raise ConfigError("--no-media-timeout must be 0 (never) or at least 1 second: the media "
+                          "plane reports a holder silent after 1 s without audio")
+    if config.ping_interval and not config.ping_timeout:
+        raise ConfigError("--ping-timeout must be above 0 while --ping-interval is on")
     announced = config.announced_ip
     if announced is None and config.media_host in WILDCARDS:
         announced = primary_address()

@@ -35,6 +35,7 @@ from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
 from .srtp import SrtpError
 from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
+from .uplinkcap import UplinkCap, UplinkDrops, UplinkLimits
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
 
@@ -69,6 +70,8 @@ class CoreConfig:
     candidate_port: int
     consent_timeout: float = 30.0
     dtls_handshake_timeout: float = 10.0
+    #: every peer's uplink cap, packets/s and bytes/s (sfu/uplinkcap.py)
+    uplink: UplinkLimits = UplinkLimits()
 
 
 class MediaCore:
@@ -104,6 +107,8 @@ class MediaCore:
         self.dropped_unknown_kind = 0
         self.dropped_unknown_source = 0
         self.packets_forwarded = 0
+        #: uplink datagrams dropped over a peer's cap, by reason (sfu/uplinkcap.py)
+        self.uplink_drops = UplinkDrops()
 
     # ------------------------------------------------------------------ outputs
 
@@ -181,6 +186,7 @@ class MediaCore:
             consent_timeout=self.config.consent_timeout,
             dtls_handshake_timeout=self.config.dtls_handshake_timeout,
             rng=self._rng,
+            uplink_cap=UplinkCap(self.config.uplink, now, self.uplink_drops),
         )
 
     def remove_peer(self, peer_id: str) -> None:
@@ -242,8 +248,9 @@ class MediaCore:
             peer = self._by_address.get(source)
             if peer is None or peer.srtp is None:
                 self.dropped_unknown_source += 1
-            else:
-                peer.on_rtcp(data, now, now + self.wall_offset)
+            elif peer.uplink_cap.admit(now, len(data)):
+                if peer.on_rtcp(data, now, now + self.wall_offset):
+                    peer.uplink_cap.charge(len(data))
         else:
             self.dropped_unknown_kind += 1
 
@@ -263,11 +270,15 @@ class MediaCore:
 
     def _on_rtp(self, peer: Peer, data: bytes, now: float) -> None:
         """HOT PATH: unprotect once, then forward (speaker) or keep as pre-roll (others)."""
+        cap = peer.uplink_cap
+        if not cap.admit(now, len(data)):
+            return  # over this peer's uplink cap: dropped before SRTP, counted by the cap
         try:
             plain = peer.unprotect(data)  # type: ignore[misc]
         except SrtpError:
             peer.srtp_errors += 1
             return
+        cap.charge(len(data))
         try:
             ssrc, seq, ts, level, start, end = read_uplink(plain, peer.audio_level_id)
         except RtpError:
@@ -418,4 +429,6 @@ class MediaCore:
             "dropped_unknown_kind": self.dropped_unknown_kind,
             "dropped_unknown_source": self.dropped_unknown_source,
             "packets_forwarded": self.packets_forwarded,
+            "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
+            "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
         }

@@ -64,6 +64,8 @@ ROWS = [
     Row("allowed_origin", "https://a.example", ("https://a.example",),
         "https://b.example,http://c:8080", ("https://b.example", "http://c:8080")),
     Row("workers", "4", 4, "2", 2),
+    Row("uplink_packet_rate", "200", 200, "120", 120),
+    Row("uplink_byte_rate", "64000", 64000, "256000", 256000),
     Row("max_connections_per_ip", "0", 0, "10", 10),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
 ]
@@ -131,6 +133,8 @@ def test_defaults_are_the_libraries_defaults() -> None:
     assert config.max_talk_time == server.max_talk_time
     assert config.max_connections_per_ip == server.max_connections_per_ip
     assert config.udp_port == router.port and config.media_host == router.host
+    assert (config.uplink_packet_rate, config.uplink_byte_rate) == (
+        router.uplink_packets_per_second, router.uplink_bytes_per_second)
     assert config.turn_ttl == TurnConfig(()).ttl
     assert (config.workers, config.log_level, config.no_queue) == (1, "info", False)
 
@@ -140,15 +144,17 @@ def test_the_library_configs_are_built_from_the_settings(tmp: Path) -> None:
                    "--turn-url", "turn:T.example", "--stun-url", "stun:s.example",
                    "--turn-secret-file", str(tmp / "one"), "--force-relay",
                    "--allowed-origin", "https://a.example", "--max-connections-per-ip", "3",
-                   "--udp-port", "0", "--announced-ip", "203.0.113.7"], {})
+                   "--udp-port", "0", "--announced-ip", "203.0.113.7",
+                   "--uplink-packet-rate", "120", "--uplink-byte-rate", "96000"], {})
     server = config.server_config()
     assert (server.host, server.port, server.max_talk_time, server.queue) == (
         "127.0.0.3", 0, None, False)
     assert server.force_relay and server.allowed_origins == ("https://a.example",)
     assert server.max_connections_per_ip == 3 and server.ssl is None
     assert server.turn == TurnConfig(("stun:s.example", "turn:t.example"), "secret-one", 3600)
-    assert config.router_config() == sfu.RouterConfig(host="127.0.0.3", port=0,
-                                                      announced_ip="203.0.113.7")
+    assert config.router_config() == sfu.RouterConfig(
+        host="127.0.0.3", port=0, announced_ip="203.0.113.7",
+        uplink_packets_per_second=120, uplink_bytes_per_second=96000)
     assert load([], {}).turn_config() is None
 
 

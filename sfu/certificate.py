@@ -31,6 +31,7 @@ from .srtp import PROFILES
 
 __all__ = [
     "DEFAULT_SRTP_PROFILES",
+    "DTLS_CIPHERS",
     "FINGERPRINT_SIZES",
     "Certificate",
     "CertificateError",
@@ -44,8 +45,13 @@ __all__ = [
 #: substitute a certificate, and RFC 8827 forbids md5/md2 for DTLS-SRTP.
 FINGERPRINT_SIZES: dict[str, int] = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 
-#: SRTP profiles offered in the DTLS use_srtp extension, in this order: GCM first (one AES
-#: pass per packet, cheaper than CM + HMAC).
+#: SRTP profiles offered in the DTLS use_srtp extension, in this order, and the only ones
+#: accepted: AEAD_AES_128_GCM first (RFC 7714: an AEAD with a 128-bit tag, one AES pass per
+#: packet, cheaper than CM + HMAC; Chromium and Firefox both offer it), then
+#: AES_CM_128_HMAC_SHA1_80 (RFC 5764: the profile RFC 8827 §6.5 makes mandatory, so any
+#: WebRTC peer can connect; its 80-bit HMAC tag is the strongest of the CM profiles).
+#: Refused: AES_CM_128_HMAC_SHA1_32 (a 32-bit tag: forgeries are 2^48 times likelier) and
+#: the NULL-cipher profiles (no confidentiality).
 DEFAULT_SRTP_PROFILES: tuple[str, ...] = tuple(PROFILES)
 
 # RFC 5764 / RFC 7714 profile names <-> OpenSSL's names for use_srtp.
@@ -55,15 +61,16 @@ _OPENSSL_PROFILE = {
 }
 _PROFILE_FROM_OPENSSL = {v: k for k, v in _OPENSSL_PROFILE.items()}
 
-# ECDHE suites that Chrome and Firefox offer for DTLS 1.2.  ECDSA first: our certificate is
-# P-256, and WebRTC browsers generate ECDSA certificates by default.  RSA suites are kept
-# for the case where we are the client and the peer's certificate is RSA.
-_CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-    b"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
-)
+#: The DTLS 1.2 cipher suites we offer and accept: ECDHE key exchange (forward secrecy),
+#: ECDSA authentication, AES-GCM (AEAD) only. ECDSA because both certificates are ECDSA:
+#: ours is P-256, and Chromium, Firefox and aiortc make ECDSA P-256 certificates by default
+#: (the page never asks for another kind). AES-GCM because it is what both browsers prefer
+#: and the only AEAD with hardware support everywhere; CBC-SHA1 suites (MAC-then-encrypt,
+#: the Lucky 13 family of padding oracles) and everything without ECDHE are refused, and so
+#: is ChaCha20 (no browser needs it: both offer AES-GCM first). OpenSSL names (RFC 5289):
+#: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 first, then ..._AES_256_GCM_SHA384.
+DTLS_CIPHERS: tuple[str, ...] = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")
+_CIPHERS = ":".join(DTLS_CIPHERS).encode()
 
 _DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL has no constant for it; OpenSSL's DTLS1_2_VERSION
 

@@ -383,6 +383,7 @@ class Peer:
             "address": list(address) if address else None,
             "ice": "connected" if address else "checking",
             "dtls": self.dtls.state,
+            "dtls_cipher": self.dtls.cipher,
             "srtp_profile": self.srtp.profile if self.srtp else None,
             "connected": self.is_connected,
             "rtp_received": self.rtp_received,

@@ -35,6 +35,7 @@ __all__ = [
     "FINGERPRINT_SIZES",
     "Certificate",
     "CertificateError",
+    "CertificateKeeper",
     "FingerprintCheck",
     "fingerprint_digest",
     "srtp_profile_named",
@@ -71,6 +72,12 @@ _PROFILE_FROM_OPENSSL = {v: k for k, v in _OPENSSL_PROFILE.items()}
 #: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 first, then ..._AES_256_GCM_SHA384.
 DTLS_CIPHERS: tuple[str, ...] = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")
 _CIPHERS = ":".join(DTLS_CIPHERS).encode()
+
+#: How long a certificate we make is valid, and how long before its end a new one is made.
+#: A week of overlap is far longer than any offer takes to be answered and connected; an
+#: association already up does not care (DTLS checked the certificate once, at its start).
+CERTIFICATE_LIFETIME = datetime.timedelta(days=30)
+RENEW_BEFORE = datetime.timedelta(days=7)
 
 _DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL has no constant for it; OpenSSL's DTLS1_2_VERSION
 
@@ -114,20 +121,23 @@ class Certificate:
         self._contexts: dict[tuple[str, ...], SSL.Context] = {}
 
     @classmethod
-    def generate(cls, common_name: str = "walkie") -> Certificate:
-        """A fresh self-signed certificate valid from a day ago (peer clock skew) for 30
-        days, with a random serial (two certificates must never look alike)."""
+    def generate(cls, common_name: str = "walkie", *, now: float | None = None) -> Certificate:
+        """A fresh self-signed certificate valid from a day before ``now`` (Unix seconds;
+        default: the clock; the day is for peer clock skew) for ``CERTIFICATE_LIFETIME``,
+        with a random serial (two certificates must never look alike)."""
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        if now is None:
+            now = datetime.datetime.now(datetime.timezone.utc).timestamp()
+        start = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(start - datetime.timedelta(days=1))
+            .not_valid_after(start + CERTIFICATE_LIFETIME)
             .sign(key, hashes.SHA256())
         )
         return cls(key, cert)
@@ -157,6 +167,41 @@ class Certificate:
         if ctx is None:
             ctx = self._contexts[key] = _build_context(self, key)
         return ctx
+
+
+class CertificateKeeper:
+    """Our current DTLS certificate, replaced by a new one before it expires.
+
+    Sans-IO: the time is passed in (Unix seconds). Each new peer asks :meth:`current` and
+    puts that certificate's fingerprint in its answer; a peer made earlier keeps the one it
+    was made with (its DTLS endpoint holds it), so no association ever changes identity and
+    nothing is cut off when a new certificate comes in. Making one costs a millisecond or
+    two, once every ``CERTIFICATE_LIFETIME - RENEW_BEFORE`` (23 days).
+    """
+
+    __slots__ = ("_current", "common_name", "renew_before", "renewals")
+
+    def __init__(self, certificate: Certificate | None = None, *, common_name: str = "walkie",
+                 renew_before: datetime.timedelta = RENEW_BEFORE) -> None:
+        self._current = certificate or Certificate.generate(common_name)
+        self.common_name = common_name
+        self.renew_before = renew_before.total_seconds()
+        #: certificates made to replace one about to expire
+        self.renewals = 0
+
+    @property
+    def certificate(self) -> Certificate:
+        """The current certificate, as it is (no renewal)."""
+        return self._current
+
+    def current(self, now: float) -> Certificate:
+        """The certificate for a peer made at ``now``: a new one if less than
+        ``renew_before`` is left of the current one's validity."""
+        cert = self._current
+        if cert.expires.timestamp() - now < self.renew_before:
+            cert = self._current = Certificate.generate(self.common_name, now=now)
+            self.renewals += 1
+        return cert
 
 
 def _build_context(certificate: Certificate, profiles: tuple[str, ...]) -> SSL.Context:

@@ -26,7 +26,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from .certificate import Certificate
+from .certificate import Certificate, CertificateKeeper
 from .demux import Kind, classify
 from .ice import StunError, binding_username
 from .peer import Peer
@@ -80,17 +80,23 @@ class MediaCore:
     def __init__(
         self,
         config: CoreConfig,
-        certificate: Certificate,
+        certificate: Certificate | CertificateKeeper,
         *,
         wall_offset: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         """``wall_offset`` turns the caller's monotonic time into Unix time (for RTCP's NTP
-        timestamps): ``wall = now + wall_offset``."""
+        timestamps, and the certificate's validity): ``wall = now + wall_offset``.
+
+        ``certificate``: our DTLS identity; given a :class:`CertificateKeeper`, each new
+        peer gets its current certificate, renewed before it expires (a bare
+        :class:`Certificate` is kept by a keeper of its own).
+        """
         self.config = config
-        self.certificate = certificate
+        if isinstance(certificate, Certificate):
+            certificate = CertificateKeeper(certificate)
+        self.certificates = certificate
         self.wall_offset = wall_offset
-        self._fingerprint = Fingerprint("sha-256", certificate.fingerprint("sha-256"))
         self._rng = rng or random.Random()
         self._peers: dict[str, Peer] = {}
         self._rooms: dict[str, Room] = {}
@@ -145,16 +151,17 @@ class MediaCore:
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
         room = self._rooms.get(room_id) or Room(room_id, self._rng)
+        certificate = self.certificates.current(now + self.wall_offset)
         try:
             setup = local_setup_for(selection.setup)
             role = dtls_role(setup)
-            peer = self._new_peer(peer_id, room, selection, role, now)
+            peer = self._new_peer(peer_id, room, selection, role, certificate, now)
             while peer.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
-                peer = self._new_peer(peer_id, room, selection, role, now)
+                peer = self._new_peer(peer_id, room, selection, role, certificate, now)
             local = LocalParams(
                 ice_ufrag=peer.local_ufrag,
                 ice_pwd=peer.local_pwd,
-                fingerprint=self._fingerprint,
+                fingerprint=Fingerprint("sha-256", certificate.fingerprint("sha-256")),
                 setup=setup,
                 candidate_ip=self.config.candidate_ip,
                 candidate_port=self.config.candidate_port,
@@ -174,13 +181,14 @@ class MediaCore:
         return local
 
     def _new_peer(
-        self, peer_id: str, room: Room, selection: AudioSelection, role: str, now: float
+        self, peer_id: str, room: Room, selection: AudioSelection, role: str,
+        certificate: Certificate, now: float,
     ) -> Peer:
         return Peer(
             peer_id,
             room,
             selection,
-            self.certificate,
+            certificate,
             role,
             now,
             consent_timeout=self.config.consent_timeout,
@@ -431,4 +439,5 @@ class MediaCore:
             "packets_forwarded": self.packets_forwarded,
             "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
             "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
+            "certificate_renewals": self.certificates.renewals,
         }

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
-from .certificate import Certificate
+from .certificate import CertificateKeeper
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .udp import DatagramSocket, open_socket
 from .uplinkcap import UplinkLimits
@@ -105,7 +105,7 @@ class Router:
         self._loop = loop
         self._io = io
         self.address: tuple[str, int] = io.sock.getsockname()[:2]
-        self.certificate = Certificate.generate()
+        self.certificates = CertificateKeeper()
         self.core = MediaCore(
             CoreConfig(
                 candidate_ip=self.announced_ip,
@@ -114,7 +114,7 @@ class Router:
                 dtls_handshake_timeout=config.dtls_handshake_timeout,
                 uplink=config.uplink_limits(),
             ),
-            self.certificate,
+            self.certificates,
             wall_offset=time.time() - time.monotonic(),
         )
         self._listeners: list[Callable[[PeerEvent], None]] = []

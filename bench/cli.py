@@ -20,6 +20,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from .flood import FloodSettings
+from .uplinkflood import UplinkFloodSettings
 from .report import client_bound, format_find_max, format_table, plot_find_max, plot_run
 from .runner import RunSettings, run_load
 from .scenario import TalkSettings
@@ -99,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
-    p.add_argument("--attack", choices=["offer-flood"], default=None,
+    p.add_argument("--attack", choices=["offer-flood", "uplink-flood"], default=None,
                    help="stage an attack while the rooms talk: offer-flood = WebSockets from "
                         "one address (at the per-address limit), each sending invalid 64 KiB "
                         "offers at the per-connection message rate; reports the talking "
-                        "rooms' longest audio gap, loss and /healthz latency before and during")
+                        "rooms' longest audio gap, loss and /healthz latency before and during. "
+                        "uplink-flood = the first room's floor holder floods its SRTP uplink "
+                        "(--uplink-flood-rate); reports the packets/s each of its listeners "
+                        "received and the other rooms' longest audio gap and loss")
     p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
                    help="the attack starts S seconds after talking starts (default 5)")
     p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
@@ -118,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size of each flood offer message (default 65000; the limit is 65536)")
     p.add_argument("--flood-address", default="127.0.0.66",
                    help="the flood's source address (default 127.0.0.66)")
+    p.add_argument("--uplink-flood-rate", type=float, default=10_000.0, metavar="N",
+                   help="uplink-flood: SRTP packets per second the attacker adds to its 50 "
+                        "(default 10000; at most 100000)")
     p.add_argument("--kill-worker", type=float, default=None, metavar="AFTER",
                    help="SIGKILL the busiest media worker process of the bench's own server "
                         "AFTER seconds into the talking, and measure the time to audio at "
@@ -196,6 +203,8 @@ class _Bench:
             ) if a.attack == "offer-flood" else None,
             attack_after=a.attack_after,
             kill_worker_after=a.kill_worker,
+            uplink_flood=UplinkFloodSettings(rate=a.uplink_flood_rate, seconds=a.attack_seconds)
+            if a.attack == "uplink-flood" else None,
         )
 
     def floor(self) -> dict[str, Any] | None:
@@ -224,7 +233,7 @@ class _Bench:
         on (the last --max-connections-per-ip wins), so that it binds the flood's address;
         the bench's users then each connect from an address of their own."""
         extra = list(self.args.server_arg)
-        if self.args.attack:  # before the user's own --server-arg, which may override it
+        if self.args.attack == "offer-flood":  # before the user's own --server-arg
             extra = ["--max-connections-per-ip", "64", *extra]
         return extra
 
@@ -346,6 +355,9 @@ def _check_incidents(args: argparse.Namespace) -> str | None:
             return "--flood-connections must be 1..1000 and --flood-rate in (0, 100]"
         if not 1200 <= args.flood_offer_bytes <= 1 << 20:
             return "--flood-offer-bytes must be 1200..1048576"
+        if args.attack == "uplink-flood" and (
+                not 1 <= args.uplink_flood_rate <= 100_000 or (args.rooms or 1) < 2):
+            return "--attack uplink-flood needs --rooms >= 2 and --uplink-flood-rate 1..100000"
         if not 0 < args.attack_seconds <= 120 or args.attack_after < 2.5:
             return "--attack-seconds must be in (0, 120] and --attack-after >= 2.5"
         if args.duration < args.attack_after + args.attack_seconds + 2:

@@ -13,8 +13,10 @@ once for a batching driver), what happened (``poll_event``) and when to call it 
 The rules it owns: RFC 7983 demultiplexing (through :func:`sfu.demux.classify`); binding a
 peer to the address of its first valid ICE check, moving it on a nominated check from a new
 address, and taking an address from a stale peer; consent expiry and reaping; driving DTLS
-and deriving SRTP; the speaker gate and pre-roll; fan-out; RTCP timing; counters. Each peer's
-own protocol state lives in its :class:`~sfu.peer.Peer`.
+and deriving SRTP; each peer's uplink cap (applied here, defined in :mod:`sfu.uplinkcap`);
+which certificate a new peer gets (:class:`~sfu.certificate.CertificateKeeper`); the speaker
+gate and pre-roll; fan-out; RTCP timing; counters. Each peer's own protocol state lives in
+its :class:`~sfu.peer.Peer`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ and deriving SRTP; each peer's uplink cap (applied here, defined in :mod:`sfu.up
 which certificate a new peer gets (:class:`~sfu.certificate.CertificateKeeper`); the speaker
 gate and pre-roll; fan-out; RTCP timing; counters. Each peer's own protocol state lives in
 its :class:`~sfu.peer.Peer`.
+
+(A little over 400 lines on purpose: the core is the one place where the media plane's
+rules meet, and reading them together is the point; the per-peer, per-room, transmit and
+RTCP parts are already in peer.py, room.py, transmit.py and reports.py, the uplink cap in
+uplinkcap.py.)
 """
 
 from __future__ import annotations

@@ -147,8 +147,7 @@ class Peer:
         #: the deadline this peer is filed under in the core's timer heap
         self.scheduled = _NEVER
         self.consent_timeout = consent_timeout
-        #: packets/s and bytes/s cap of this peer's uplink (sfu/uplinkcap.py)
-        self.uplink_cap = uplink_cap
+        self.uplink_cap = uplink_cap  # packets/s and bytes/s of its uplink (sfu/uplinkcap.py)
         self.rtp_received = 0
         self.rtp_forwarded_in = 0
         self.octets_forwarded_in = 0
@@ -346,10 +345,8 @@ class Peer:
         return fresh
 
     def on_rtcp(self, data: bytes, now: float, wall: float) -> bool:
-        """An SRTCP datagram from this peer: used for statistics, never forwarded.
-
-        Returns whether it passed SRTP authentication (it then counts against the uplink cap).
-        """
+        """An SRTCP datagram from this peer, for statistics (never forwarded); True if it
+        passed SRTP authentication (then it counts against the uplink cap)."""
         assert self.srtp is not None
         try:
             plain = self.srtp.unprotect_rtcp(data)

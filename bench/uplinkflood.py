@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .accounting import Accounting, account, clip, expected_ranges
+from .accounting import window_loss
 from .server import fetch_healthz
 
 if TYPE_CHECKING:
@@ -168,18 +168,7 @@ class UplinkFlood:
         start, end = self.received
         per_listener = [(end[name] - start[name]) / window_s for name in start if name in end]
         sent = self.talker_sent[1] - self.talker_sent[0]
-        loss: dict[str, Any] = {}
-        if len(self.seqs) == 2:
-            first, last = self.seqs
-            bounds = {ssrc: (first[ssrc], last.get(ssrc, first[ssrc]) - 1) for ssrc in first}
-            expected = expected_ranges(turns)
-            total = Accounting()
-            for client in self.others:
-                mon = client.monitor
-                if mon is not None:
-                    total.add(account(mon.runs, mon.late, clip(expected.get(id(client), []), bounds)))
-            loss = {"expected": total.expected, "missing": total.missing,
-                    "ratio": round(total.missing / total.expected, 6) if total.expected else None}
+        loss = window_loss(*self.seqs, turns, self.others) if len(self.seqs) == 2 else {}
         counters: dict[str, Any] = {}
         if len(self.counters) == 2:
             before, after = self.counters

@@ -67,7 +67,7 @@ def test_new_peers_get_the_new_fingerprint_and_earlier_peers_keep_theirs() -> No
     early.start_dtls(net.now)
     net.pump()
     assert early.srtp is not None
-    assert [(e.kind, e.peer_id) for e in net.events] == [("connected", "late"),
+    assert [(e.kind, e.peer_id) for e in net.events if e.kind == "connected"] == [("connected", "late"),
                                                          ("connected", "early")]
     net.core.set_speaker("r", "early", net.now)
     payload = early.audio()

@@ -131,7 +131,8 @@ def test_through_the_core_garbage_from_the_validated_address_is_survived() -> No
     payload = a.audio()
     net.pump()
     assert [p.payload for p in b.take_received()] == [payload]
-    assert [e.kind for e in net.events] == ["connected", "connected"]
+    assert [e.kind for e in net.events if e.kind in ("connected", "dtls_failed", "closed",
+                                                     "consent_lost")] == ["connected", "connected"]
     stats = net.core.peer_stats("a")
     assert stats is not None and stats["dtls"] == "connected"
     assert stats["dtls_cipher"] == "ECDHE-ECDSA-AES128-GCM-SHA256"

@@ -40,6 +40,7 @@ __all__ = [
     "clip",
     "expected_ranges",
     "outage_holes",
+    "window_loss",
 ]
 
 SeqRange = tuple[int, int, int]
@@ -151,6 +152,23 @@ def clip(expected: Iterable[SeqRange], bounds: Mapping[int, tuple[int, int]]) ->
         if lo <= hi:
             out.append((csrc, lo, hi))
     return out
+
+
+def window_loss(start: Mapping[int, int], end: Mapping[int, int], turns: Sequence[Turn],
+                listeners: Iterable[SyntheticClient]) -> dict[str, Any]:
+    """Loss among the packets talkers sent inside a window (an attack's), at ``listeners``.
+
+    ``start`` / ``end``: each talker's sequence counter (``uplink.seq``) at the window's ends.
+    """
+    bounds = {ssrc: (start[ssrc], end.get(ssrc, start[ssrc]) - 1) for ssrc in start}
+    expected = expected_ranges(turns)
+    total = Accounting()
+    for client in listeners:
+        mon = client.monitor
+        if mon is not None:
+            total.add(account(mon.runs, mon.late, clip(expected.get(id(client), []), bounds)))
+    return {"expected": total.expected, "missing": total.missing,
+            "ratio": round(total.missing / total.expected, 6) if total.expected else None}
 
 
 def carve(expected: Iterable[SeqRange], holes: Iterable[SeqRange]) -> tuple[list[SeqRange], list[SeqRange]]:

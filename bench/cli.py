@@ -27,6 +27,7 @@ from .runner import RunSettings, run_load
 from .scenario import TalkSettings
 from .sendfloor import FloorError, median_floor
 from .server import ServerError, ServerProcess
+from .uplinkflood import UplinkFloodSettings
 
 __all__ = ["build_parser", "main"]
 
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
-    p.add_argument("--attack", choices=["offer-flood", *PROBES], default=None,
+    p.add_argument("--attack", choices=["offer-flood", "uplink-flood", *PROBES], default=None,
                    help="stage an attack while the rooms talk: offer-flood = WebSockets from "
                         "one address (at the per-address limit), each sending invalid offers "
                         "as large as the server parses at the per-connection message rate; "
@@ -109,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "latency before and during. Or probe signaling alone (no rooms talk): "
                         "join-sweep = joins/s --flood-connections sockets from one address "
                         "get; password-guess = wrong passwords/s the server evaluates for one "
-                        "address, and a legitimate password join's time meanwhile")
+                        "address, and a legitimate password join's time meanwhile. uplink-flood = "
+                        "the first room's floor holder floods its SRTP uplink "
+                        "(--uplink-flood-rate); reports the packets/s each of its listeners "
+                        "received and the other rooms' longest audio gap and loss")
     p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
                    help="the attack starts S seconds after talking starts (default 5)")
     p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
@@ -125,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "server parses offers up to 32 KiB; a message may be 64 KiB)")
     p.add_argument("--flood-address", default="127.0.0.66",
                    help="the flood's source address (default 127.0.0.66)")
+    p.add_argument("--uplink-flood-rate", type=float, default=10_000.0, metavar="N",
+                   help="uplink-flood: SRTP packets per second the attacker adds to its 50 "
+                        "(default 10000; at most 100000)")
     p.add_argument("--kill-worker", type=float, default=None, metavar="AFTER",
                    help="SIGKILL the busiest media worker process of the bench's own server "
                         "AFTER seconds into the talking, and measure the time to audio at "
@@ -209,6 +216,8 @@ class _Bench:
             ) if a.attack == "offer-flood" else None,
             attack_after=a.attack_after,
             kill_worker_after=a.kill_worker,
+            uplink_flood=UplinkFloodSettings(rate=a.uplink_flood_rate, seconds=a.attack_seconds)
+            if a.attack == "uplink-flood" else None,
             rss_every=a.rss_every,
         )
 
@@ -277,9 +286,10 @@ class _Bench:
             max_users=max(a.users, 1),
             core=a.server_core if self.pin else None,
             extra_args=list(a.server_arg),
-            # An attack keeps the server's per-address limits, so that they bind the attacker's
-            # address; the bench's users then each connect from an address of their own.
-            address_limits=bool(a.attack),
+            # The offer flood keeps the server's per-address limits, so that they bind the
+            # attacker's address; the bench's users then each connect from an address of their
+            # own. The uplink flood is media: its users all come from one address, as usual.
+            address_limits=a.attack == "offer-flood",
         )
         try:
             self._pin_self()
@@ -374,6 +384,9 @@ def _check_incidents(args: argparse.Namespace) -> str | None:
             return "--flood-connections must be 1..1000 and --flood-rate in (0, 100]"
         if not 1200 <= args.flood_offer_bytes <= 1 << 20:
             return "--flood-offer-bytes must be 1200..1048576"
+        if args.attack == "uplink-flood" and (
+                not 1 <= args.uplink_flood_rate <= 100_000 or (args.rooms or 1) < 2):
+            return "--attack uplink-flood needs --rooms >= 2 and --uplink-flood-rate 1..100000"
         if not 0 < args.attack_seconds <= 120 or args.attack_after < 2.5:
             return "--attack-seconds must be in (0, 120] and --attack-after >= 2.5"
         if args.duration < args.attack_after + args.attack_seconds + 2 and args.attack not in PROBES:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .accounting import Accounting, account, clip, expected_ranges
+from .accounting import window_loss
 from .flood import Flood, FloodSettings
 from .procstat import ProcStatError
 from .proctree import ProcSample, process_role, sample_process, sample_tree, tree_cpu
@@ -120,18 +120,8 @@ class OfferFlood:
         before = [ms for t, ms in self.healthz if t < 0 and ms is not None]
         during = [(t, ms) for t, ms in self.healthz if 0 <= t < during_end]
         loss: dict[str, Any] = {}
-        if len(self.seqs) == 2:
-            start, end = self.seqs
-            bounds = {ssrc: (start[ssrc], end.get(ssrc, start[ssrc]) - 1) for ssrc in start}
-            expected = expected_ranges(turns)
-            total = Accounting()
-            for client in self.ctx.clients:  # all closed by now: the run is over
-                mon = client.monitor
-                if mon is None:
-                    continue
-                total.add(account(mon.runs, mon.late, clip(expected.get(id(client), []), bounds)))
-            loss = {"expected": total.expected, "missing": total.missing,
-                    "ratio": round(total.missing / total.expected, 6) if total.expected else None}
+        if len(self.seqs) == 2:  # every client is closed by now: the run is over
+            loss = window_loss(*self.seqs, turns, self.ctx.clients)
         return {
             "kind": "offer-flood",
             "after_s": self.after,

@@ -184,6 +184,20 @@ def _outage_text(o: dict[str, Any]) -> str:
             f"loss); {o['frames_not_sent']:,} frames not sent while re-offering")
 
 
+def _gap_and_loss_rows(i: dict[str, Any], who: str = "") -> list[tuple[str, str]]:
+    """The talking rooms' longest gap before / during / after a flood, and loss during it."""
+    loss = i["loss_during"] or {}
+    ratio = loss.get("ratio")
+    return [
+        ("gap before flood", who + _gap_text(i["audio_gap_before"], "before")),
+        ("gap during flood", who + _gap_text(i["audio_gap_during"], "flood + 1 s")),
+        ("gap after flood", who + _gap_text(i["audio_gap_after"], "after")),
+        ("loss during flood", (f"{who}{'-' if ratio is None else f'{100 * ratio:.4f} %'}  "
+                               f"missing {loss.get('missing', '-')} of "
+                               f"{loss.get('expected', '-')}")),
+    ]
+
+
 def _incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if i.get("error"):
@@ -196,18 +210,23 @@ def _incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:
                                f"{f['offers_sent']:,} offers of {f['offer_message_bytes']:,} bytes in "
                                f"{f['flood_s']} s ({f['offers_per_second']}/s); replies "
                                f"{f['replies'] or 'none'}")))
-        rows.append(("gap before flood", _gap_text(i["audio_gap_before"], "before")))
-        rows.append(("gap during flood", _gap_text(i["audio_gap_during"], "flood + 1 s")))
-        rows.append(("gap after flood", _gap_text(i["audio_gap_after"], "after")))
-        loss = i["loss_during"] or {}
-        ratio = loss.get("ratio")
-        rows.append(("loss during flood", (f"{'-' if ratio is None else f'{100 * ratio:.4f} %'}  "
-                                           f"missing {loss.get('missing', '-')} of "
-                                           f"{loss.get('expected', '-')}")))
+        rows.extend(_gap_and_loss_rows(i))
         hb, hd = i["healthz_ms_before"], i["healthz_ms_during"]
         rows.append(("/healthz", (f"before p50 {_ms(hb['p50'])} max {_ms(hb['max'])} ms (n={hb['n']}); "
                                   f"during p50 {_ms(hd['p50'])} max {_ms(hd['max'])} ms "
                                   f"(n={hd['n']}, {hd['failed']} failed)")))
+    elif i["kind"] == "uplink-flood" and "flood_s" in i:
+        fwd = i["forwarded_per_listener_per_second"]
+        rows.append(("uplink flood", (f"{i['talker']} sent {i['flood_packets_sent']:,} flood packets "
+                                      f"in {i['flood_s']} s ({i['flood_packets_per_second']:,}/s; "
+                                      f"{i['talker_packets_per_second']:,}/s with its audio over "
+                                      f"flood + 1 s; {i['flood_packets_skipped_late']:,} "
+                                      f"skipped late)")))
+        rows.append(("forwarded per listener", (f"max {fwd['max']}/s, median {fwd['median']}/s "
+                                                f"({i['listeners']} listeners, flood + 1 s; "
+                                                f"goal <= 250/s)")))
+        rows.append(("server during flood", str(i["server_counters_during"] or "-")))
+        rows.extend(_gap_and_loss_rows(i, f"{i['other_rooms']} other rooms: "))
     elif i["kind"] == "kill-worker":
         if i.get("killed_pid") is None:
             return rows

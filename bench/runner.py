@@ -42,6 +42,7 @@ from .rsslog import RssLog, rss_summary
 from .scenario import Metronome, TalkSettings, Turn, rotate, stress
 from .server import fetch_healthz
 from .stats import percentiles
+from .uplinkflood import UplinkFlood, UplinkFloodSettings
 from .window import (
     GapLog,
     Window,
@@ -81,6 +82,8 @@ class RunSettings:
     attack_after: float = 5.0
     #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
     kill_worker_after: float | None = None
+    #: ``--attack uplink-flood``: the first room's floor holder floods its uplink
+    uplink_flood: UplinkFloodSettings | None = None
     #: ``--rss-every S``: sample the server tree's RSS every S s through the talking (soak)
     rss_every: float | None = None
 
@@ -262,13 +265,23 @@ async def run_load(
     pattern = stress if settings.pattern == "stress" else rotate
     window = Window()
     gaps = GapLog()
-    incident: OfferFlood | WorkerKill | None = None
-    if settings.flood is not None:
+    live_rooms = [[c for c in members if c.monitor is not None and not c.closed] for members in rooms]
+    incident: OfferFlood | WorkerKill | UplinkFlood | None = None
+    if settings.uplink_flood is not None:  # the first room is the attacker's: no talk pattern
+        incident = UplinkFlood(settings.uplink_flood, settings.attack_after, live_rooms[0],
+                               [c for members in live_rooms[1:] for c in members], metronome,
+                               gaps, url)
+        live_rooms = live_rooms[1:]
+    elif settings.flood is not None:
         incident = OfferFlood(settings.flood, settings.attack_after, ws_url, origin, url, run_id,
                               ctx, gaps)
     elif settings.kill_worker_after is not None and server_pid is not None:
         incident = WorkerKill(settings.kill_worker_after, server_pid, ctx)
-    staged = asyncio.ensure_future(incident.run(t_start)) if incident is not None else None
+    staged = None
+    if isinstance(incident, UplinkFlood):
+        staged = asyncio.ensure_future(incident.run(t_start, deadline))
+    elif incident is not None:
+        staged = asyncio.ensure_future(incident.run(t_start))
     rss_log = RssLog(server_pid, settings.rss_every) if settings.rss_every and server_pid else None
     sampler = asyncio.ensure_future(rss_log.run(
         t_start, lambda: _load_now(clients), stop)) if rss_log is not None else None
@@ -282,7 +295,6 @@ async def run_load(
         await window.mark(clients, url, server_pid)
 
     measurer = asyncio.ensure_future(measure())
-    live_rooms = [[c for c in members if c.monitor is not None and not c.closed] for members in rooms]
     await asyncio.gather(
         *(pattern(m, settings.talk, random.Random(rng.random()), deadline, turns, floor_stats)
           for m in live_rooms)

@@ -31,9 +31,11 @@ from .srtp import PROFILES
 
 __all__ = [
     "DEFAULT_SRTP_PROFILES",
+    "DTLS_CIPHERS",
     "FINGERPRINT_SIZES",
     "Certificate",
     "CertificateError",
+    "CertificateKeeper",
     "FingerprintCheck",
     "fingerprint_digest",
     "srtp_profile_named",
@@ -44,8 +46,13 @@ __all__ = [
 #: substitute a certificate, and RFC 8827 forbids md5/md2 for DTLS-SRTP.
 FINGERPRINT_SIZES: dict[str, int] = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 
-#: SRTP profiles offered in the DTLS use_srtp extension, in this order: GCM first (one AES
-#: pass per packet, cheaper than CM + HMAC).
+#: SRTP profiles offered in the DTLS use_srtp extension, in this order, and the only ones
+#: accepted: AEAD_AES_128_GCM first (RFC 7714: an AEAD with a 128-bit tag, one AES pass per
+#: packet, cheaper than CM + HMAC; Chromium and Firefox both offer it), then
+#: AES_CM_128_HMAC_SHA1_80 (RFC 5764: the profile RFC 8827 §6.5 makes mandatory, so any
+#: WebRTC peer can connect; its 80-bit HMAC tag is the strongest of the CM profiles).
+#: Refused: AES_CM_128_HMAC_SHA1_32 (a 32-bit tag: forgeries are 2^48 times likelier) and
+#: the NULL-cipher profiles (no confidentiality).
 DEFAULT_SRTP_PROFILES: tuple[str, ...] = tuple(PROFILES)
 
 # RFC 5764 / RFC 7714 profile names <-> OpenSSL's names for use_srtp.
@@ -55,15 +62,22 @@ _OPENSSL_PROFILE = {
 }
 _PROFILE_FROM_OPENSSL = {v: k for k, v in _OPENSSL_PROFILE.items()}
 
-# ECDHE suites that Chrome and Firefox offer for DTLS 1.2.  ECDSA first: our certificate is
-# P-256, and WebRTC browsers generate ECDSA certificates by default.  RSA suites are kept
-# for the case where we are the client and the peer's certificate is RSA.
-_CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-    b"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
-)
+#: The DTLS 1.2 cipher suites we offer and accept: ECDHE key exchange (forward secrecy),
+#: ECDSA authentication, AES-GCM (AEAD) only. ECDSA because both certificates are ECDSA:
+#: ours is P-256, and Chromium, Firefox and aiortc make ECDSA P-256 certificates by default
+#: (the page never asks for another kind). AES-GCM because it is what both browsers prefer
+#: and the only AEAD with hardware support everywhere; CBC-SHA1 suites (MAC-then-encrypt,
+#: the Lucky 13 family of padding oracles) and everything without ECDHE are refused, and so
+#: is ChaCha20 (no browser needs it: both offer AES-GCM first). OpenSSL names (RFC 5289):
+#: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 first, then ..._AES_256_GCM_SHA384.
+DTLS_CIPHERS: tuple[str, ...] = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384")
+_CIPHERS = ":".join(DTLS_CIPHERS).encode()
+
+#: How long a certificate we make is valid, and how long before its end a new one is made.
+#: A week of overlap is far longer than any offer takes to be answered and connected; an
+#: association already up does not care (DTLS checked the certificate once, at its start).
+CERTIFICATE_LIFETIME = datetime.timedelta(days=30)
+RENEW_BEFORE = datetime.timedelta(days=7)
 
 _DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL has no constant for it; OpenSSL's DTLS1_2_VERSION
 
@@ -107,20 +121,23 @@ class Certificate:
         self._contexts: dict[tuple[str, ...], SSL.Context] = {}
 
     @classmethod
-    def generate(cls, common_name: str = "walkie") -> Certificate:
-        """A fresh self-signed certificate valid from a day ago (peer clock skew) for 30
-        days, with a random serial (two certificates must never look alike)."""
+    def generate(cls, common_name: str = "walkie", *, now: float | None = None) -> Certificate:
+        """A fresh self-signed certificate valid from a day before ``now`` (Unix seconds;
+        default: the clock; the day is for peer clock skew) for ``CERTIFICATE_LIFETIME``,
+        with a random serial (two certificates must never look alike)."""
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        if now is None:
+            now = datetime.datetime.now(datetime.timezone.utc).timestamp()
+        start = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(start - datetime.timedelta(days=1))
+            .not_valid_after(start + CERTIFICATE_LIFETIME)
             .sign(key, hashes.SHA256())
         )
         return cls(key, cert)
@@ -150,6 +167,41 @@ class Certificate:
         if ctx is None:
             ctx = self._contexts[key] = _build_context(self, key)
         return ctx
+
+
+class CertificateKeeper:
+    """Our current DTLS certificate, replaced by a new one before it expires.
+
+    Sans-IO: the time is passed in (Unix seconds). Each new peer asks :meth:`current` and
+    puts that certificate's fingerprint in its answer; a peer made earlier keeps the one it
+    was made with (its DTLS endpoint holds it), so no association ever changes identity and
+    nothing is cut off when a new certificate comes in. Making one costs a millisecond or
+    two, once every ``CERTIFICATE_LIFETIME - RENEW_BEFORE`` (23 days).
+    """
+
+    __slots__ = ("_current", "common_name", "renew_before", "renewals")
+
+    def __init__(self, certificate: Certificate | None = None, *, common_name: str = "walkie",
+                 renew_before: datetime.timedelta = RENEW_BEFORE) -> None:
+        self._current = certificate or Certificate.generate(common_name)
+        self.common_name = common_name
+        self.renew_before = renew_before.total_seconds()
+        #: certificates made to replace one about to expire
+        self.renewals = 0
+
+    @property
+    def certificate(self) -> Certificate:
+        """The current certificate, as it is (no renewal)."""
+        return self._current
+
+    def current(self, now: float) -> Certificate:
+        """The certificate for a peer made at ``now``: a new one if less than
+        ``renew_before`` is left of the current one's validity."""
+        cert = self._current
+        if cert.expires.timestamp() - now < self.renew_before:
+            cert = self._current = Certificate.generate(self.common_name, now=now)
+            self.renewals += 1
+        return cert
 
 
 def _build_context(certificate: Certificate, profiles: tuple[str, ...]) -> SSL.Context:

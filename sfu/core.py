@@ -13,12 +13,15 @@ once for a batching driver), what happened (``poll_event``) and when to call it 
 The rules it owns: RFC 7983 demultiplexing (through :func:`sfu.demux.classify`); binding a
 peer to the address of its first valid ICE check, moving it on a nominated check from a new
 address, and taking an address from a stale peer; consent expiry and reaping; driving DTLS
-and deriving SRTP; the speaker gate and pre-roll; fan-out; RTCP timing; counters. Each peer's
-own protocol state lives in its :class:`~sfu.peer.Peer`.
+and deriving SRTP; each peer's uplink cap (applied here, defined in :mod:`sfu.uplinkcap`);
+which certificate a new peer gets (:class:`~sfu.certificate.CertificateKeeper`); the speaker
+gate and pre-roll; fan-out; RTCP timing; counters. Each peer's own protocol state lives in
+its :class:`~sfu.peer.Peer`.
 
 (A little over 400 lines on purpose: the core is the one place where the media plane's
 rules meet, and reading them together is the point; the per-peer, per-room, transmit and
-RTCP parts are already in peer.py, room.py, transmit.py and reports.py.)
+RTCP parts are already in peer.py, room.py, transmit.py and reports.py, the uplink cap in
+uplinkcap.py.)
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from .certificate import Certificate
+from .certificate import Certificate, CertificateKeeper
 from .demux import Kind, classify
 from .ice import StunError, binding_username
 from .peer import Peer
@@ -40,6 +43,7 @@ from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setu
 from .silence import SOUNDING, SpeakerWatch
 from .srtp import SrtpError
 from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
+from .uplinkcap import UplinkCap, UplinkDrops, UplinkLimits
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
 
@@ -77,6 +81,8 @@ class CoreConfig:
     candidate_port: int
     consent_timeout: float = 30.0
     dtls_handshake_timeout: float = 10.0
+    #: every peer's uplink cap, packets/s and bytes/s (sfu/uplinkcap.py)
+    uplink: UplinkLimits = UplinkLimits()
 
 
 class MediaCore:
@@ -85,17 +91,23 @@ class MediaCore:
     def __init__(
         self,
         config: CoreConfig,
-        certificate: Certificate,
+        certificate: Certificate | CertificateKeeper,
         *,
         wall_offset: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         """``wall_offset`` turns the caller's monotonic time into Unix time (for RTCP's NTP
-        timestamps): ``wall = now + wall_offset``."""
+        timestamps, and the certificate's validity): ``wall = now + wall_offset``.
+
+        ``certificate``: our DTLS identity; given a :class:`CertificateKeeper`, each new
+        peer gets its current certificate, renewed before it expires (a bare
+        :class:`Certificate` is kept by a keeper of its own).
+        """
         self.config = config
-        self.certificate = certificate
+        if isinstance(certificate, Certificate):
+            certificate = CertificateKeeper(certificate)
+        self.certificates = certificate
         self.wall_offset = wall_offset
-        self._fingerprint = Fingerprint("sha-256", certificate.fingerprint("sha-256"))
         self._rng = rng or random.Random()
         self._peers: dict[str, Peer] = {}
         self._rooms: dict[str, Room] = {}
@@ -114,6 +126,8 @@ class MediaCore:
         self.dropped_unknown_kind = 0
         self.dropped_unknown_source = 0
         self.packets_forwarded = 0
+        #: uplink datagrams dropped over a peer's cap, by reason (sfu/uplinkcap.py)
+        self.uplink_drops = UplinkDrops()
 
     # ------------------------------------------------------------------ outputs
 
@@ -151,16 +165,17 @@ class MediaCore:
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
         room = self._rooms.get(room_id) or Room(room_id, self._rng)
+        certificate = self.certificates.current(now + self.wall_offset)
         try:
             setup = local_setup_for(selection.setup)
             role = dtls_role(setup)
-            peer = self._new_peer(peer_id, room, selection, role, now)
+            peer = self._new_peer(peer_id, room, selection, role, certificate, now)
             while peer.local_ufrag in self._by_ufrag:  # astronomically rare; stay correct
-                peer = self._new_peer(peer_id, room, selection, role, now)
+                peer = self._new_peer(peer_id, room, selection, role, certificate, now)
             local = LocalParams(
                 ice_ufrag=peer.local_ufrag,
                 ice_pwd=peer.local_pwd,
-                fingerprint=self._fingerprint,
+                fingerprint=Fingerprint("sha-256", certificate.fingerprint("sha-256")),
                 setup=setup,
                 candidate_ip=self.config.candidate_ip,
                 candidate_port=self.config.candidate_port,
@@ -180,18 +195,20 @@ class MediaCore:
         return local
 
     def _new_peer(
-        self, peer_id: str, room: Room, selection: AudioSelection, role: str, now: float
+        self, peer_id: str, room: Room, selection: AudioSelection, role: str,
+        certificate: Certificate, now: float,
     ) -> Peer:
         return Peer(
             peer_id,
             room,
             selection,
-            self.certificate,
+            certificate,
             role,
             now,
             consent_timeout=self.config.consent_timeout,
             dtls_handshake_timeout=self.config.dtls_handshake_timeout,
             rng=self._rng,
+            uplink_cap=UplinkCap(self.config.uplink, now, self.uplink_drops),
         )
 
     def remove_peer(self, peer_id: str) -> None:
@@ -256,8 +273,9 @@ class MediaCore:
             peer = self._by_address.get(source)
             if peer is None or peer.srtp is None:
                 self.dropped_unknown_source += 1
-            else:
-                peer.on_rtcp(data, now, now + self.wall_offset)
+            elif peer.uplink_cap.admit(now, len(data)):
+                if peer.on_rtcp(data, now, now + self.wall_offset):
+                    peer.uplink_cap.charge(len(data))
         else:
             self.dropped_unknown_kind += 1
 
@@ -278,11 +296,15 @@ class MediaCore:
 
     def _on_rtp(self, peer: Peer, data: bytes, now: float) -> None:
         """HOT PATH: unprotect once, then forward (speaker) or keep as pre-roll (others)."""
+        cap = peer.uplink_cap
+        if not cap.admit(now, len(data)):
+            return  # over this peer's uplink cap: dropped before SRTP, counted by the cap
         try:
             plain = peer.unprotect(data)  # type: ignore[misc]
         except SrtpError:
             peer.srtp_errors += 1
             return
+        cap.charge(len(data))
         try:
             ssrc, seq, ts, level, start, end = read_uplink(plain, peer.audio_level_id)
         except RtpError:
@@ -439,4 +461,7 @@ class MediaCore:
             "dropped_unknown_kind": self.dropped_unknown_kind,
             "dropped_unknown_source": self.dropped_unknown_source,
             "packets_forwarded": self.packets_forwarded,
+            "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
+            "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
+            "certificate_renewals": self.certificates.renewals,
         }

@@ -36,6 +36,7 @@ from .certificate import (
     FingerprintCheck,
     srtp_profile_named,
 )
+from .dtlsscreen import acceptable
 from .srtp import PROFILES, SrtpKeys
 
 __all__ = ["DtlsEndpoint", "DtlsError", "SrtpKeys", "DEFAULT_SRTP_PROFILES"]
@@ -145,8 +146,10 @@ class DtlsEndpoint:
 
     States: ``new`` -> ``handshaking`` -> ``connected`` -> ``closed``; any of the first
     three can end in ``failed`` (with :attr:`failure` saying why).  Network input never
-    raises: malformed datagrams are counted in :attr:`dropped`, and protocol errors fail
-    the association (sending OpenSSL's alert, if it made one, so the peer fails fast).
+    raises: malformed datagrams (``sfu/dtlsscreen.py`` says which) are dropped before
+    OpenSSL sees them and counted in :attr:`dropped`, so they cannot fail the handshake;
+    protocol errors in well-formed records fail the association (sending OpenSSL's alert,
+    if it made one, so the peer fails fast).
     """
 
     __slots__ = (
@@ -221,8 +224,8 @@ class DtlsEndpoint:
             self.dropped += 1
             return []
         out = self.start(now) if self.state == "new" else []
-        if not _records_well_formed(data):
-            self.dropped += 1
+        if not _records_well_formed(data) or not acceptable(data, self.role == "server"):
+            self.dropped += 1  # RFC 6347 §4.1.2.7: invalid records are silently discarded
             return out
         self._conn.bio_write(data)
         if self.state == "handshaking":
@@ -259,6 +262,11 @@ class DtlsEndpoint:
             return self._drain()
         self._update_timer(now)
         return self._drain()
+
+    @property
+    def cipher(self) -> str | None:
+        """The negotiated cipher suite (OpenSSL's name, sfu/certificate.py), once connected."""
+        return self._conn.get_cipher_name() if self.state == "connected" else None
 
     def srtp_keys(self) -> SrtpKeys:
         """The SRTP keys from the handshake, local = ours by role (RFC 5764 §4.2)."""

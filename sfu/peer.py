@@ -28,6 +28,7 @@ from .rtcp import RtcpError
 from .sdp import AudioSelection
 from .srtp import SrtpError, SrtpSession
 from .transmit import Destination
+from .uplinkcap import UplinkCap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,6 +76,7 @@ class Peer:
         "loss",
         "scheduled",
         "consent_timeout",
+        "uplink_cap",
         # counters
         "rtp_received",
         "rtp_forwarded_in",
@@ -104,6 +106,7 @@ class Peer:
         consent_timeout: float,
         dtls_handshake_timeout: float,
         rng: random.Random,
+        uplink_cap: UplinkCap,
     ) -> None:
         self.peer_id = peer_id
         self.room = room
@@ -144,6 +147,7 @@ class Peer:
         #: the deadline this peer is filed under in the core's timer heap
         self.scheduled = _NEVER
         self.consent_timeout = consent_timeout
+        self.uplink_cap = uplink_cap  # packets/s and bytes/s of its uplink (sfu/uplinkcap.py)
         self.rtp_received = 0
         self.rtp_forwarded_in = 0
         self.octets_forwarded_in = 0
@@ -340,20 +344,22 @@ class Peer:
         self.preroll.clear()
         return fresh
 
-    def on_rtcp(self, data: bytes, now: float, wall: float) -> None:
-        """An SRTCP datagram from this peer: used for statistics, never forwarded."""
+    def on_rtcp(self, data: bytes, now: float, wall: float) -> bool:
+        """An SRTCP datagram from this peer, for statistics (never forwarded); True if it
+        passed SRTP authentication (then it counts against the uplink cap)."""
         assert self.srtp is not None
         try:
             plain = self.srtp.unprotect_rtcp(data)
         except SrtpError:
             self.srtp_errors += 1
-            return
+            return False
         try:
             self.rtcp.receive(plain, now, wall)
         except RtcpError:
             self.rtcp_errors += 1
-            return
+            return True
         self.rtcp_received += 1
+        return True
 
     # ------------------------------------------------------------------ stats
 
@@ -367,18 +373,22 @@ class Peer:
             **self.rtcp.downlink_stats(),
         }
         address = self.address
+        drops = self.uplink_cap.dropped
         return {
             "peer_id": self.peer_id,
             "room_id": self.room.room_id,
             "address": list(address) if address else None,
             "ice": "connected" if address else "checking",
             "dtls": self.dtls.state,
+            "dtls_cipher": self.dtls.cipher,
             "srtp_profile": self.srtp.profile if self.srtp else None,
             "connected": self.is_connected,
             "rtp_received": self.rtp_received,
             "rtp_forwarded_in": self.rtp_forwarded_in,
             "rtp_sent": packets,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
+            "uplink_dropped_packet_rate": drops.packet_rate,
+            "uplink_dropped_byte_rate": drops.byte_rate,
             "srtp_errors": self.srtp_errors,
             "rtp_errors": self.rtp_errors,
             "rtcp_received": self.rtcp_received,

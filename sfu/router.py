@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
-from .certificate import Certificate
+from .certificate import CertificateKeeper
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .udp import DatagramSocket, open_socket
+from .uplinkcap import UplinkLimits
 
 __all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig"]
 
@@ -37,6 +38,9 @@ log = logging.getLogger("walkie.sfu")
 TIMER_GRAIN = 0.02
 #: Queued datagrams that make a read batch send before it is finished (see _receive).
 FLUSH_AT = 64
+
+
+_UPLINK = UplinkLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,12 @@ class RouterConfig:
     socket_buffer_bytes: int = 4 * 1024 * 1024
     #: recvmmsg/sendmmsg where the platform has them; False: one recvfrom/sendto per datagram
     batch_syscalls: bool = True
+    #: each peer's uplink cap (sfu/uplinkcap.py says why these values): sustained packets/s
+    #: and bytes/s of SRTP/SRTCP, and how much of each a burst may take at once
+    uplink_packets_per_second: float = _UPLINK.packets_per_second
+    uplink_packet_burst: float = _UPLINK.packet_burst
+    uplink_bytes_per_second: float = _UPLINK.bytes_per_second
+    uplink_byte_burst: float = _UPLINK.byte_burst
 
     def __post_init__(self) -> None:
         # The announced address becomes the answer's one ICE candidate: it must be an IP
@@ -73,6 +83,16 @@ class RouterConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"UDP port {self.port} is out of range")
+        self.uplink_limits()  # ValueError if a cap is not a positive number
+
+    def uplink_limits(self) -> UplinkLimits:
+        """The uplink cap of every peer, as the media core takes it."""
+        return UplinkLimits(
+            packets_per_second=self.uplink_packets_per_second,
+            packet_burst=self.uplink_packet_burst,
+            bytes_per_second=self.uplink_bytes_per_second,
+            byte_burst=self.uplink_byte_burst,
+        )
 
 
 class Router:
@@ -85,15 +105,16 @@ class Router:
         self._loop = loop
         self._io = io
         self.address: tuple[str, int] = io.sock.getsockname()[:2]
-        self.certificate = Certificate.generate()
+        self.certificates = CertificateKeeper()
         self.core = MediaCore(
             CoreConfig(
                 candidate_ip=self.announced_ip,
                 candidate_port=self.address[1],
                 consent_timeout=config.consent_timeout,
                 dtls_handshake_timeout=config.dtls_handshake_timeout,
+                uplink=config.uplink_limits(),
             ),
-            self.certificate,
+            self.certificates,
             wall_offset=time.time() - time.monotonic(),
         )
         self._listeners: list[Callable[[PeerEvent], None]] = []

@@ -206,6 +206,17 @@ class Config:
         1, "media worker processes, one per core, each owning whole rooms on its own UDP "
            "port (--udp-port + i); one that dies is restarted on its port",
         whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
+    # -- media plane: per-peer uplink caps (issue 9, media hardening; sfu/uplinkcap.py says
+    # why the defaults leave a browser's uplink untouched and hold a flood to a few times it)
+    uplink_packet_rate: int = _setting(
+        _library_default(RouterConfig, "uplink_packets_per_second"),
+        "SRTP/SRTCP packets per second each peer may send (bursts of 100 more); a flood "
+        "over it is dropped before decryption and counted",
+        whole(1, 1_000_000, "must be 1..1000000 packets per second"), metavar="N")
+    uplink_byte_rate: int = _setting(
+        _library_default(RouterConfig, "uplink_bytes_per_second"),
+        "SRTP/SRTCP bytes per second each peer may send (bursts of 64000 more)",
+        whole(1000, 1_000_000_000, "must be 1000..1000000000 bytes per second"), metavar="N")
     # -- signaling budgets (issue 9: what one address may cost; docs/SECURITY.md). An IPv6
     #    address counts as its /64; 0 turns a limit off; bursts are a multiple of the rate.
     max_connections: int = _setting(
@@ -249,7 +260,9 @@ class Config:
     def router_config(self) -> RouterConfig:
         """The media plane's config (worker ``i`` of ``--workers`` adds ``i`` to the port)."""
         return RouterConfig(host=self.media_host, port=self.udp_port,
-                            announced_ip=self.announced_ip)
+                            announced_ip=self.announced_ip,
+                            uplink_packets_per_second=self.uplink_packet_rate,
+                            uplink_bytes_per_second=self.uplink_byte_rate)
 
     def turn_config(self) -> TurnConfig | None:
         """The browsers' ICE servers, or None for none."""

@@ -63,6 +63,33 @@ def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
     assert r["server"]["processes"] and r["server"]["processes"][0]["pid"] == r["server"]["pid"]
 
 
+def test_uplink_flood_at_a_tiny_scale(tmp_path: Path) -> None:
+    """The first room's floor holder floods its uplink; the server's cap drops most of it
+    (counted), and the other room is measured. Counts only: no rate or time is judged."""
+    r = run_bench(
+        ["--rooms", "2", "--users", "3", "--duration", "8", "--talk", "6", "6",
+         "--attack", "uplink-flood", "--attack-after", "3", "--attack-seconds", "2",
+         "--uplink-flood-rate", "2000", "--floor-seconds", "0", "--no-pin", "--quiet",
+         "--seed", "3"],
+        tmp_path,
+    )
+    incident = r["incident"]
+    detail = json.dumps({k: r.get(k) for k in ("incident", "join_ms")}, indent=1)[:6000]
+    assert incident["kind"] == "uplink-flood" and incident["error"] is None, detail
+    assert incident["talker"] == "bench 0.0" and incident["listeners"] == 2, detail
+    sent = incident["flood_packets_sent"]
+    assert sent > 500, detail
+    server = incident["server_counters_during"]
+    # Without a cap each flood packet would go to both listeners: 2 x sent and more.
+    assert server["packets_forwarded"] < sent, detail
+    assert server["uplink_dropped_packet_rate"] > sent // 2, detail
+    assert incident["forwarded_per_listener_per_second"]["max"] is not None
+    assert incident["other_rooms"] == 1
+    for when in ("audio_gap_before", "audio_gap_during", "audio_gap_after"):
+        assert incident[when] is not None and incident[when]["max_ms"] is not None, detail
+    assert incident["loss_during"]["expected"] > 0, detail
+
+
 def test_join_sweep_meets_the_join_budget(tmp_path: Path) -> None:
     r = run_bench(["--attack", "join-sweep", "--attack-seconds", "2", "--flood-connections", "4",
                    "--no-pin", "--quiet"], tmp_path)

@@ -69,6 +69,8 @@ ROWS = [
     Row("server_name", "Walkie.Example.org.", ("walkie.example.org",),
         "a.example, *.b.example", ("a.example", "*.b.example")),
     Row("workers", "4", 4, "2", 2),
+    Row("uplink_packet_rate", "200", 200, "120", 120),
+    Row("uplink_byte_rate", "64000", 64000, "256000", 256000),
     Row("max_connections", "0", 0, "100", 100),
     Row("max_connections_per_ip", "0", 0, "10", 10),
     Row("join_rate_per_ip", "0", 0.0, "0.5", 0.5),
@@ -145,6 +147,8 @@ def test_defaults_are_the_libraries_defaults() -> None:
     assert (config.no_media_timeout, config.ping_interval, config.ping_timeout) == (
         server.no_media_timeout, server.ping_interval, server.ping_timeout)
     assert config.udp_port == router.port and config.media_host == router.host
+    assert (config.uplink_packet_rate, config.uplink_byte_rate) == (
+        router.uplink_packets_per_second, router.uplink_bytes_per_second)
     assert config.turn_ttl == TurnConfig(()).ttl
     assert (config.workers, config.log_level, config.no_queue) == (1, "info", False)
 
@@ -155,6 +159,7 @@ def test_the_library_configs_are_built_from_the_settings(tmp: Path) -> None:
                    "--turn-secret-file", str(tmp / "one"), "--force-relay",
                    "--allowed-origin", "https://a.example", "--max-connections-per-ip", "3",
                    "--udp-port", "0", "--announced-ip", "203.0.113.7",
+                   "--uplink-packet-rate", "120", "--uplink-byte-rate", "96000",
                    "--server-name", "walkie.example.org",
                    "--no-media-timeout", "0", "--ping-interval", "0"], {})
     server = config.server_config(certificate_names=("cert.example",))
@@ -167,8 +172,9 @@ def test_the_library_configs_are_built_from_the_settings(tmp: Path) -> None:
     assert server.force_relay and server.allowed_origins == ("https://a.example",)
     assert server.max_connections_per_ip == 3 and server.ssl is None
     assert server.turn == TurnConfig(("stun:s.example", "turn:t.example"), "secret-one", 3600)
-    assert config.router_config() == sfu.RouterConfig(host="127.0.0.3", port=0,
-                                                      announced_ip="203.0.113.7")
+    assert config.router_config() == sfu.RouterConfig(
+        host="127.0.0.3", port=0, announced_ip="203.0.113.7",
+        uplink_packets_per_second=120, uplink_bytes_per_second=96000)
     assert load([], {}).turn_config() is None
 
 

@@ -75,13 +75,14 @@ def run_target(target: Target, runs: int, max_time: int, workdir: Path,
     flags = [f"-runs={runs}", f"-max_total_time={max_time}", "-timeout=30",
              "-rss_limit_mb=2048", "-print_final_stats=1", f"-seed={seed}",
              f"-artifact_prefix={workdir / target.name}/"]
+    log = workdir / f"{target.name}.log"  # written as it runs: `tail -f` shows progress
     started = time.monotonic()
-    done = subprocess.run(_command(target, flags, new, target.corpus), cwd=_ROOT,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          errors="replace", timeout=max_time + 600)
+    with log.open("w") as sink:
+        done = subprocess.run(_command(target, flags, new, target.corpus), cwd=_ROOT,
+                              stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                              timeout=max_time + 600)
     result = Result(target.name, seconds=time.monotonic() - started, exit_code=done.returncode)
-    result.log = done.stdout + done.stderr
-    (workdir / f"{target.name}.log").write_text(result.log)
+    result.log = log.read_text(errors="replace")
     stats = {k: int(v) for k, v in _STAT.findall(result.log)}
     result.runs = stats.get("number_of_executed_units", 0)
     # libFuzzer's average is whole runs per whole second of fuzzing (0 in a sub-second run)

@@ -8,7 +8,6 @@ look like (the module's documented error) and what must hold whatever the input.
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 from aioice import stun as aioice_stun
@@ -33,6 +32,8 @@ from sfu.rtcp import (
     parse_rtcp,
 )
 from sfu.rtp import RtpError, build_rtp, parse_rtp, read_uplink
+
+from tests.sfu.test_ice import raw_signed
 
 from .harness import InvariantBroken, check, frames
 
@@ -64,13 +65,7 @@ def sign_check(transaction_id: bytes, attributes: bytes, pwd: str) -> bytes:
     authentic browser could make the responder do. Attributes are zero-padded to 4 bytes.
     """
     body = attributes + bytes(-len(attributes) & 3)
-    head = struct.pack("!HHI12s", 0x0001, len(body), aioice_stun.COOKIE,
-                       transaction_id.ljust(12, b"\0")[:12])
-    data = head + body
-    mac = aioice_stun.message_integrity(data, pwd.encode())
-    data = aioice_stun.set_body_length(data, len(body) + 24) + b"\x00\x08\x00\x14" + mac
-    crc = aioice_stun.message_fingerprint(data)
-    return aioice_stun.set_body_length(data, len(body) + 32) + struct.pack("!HHI", 0x8028, 4, crc)
+    return raw_signed(body, pwd, transaction_id.ljust(12, b"\0")[:12])
 
 
 def stun(data: bytes) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,9 +63,14 @@ class Result:
                 f"{self.cov} / {self.ft} | {self.corpus_files} | {verdict} |")
 
 
-def _command(target: Target, flags: list[str], *dirs: Path) -> list[str]:
-    return [sys.executable, "-m", "tests.fuzz.run", target.name, f"-max_len={target.max_len}",
-            *flags, *(str(d) for d in dirs)]
+def _command(target: Target, workdir: Path, flags: list[str], *dirs: Path) -> list[str]:
+    """The libFuzzer command line, through a script that runs ``tests.fuzz.run TARGET``:
+    libFuzzer re-runs its argv[0] for ``-merge=1``, so that must be a program."""
+    wrapper = workdir / f"run-{target.name}"
+    wrapper.write_text(f'#!/bin/sh\ncd {shlex.quote(str(_ROOT))} && WALKIE_FUZZ_ARGV0="$0" exec '
+                       f'{shlex.quote(sys.executable)} -m tests.fuzz.run {target.name} "$@"\n')
+    wrapper.chmod(0o755)
+    return [str(wrapper), f"-max_len={target.max_len}", *flags, *(str(d) for d in dirs)]
 
 
 def run_target(target: Target, runs: int, max_time: int, workdir: Path,
@@ -78,7 +84,8 @@ def run_target(target: Target, runs: int, max_time: int, workdir: Path,
     log = workdir / f"{target.name}.log"  # written as it runs: `tail -f` shows progress
     started = time.monotonic()
     with log.open("w") as sink:
-        done = subprocess.run(_command(target, flags, new, target.corpus), cwd=_ROOT,
+        seeds = [d for d in (target.corpus, target.regressions) if d.is_dir()]
+        done = subprocess.run(_command(target, workdir, flags, new, *seeds), cwd=_ROOT,
                               stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                               timeout=max_time + 600)
     result = Result(target.name, seconds=time.monotonic() - started, exit_code=done.returncode)
@@ -103,9 +110,11 @@ def merge_corpus(target: Target, workdir: Path) -> int:
     merged = workdir / target.name / "merged"
     shutil.rmtree(merged, ignore_errors=True)
     merged.mkdir(parents=True)
-    subprocess.run(_command(target, ["-merge=1"], merged, target.corpus,
+    subprocess.run(_command(target, workdir, ["-merge=1"], merged, target.corpus,
                             workdir / target.name / "new"),
                    cwd=_ROOT, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    if not any(merged.iterdir()):
+        raise RuntimeError(f"merging the {target.name} corpus gave nothing; corpus left as it was")
     for old in target.corpus.iterdir():
         old.unlink()
     for path in merged.iterdir():

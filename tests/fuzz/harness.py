@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CORPUS", "TARGETS", "InvariantBroken", "Target", "check", "frames", "frame"]
+__all__ = ["CORPUS", "REGRESSIONS", "TARGETS", "InvariantBroken", "Target", "check", "frames", "frame"]
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+#: Inputs that once failed, kept whole: a corpus merge may drop them, these stay.
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 
 
 class InvariantBroken(AssertionError):
@@ -71,6 +73,15 @@ class Target:
     @property
     def corpus(self) -> Path:
         return CORPUS / self.name
+
+    @property
+    def regressions(self) -> Path:
+        return REGRESSIONS / self.name
+
+    def inputs(self) -> list[Path]:
+        """Every kept input: the corpus, then the regressions."""
+        return [p for d in (self.corpus, self.regressions) if d.is_dir()
+                for p in sorted(d.iterdir())]
 
 
 TARGETS: dict[str, Target] = {

@@ -48,7 +48,7 @@ def executable_lines(path: Path) -> set[int]:
 
 def _replay(target: Target) -> None:
     one_input = target.load()
-    for path in sorted(target.corpus.iterdir()):
+    for path in target.inputs():
         one_input(path.read_bytes())
 
 

@@ -9,6 +9,7 @@ atheris' instrumentation so that its branches guide the mutations. Usually start
 
 from __future__ import annotations
 
+import os
 import sys
 
 import atheris
@@ -23,7 +24,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: python -m tests.fuzz.run {{{','.join(TARGETS)}}} [libFuzzer flags]")
     with atheris.instrument_imports(include=INSTRUMENTED):
         one_input = TARGETS[argv[1]].load()
-    atheris.Setup([argv[0], *argv[2:]], one_input)
+    # libFuzzer's -merge=1 re-runs argv[0] as a program: campaign.py's wrapper script says
+    # which (run.py itself is not executable).
+    atheris.Setup([os.environ.get("WALKIE_FUZZ_ARGV0", argv[0]), *argv[2:]], one_input)
     atheris.Fuzz()
 
 

@@ -43,6 +43,7 @@ from sfu.core import CoreConfig, MediaCore
 from sfu.srtp import SrtpError
 from tests.sfu.memnet import Browser, Net
 from tests.sfu.peerclient import opus_rtp
+from tests.sfu.test_ice import tlv
 
 from .harness import check, frames
 from .packets import IDENTITIES, sign_check
@@ -54,7 +55,6 @@ _A: Address = ("127.0.0.1", 50000)
 _B: Address = ("127.0.0.1", 50001)
 _SOURCES: tuple[Address, ...] = (_A, _B, ("127.0.0.1", 50002), ("::1", 50000))
 _REBUILD_EVERY = 500
-_USERNAME = b"\x00\x06"  # STUN attribute type
 
 
 class _World:
@@ -110,8 +110,7 @@ def _step(world: _World, op: int, payload: bytes, checked: set[Address]) -> None
         attributes = payload[12:]
         if not op & 0x40:
             username = f"{signer.local.ice_ufrag}:{signer.ufrag}".encode()
-            attributes = _USERNAME + len(username).to_bytes(2, "big") + username + bytes(
-                -len(username) & 3) + attributes
+            attributes = tlv(0x0006, username) + attributes  # USERNAME
         data = sign_check(payload[:12], attributes, signer.local.ice_pwd)
         checked.add(source)
     elif action == 4:

@@ -5,8 +5,9 @@ captured from Chromium and Firefox (tests/sfu/fixtures), STUN checks as Chromium
 them, a whole DTLS handshake between two ``DtlsEndpoint``s with the fixed identities in
 tests/fuzz/identities, RTP and RTCP as browsers and our core send them, signaling
 messages as the page sends them. Files are named by their SHA-1, as libFuzzer names what it
-adds, so running this again changes nothing; a campaign with ``--merge`` then keeps the
-smallest set of files that reaches the same coverage (docs/SECURITY.md, "Fuzzing").
+adds, so running this again adds nothing, except new DTLS flights (a handshake is random
+each time); a campaign with ``--merge`` then keeps the smallest set of files that reaches
+the same coverage (docs/SECURITY.md, "Fuzzing").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sfu.rtcp import Bye, ReceiverReport, ReportBlock, build_bye, build_receiver
 from sfu.rtp import RtpPacket, build_rtp
 from tests.sfu.peerclient import opus_rtp
 from tests.sfu.sdp_helpers import ALL_FIXTURES, load
+from tests.sfu.test_ice import tlv
 
 from .harness import TARGETS, frame
 from .packets import ICE, IDENTITIES, REPORTS_SSRC, UPLINK_SSRC, sign_check
@@ -30,27 +32,23 @@ from .packets import ICE, IDENTITIES, REPORTS_SSRC, UPLINK_SSRC, sign_check
 _TXID = bytes(range(12))
 
 
-def _attr(kind: int, value: bytes) -> bytes:
-    return struct.pack("!HH", kind, len(value)) + value + bytes(-len(value) & 3)
-
-
 def _check_attributes(*extra: bytes, username: bool = True) -> bytes:
     """What Chromium puts in a check: (USERNAME,) GOOG-NETWORK-INFO, ICE-CONTROLLING,
     USE-CANDIDATE, PRIORITY."""
     name = f"{ICE['local_ufrag']}:{ICE['remote_ufrag']}".encode()
     return (
-        (_attr(0x0006, name) if username else b"")
-        + _attr(0xC057, b"\x00\x01\x00\x0a")
-        + _attr(0x802A, b"\x12\x34\x56\x78\x9a\xbc\xde\xf0")
+        (tlv(0x0006, name) if username else b"")
+        + tlv(0xC057, b"\x00\x01\x00\x0a")
+        + tlv(0x802A, b"\x12\x34\x56\x78\x9a\xbc\xde\xf0")
         + b"".join(extra)
-        + _attr(0x0024, struct.pack("!I", 2122260223))
+        + tlv(0x0024, struct.pack("!I", 2122260223))
     )
 
 
 def stun_seeds() -> list[bytes]:
-    nominate = _attr(0x0025, b"")
-    controlled = _attr(0x8029, bytes(8))
-    unknown = _attr(0x0031, b"\x00\x00\x00\x01")
+    nominate = tlv(0x0025, b"")
+    controlled = tlv(0x8029, bytes(8))
+    unknown = tlv(0x0031, b"\x00\x00\x00\x01")
     signed = [_check_attributes(), _check_attributes(nominate),
               _check_attributes(controlled), _check_attributes(unknown)]
     raw = sign_check(_TXID, _check_attributes(nominate), ICE["local_pwd"])
@@ -122,7 +120,7 @@ def core_seeds() -> list[bytes]:
     """Sequences for a room where *a* speaks and *b* listens (tests/fuzz/mediacore.py)."""
     audio, audio2, audio3 = (bytes(6) + bytes([0xFC, n]) * 20 for n in (7, 8, 9))
     check = _TXID + _check_attributes(username=False)
-    nominate = _TXID + _check_attributes(_attr(0x0025, b""), username=False)
+    nominate = _TXID + _check_attributes(tlv(0x0025, b""), username=False)
     browser_rr = rtcp_seeds()[2]
     client_flights, _ = _handshake()
     hello = client_flights[0][0]

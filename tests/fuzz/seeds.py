@@ -20,7 +20,7 @@ import sys
 
 from sfu.dtls import DtlsEndpoint
 from sfu.reports import RtcpReports
-from sfu.rtcp import Bye, ReceiverReport, ReportBlock, build_bye, build_receiver_report
+from sfu.rtcp import ReceiverReport, ReportBlock, build_bye, build_receiver_report
 from sfu.rtp import RtpPacket, build_rtp
 from tests.sfu.peerclient import opus_rtp
 from tests.sfu.sdp_helpers import ALL_FIXTURES, load

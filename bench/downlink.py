@@ -26,6 +26,9 @@ Audio gaps: the longest silence a listener heard inside a talk burst (see
 longest so far takes the slow path. A new media session after ``media reset``
 (:meth:`DownlinkMonitor.restart`) starts afresh: the outage is neither a gap nor a sequence
 jump, and is accounted separately (``accounting.outage_holes``).
+
+(A little over 400 lines on purpose: the hot path and the verified sample path must stay side
+by side, so that what the cheap path trusts is checked next to it.)
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ peer to the address of its first valid ICE check, moving it on a nominated check
 address, and taking an address from a stale peer; consent expiry and reaping; driving DTLS
 and deriving SRTP; the speaker gate and pre-roll; fan-out; RTCP timing; counters. Each peer's
 own protocol state lives in its :class:`~sfu.peer.Peer`.
+
+(A little over 400 lines on purpose: the core is the one place where the media plane's
+rules meet, and reading them together is the point; the per-peer, per-room, transmit and
+RTCP parts are already in peer.py, room.py, transmit.py and reports.py.)
 """
 
 from __future__ import annotations

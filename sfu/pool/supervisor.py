@@ -11,6 +11,9 @@ its replacement waits ``spare_delay`` seconds, so as not to take CPU from the re
 (every member of the dead worker offers again, each a DTLS handshake).
 A slot whose processes keep dying before they have run ``stable_after`` seconds waits
 ``backoff_first`` seconds before the next start, doubling up to ``backoff_max``.
+
+(A little over 400 lines on purpose: a worker's whole life, start to death to restart, reads
+best in one place; the process itself is in process.py, the channel in channel.py.)
 """
 
 from __future__ import annotations

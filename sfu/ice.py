@@ -327,6 +327,9 @@ class IceLiteSession:
     def consent_expired(self, now: float) -> bool:
         """True when consent is lost (RFC 7675 §5.1): no valid check from the bound address
         for `consent_timeout` seconds, or none at all within `consent_timeout` of creation
-        (a peer that never connects must not hold a slot forever)."""
-        since = self.last_valid_check if self.last_valid_check is not None else self.created
-        return now - since >= self.consent_timeout
+        (a peer that never connects must not hold a slot forever).
+
+        Judged against :meth:`consent_deadline` itself: ``now - since >= timeout`` can be
+        false at ``now == since + timeout`` in floating point, and a deadline that has come
+        but not expired would make the caller's timer loop run forever."""
+        return now >= self.consent_deadline()

@@ -20,7 +20,8 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from .flood import FloodSettings
-from .report import client_bound, format_find_max, format_table, plot_find_max, plot_run
+from .report import (client_bound, format_find_max, format_table, plot_find_max, plot_rss,
+                     plot_run)
 from .runner import RunSettings, run_load
 from .scenario import TalkSettings
 from .sendfloor import FloorError, median_floor
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SIGKILL the busiest media worker process of the bench's own server "
                         "AFTER seconds into the talking, and measure the time to audio at "
                         "every member of its rooms (use long talk bursts, e.g. --talk 8 8)")
+    p.add_argument("--rss-every", type=float, default=None, metavar="S",
+                   help="soak: sample the resident memory of the server's process tree "
+                        "(signaling, media workers, spare) every S seconds through the run, "
+                        "and report its growth after warm-up (docs/BENCHMARKS.md, \"Soak\")")
+    p.add_argument("--rss-plot", default=None, metavar="FILE",
+                   help="with --rss-every: PNG of the RSS samples over time")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 
@@ -196,6 +203,7 @@ class _Bench:
             ) if a.attack == "offer-flood" else None,
             attack_after=a.attack_after,
             kill_worker_after=a.kill_worker,
+            rss_every=a.rss_every,
         )
 
     def floor(self) -> dict[str, Any] | None:
@@ -334,7 +342,7 @@ def _find_max(bench: _Bench, args: argparse.Namespace) -> tuple[list[dict[str, A
 
 
 def _check_incidents(args: argparse.Namespace) -> str | None:
-    """What is wrong with the attack / kill / floor options, if anything."""
+    """What is wrong with the attack / kill / floor / soak options, if anything."""
     if not 0 <= args.floor_seconds <= 10:
         return "--floor-seconds must be 0..10"
     if args.attack and args.kill_worker is not None:
@@ -356,6 +364,15 @@ def _check_incidents(args: argparse.Namespace) -> str | None:
                 return "--flood-address must be a loopback address"
         except ValueError:
             return "--flood-address must be an IP address"
+    if args.rss_every is not None:
+        if args.find_max:
+            return "--rss-every samples one long run, not --find-max"
+        if not 1 <= args.rss_every <= args.duration / 10:
+            return "--rss-every must be 1 s or more, and at most a tenth of --duration"
+        if args.url and args.server_pid is None:
+            return "--rss-every with --url needs --server-pid (whose memory to sample)"
+    if args.rss_plot and args.rss_every is None:
+        return "--rss-plot plots the samples of --rss-every"
     if args.kill_worker is not None:
         if args.url:
             return ("--kill-worker kills a worker of the server the bench starts; it does not "
@@ -413,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_table(result))
             if args.plot:
                 plot_run(result, args.plot)
+            if args.rss_plot and result.get("rss_over_time"):
+                plot_rss(result, args.rss_plot)
     except ServerError as exc:
         print(f"walkie bench: {exc}", file=sys.stderr)
         return 3

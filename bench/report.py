@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["client_bound", "format_find_max", "format_table", "plot_find_max", "plot_run"]
+__all__ = ["client_bound", "format_find_max", "format_table", "plot_find_max", "plot_rss",
+           "plot_run"]
 
 #: Above this the bench's own core is the bottleneck and latency figures are the bench's.
 CLIENT_BOUND_CPU_PERCENT = 85.0
@@ -82,6 +83,8 @@ def format_table(r: dict[str, Any]) -> str:
     processes = srv.get("processes") or []
     if len(processes) > 1:
         rows.insert(4, ("server processes", _processes_text(srv)))
+    if r.get("rss_over_time"):
+        rows.insert(5, ("server RSS over time", _rss_text(r["rss_over_time"])))
     outage = r.get("outage") or {}
     if outage.get("resets"):
         rows.append(("media outages", _outage_text(outage)))
@@ -122,6 +125,26 @@ def _per_packet(r: dict[str, Any]) -> str:
     elif floor.get("error"):
         text += f"; floor not measured: {floor['error']}"
     return text
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:+.2f} %"
+
+
+def _rss_text(rss: dict[str, Any]) -> str:
+    """``--rss-every``: growth after warm-up, per role, the slope and the goal."""
+    roles = ", ".join(f"{role} {_pct(g['growth_ratio'])}" for role, g in rss["by_role"].items())
+    slope = rss["slope_bytes_per_min"]
+    goal = {None: "too few samples for a figure", True: "goal < 5 %: met",
+            False: "goal < 5 %: NOT met"}[rss["within_goal"]]
+    return (f"{_mib(rss['baseline_bytes'])} -> {_mib(rss['final_bytes'])} MiB, growth "
+            f"{_pct(rss['growth_ratio'])} ({rss['definition']}; {roles}); slope "
+            f"{'-' if slope is None else f'{slope / 1024:+.0f}'} KiB/min; "
+            f"{len(rss['samples'])} samples every {rss['every_s']:g} s; {goal}")
 
 
 def _tree_note(srv: dict[str, Any]) -> str:
@@ -245,6 +268,48 @@ def plot_run(result: dict[str, Any], path: str) -> None:
     ax.set_title("walkie bench: latency CDF")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_rss(result: dict[str, Any], path: str) -> None:
+    """``--rss-every``: the server tree's RSS over time, per role, with the two windows the
+    growth figure compares, and the packets/s the bench received (the load it carried)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .rsslog import BASELINE, FINAL
+
+    rss = result["rss_over_time"]
+    samples = rss["samples"]
+    minutes = [s["t"] / 60 for s in samples]
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    ax.plot(minutes, [s["rss_bytes"] / 2**20 for s in samples], "-", lw=2, label="whole tree")
+    for role in rss["by_role"]:
+        ax.plot(minutes, [s["by_role"].get(role, 0) / 2**20 for s in samples], "-", lw=1,
+                label=role + ("s (incl. spare)" if role == "media worker" else ""))
+    d = rss["duration_s"] / 60
+    ax.axvspan(BASELINE[0] * d, BASELINE[1] * d, color="tab:green", alpha=0.12, label="baseline")
+    ax.axvspan(FINAL[0] * d, FINAL[1] * d, color="tab:red", alpha=0.12, label="final")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("minutes of talking")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_title(f"walkie bench: server RSS, {result['rooms']} rooms x {result['users_per_room']}"
+                 f" (growth {_pct(rss['growth_ratio'])})")
+    ax.grid(True, alpha=0.3)
+    rate = ax.twinx()
+    pairs = list(zip(samples, samples[1:]))
+    rate.plot([b["t"] / 60 for _, b in pairs],
+              [(b["received"] - a["received"]) / max(1e-6, b["t"] - a["t"]) for a, b in pairs],
+              ":", color="gray", label="packets/s received")
+    rate.set_ylim(bottom=0)
+    rate.set_ylabel("packets/s received by the bench", color="gray")
+    lines, labels = ax.get_legend_handles_labels()
+    lines2, labels2 = rate.get_legend_handles_labels()
+    ax.legend(lines + lines2, labels + labels2, fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

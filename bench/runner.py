@@ -38,6 +38,7 @@ from .flood import FloodSettings
 from .incidents import OfferFlood, WorkerKill
 from .procstat import sample
 from .proctree import TreeSample
+from .rsslog import RssLog, rss_summary
 from .scenario import Metronome, TalkSettings, Turn, rotate, stress
 from .server import fetch_healthz
 from .stats import percentiles
@@ -80,6 +81,8 @@ class RunSettings:
     attack_after: float = 5.0
     #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
     kill_worker_after: float | None = None
+    #: ``--rss-every S``: sample the server tree's RSS every S s through the talking (soak)
+    rss_every: float | None = None
 
 
 def _rss_self() -> int:
@@ -266,6 +269,9 @@ async def run_load(
     elif settings.kill_worker_after is not None and server_pid is not None:
         incident = WorkerKill(settings.kill_worker_after, server_pid, ctx)
     staged = asyncio.ensure_future(incident.run(t_start)) if incident is not None else None
+    rss_log = RssLog(server_pid, settings.rss_every) if settings.rss_every and server_pid else None
+    sampler = asyncio.ensure_future(rss_log.run(
+        t_start, lambda: _load_now(clients), stop)) if rss_log is not None else None
 
     async def measure() -> None:
         await asyncio.sleep(min(settings.warmup, settings.duration / 4))
@@ -289,7 +295,7 @@ async def run_load(
     health_end = await fetch_healthz(url, timeout=2.0)
     stop.set()
     await metronome.stop()
-    await asyncio.gather(consent, prog, return_exceptions=True)
+    await asyncio.gather(consent, prog, *([sampler] if sampler else []), return_exceptions=True)
     bench_rss = _rss_self()
 
     # Leave (closing WebSockets removes peers on the server).
@@ -315,9 +321,18 @@ async def run_load(
         gc_watch,
     )
     result["audio_gap"] = gaps.between("window_start", "window_end")
+    if rss_log is not None:
+        result["rss_over_time"] = rss_summary(rss_log.samples, settings.duration,
+                                              settings.rss_every or 0.0)
     if incident is not None:
         result["incident"] = incident.report(turns)
     return result
+
+
+def _load_now(clients: list[SyntheticClient]) -> dict[str, Any]:
+    """What the bench carries at an RSS sample: packets received so far, users still in."""
+    return {"received": sum(c.monitor.packets for c in clients if c.monitor is not None),
+            "users": sum(not c.closed for c in clients), "bench_rss_bytes": _rss_self()}
 
 
 def _result(

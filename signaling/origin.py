@@ -17,11 +17,14 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-__all__ = ["OriginError", "OriginPolicy", "format_origin", "parse_host", "parse_origin"]
+__all__ = ["OriginError", "OriginPolicy", "format_origin", "parse_host", "parse_origin",
+           "split_host"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+# One trailing dot is allowed: "localhost." is the same DNS name, and a browser sends it as
+# typed in both Origin and Host, so the two still compare equal.
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(?::([0-9]{1,5}))?")
 
 
@@ -57,24 +60,40 @@ def parse_host(text: str, default_port: int) -> tuple[str, int]:
     return _host_port(text, text, default_port)
 
 
-def _host_port(original: str, text: str, default_port: int) -> tuple[str, int]:
+def split_host(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` -> ``(host, port or None)``: the host lower-cased, an IPv6 literal
+    compressed and without its brackets. Used for ``Host`` headers (:mod:`signaling.hosts`)."""
+    if not isinstance(text, str):
+        raise OriginError("a Host header must be text")
     match = _HOST_PORT.fullmatch(text)
     if match is None:
-        raise OriginError(f"{original!r}: expected host[:port]")
+        raise OriginError(f"{text!r}: expected host[:port]")
     host, port_text = match.group(1), match.group(2)
     if host.startswith("["):
         try:
+            if "%" in host:  # a zone id: no browser sends one, and it is free text
+                raise ValueError
             host = str(ipaddress.IPv6Address(host[1:-1]))
         except ValueError:
-            raise OriginError(f"{original!r}: {host!r} is not an IPv6 address") from None
-    elif not (_HOSTNAME.fullmatch(host) and len(host) <= 253):
-        raise OriginError(f"{original!r}: {host!r} is not a host name or address")
+            raise OriginError(f"{text!r}: {host!r} is not an IPv6 address") from None
+    elif not (_HOSTNAME.fullmatch(host) and len(host) <= 254):
+        raise OriginError(f"{text!r}: {host!r} is not a host name or address")
     else:
         host = host.lower()
-    port = default_port if port_text is None else int(port_text)
+    if port_text is None:
+        return host, None
+    port = int(port_text)
     if not 1 <= port <= 65535:
-        raise OriginError(f"{original!r}: the port must be 1..65535")
+        raise OriginError(f"{text!r}: the port must be 1..65535")
     return host, port
+
+
+def _host_port(original: str, text: str, default_port: int) -> tuple[str, int]:
+    try:
+        host, port = split_host(text)
+    except OriginError as exc:
+        raise OriginError(str(exc).replace(repr(text), repr(original), 1)) from None
+    return host, default_port if port is None else port
 
 
 def format_origin(origin: tuple[str, str, int]) -> str:

@@ -27,6 +27,8 @@ from websockets.http11 import Request, Response
 
 from . import turn
 from .floor import FloorSettings
+from .headers import security_headers
+from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
@@ -65,6 +67,7 @@ class ServerConfig:
     rate: float = 20.0                 # messages per second per client, sustained
     burst: float = 40.0                # ... and in a burst
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    server_names: tuple[str, ...] = ()  # Host names served besides IP literals and localhost
     force_relay: bool = False          # browsers use only TURN relay candidates
     max_connections_per_ip: int = 64   # concurrent WebSockets from one address; 0 = no limit
     tick_interval: float = 0.25        # how often max talk time is checked
@@ -153,6 +156,8 @@ class SignalingServer:
         self.origins = OriginPolicy(config.allowed_origins)
         self._per_ip: dict[str, int] = {}  # open WebSockets per remote address
         self._origin_logged = -ORIGIN_LOG_INTERVAL
+        self.hosts = HostPolicy(config.server_names)  # DNS rebinding: signaling/hosts.py
+        self._host_logged = -ORIGIN_LOG_INTERVAL
 
     @classmethod
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
@@ -340,14 +345,28 @@ class SignalingServer:
     # -- plain HTTP ---------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        tls = self.config.ssl is not None
+        try:  # every path and the upgrade: see signaling/hosts.py (DNS rebinding)
+            policy = security_headers(self.hosts.check(request.headers.get_all("Host")), tls)
+        except HostRefused as refused:
+            self._log_refused_host(refused)
+            return _to_ws(text_response(refused.status, refused.reason, f"{refused}\n"),
+                          security_headers(None, tls))
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             if not self._origin_allowed(request.headers):
-                return _to_ws(text_response(403, "Forbidden", "origin not allowed\n"))
+                return _to_ws(text_response(403, "Forbidden", "origin not allowed\n"), policy)
             return None  # let websockets do the upgrade (or answer 426 / 405 itself)
         if path == "/healthz":
-            return _to_ws(self._healthz(request.method))
-        return _to_ws(self.site.respond(request.method, request.path, request.headers))
+            return _to_ws(self._healthz(request.method), policy)
+        return _to_ws(self.site.respond(request.method, request.path, request.headers), policy)
+
+    def _log_refused_host(self, refused: HostRefused) -> None:
+        now = time.monotonic()  # at most a line per 10 s: any page can make browsers knock
+        if refused.host is not None and now - self._host_logged >= ORIGIN_LOG_INTERVAL:
+            self._host_logged = now
+            log.warning("refused Host %.80r; if that name is yours, add --server-name",
+                        refused.host)
 
     def _origin_allowed(self, headers: Headers) -> bool:
         """Refuse WebSocket handshakes from foreign web pages (see :mod:`signaling.origin`)."""
@@ -379,8 +398,10 @@ class SignalingServer:
                              head=method == "HEAD")
 
 
-def _to_ws(response: HttpResponse) -> Response:
-    return Response(response.status, response.reason, Headers(response.headers), response.body)
+def _to_ws(response: HttpResponse, extra: list[tuple[str, str]]) -> Response:
+    headers = Headers(response.headers)
+    headers.update(extra)
+    return Response(response.status, response.reason, headers, response.body)
 
 
 def _remote_ip(ws: ServerConnection) -> str:

@@ -42,7 +42,7 @@ from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
 from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, seconds,
-                      switch_word, whole)
+                      server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -178,6 +178,12 @@ class Config:
     allowed_origin: tuple[str, ...] = _each(
         "also accept WebSockets from pages of ORIGIN, e.g. https://intranet.example.org "
         "(repeatable; the server's own origin is always accepted)", origin, "ORIGIN")
+    # -- HTTP hardening (issue 9): the Host names served; any other Host gets 421, which
+    # stops DNS rebinding (signaling/hosts.py, docs/SECURITY.md "HTTP").
+    server_name: tuple[str, ...] = _each(
+        "answer HTTP and WebSocket requests for NAME, e.g. walkie.example.org or "
+        "*.example.org (repeatable); IP addresses, localhost and the names on the TLS "
+        "certificate are always answered, any other Host gets 421", server_name, "NAME")
     workers: int = _setting(
         1, "media worker processes, one per core, each owning whole rooms on its own UDP "
            "port (--udp-port + i); one that dies is restarted on its port",
@@ -206,8 +212,10 @@ class Config:
         urls = self.stun_url + self.turn_url
         return TurnConfig(urls, self.turn_secret or None, self.turn_ttl) if urls else None
 
-    def server_config(self, tls: ssl.SSLContext | None = None) -> ServerConfig:
-        """The signaling server's config; ``tls`` serves HTTPS/WSS."""
+    def server_config(self, tls: ssl.SSLContext | None = None,
+                      certificate_names: tuple[str, ...] = ()) -> ServerConfig:
+        """The signaling server's config; ``tls`` serves HTTPS/WSS for
+        ``certificate_names`` (answered like ``--server-name``)."""
         return ServerConfig(
             host=self.host,
             port=self.port,
@@ -217,6 +225,7 @@ class Config:
             turn=self.turn_config(),
             ssl=tls,
             allowed_origins=self.allowed_origin,
+            server_names=self.server_name + certificate_names,
             force_relay=self.force_relay,
             max_connections_per_ip=self.max_connections_per_ip,
         )

@@ -10,11 +10,12 @@ import ipaddress
 import math
 from collections.abc import Callable
 
+from signaling.hosts import parse_server_name
 from signaling.origin import parse_origin
 from signaling.turn import parse_ice_url
 
 __all__ = ["LOG_LEVELS", "as_is", "bind_address", "ice_url", "ip_address", "log_level", "origin",
-           "seconds", "switch_word", "whole"]
+           "seconds", "server_name", "switch_word", "whole"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = ("1", "true", "yes", "on")
@@ -79,6 +80,11 @@ def origin(text: str) -> str:
     """A web origin (``https://host[:port]``), checked and kept as written."""
     parse_origin(text)
     return text
+
+
+def server_name(text: str) -> str:
+    """A host name the server answers to (``walkie.example.org``, ``*.example.org``)."""
+    return parse_server_name(text)
 
 
 def log_level(text: str) -> str:

@@ -9,17 +9,19 @@ microphone. Where media runs is decided in one place, :func:`start_media`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import ssl
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sfu
 from signaling import tls
+from signaling.hosts import parse_server_name
 from signaling.server import SignalingServer
 from signaling.tls import CertificateError
 
@@ -91,7 +93,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
     media = await start_media(config)
     server = None
     try:
-        server = await SignalingServer.start(config.server_config(https.context), media)
+        server = await SignalingServer.start(
+            config.server_config(https.context, https.names), media)
         for line in _startup_lines(config, server, media, https):
             print(line, flush=True)
         if ready is not None:
@@ -114,6 +117,7 @@ class _Https:
     cert: str | None = None
     key: str | None = None
     lines: tuple[str, ...] = ()  # what to tell the operator about the certificate
+    names: tuple[str, ...] = ()  # the certificate's DNS names: Host names served
 
 
 def _https(config: Config) -> _Https:
@@ -124,14 +128,30 @@ def _https(config: Config) -> _Https:
         directory = Path(config.cert_dir) if config.cert_dir else tls.default_cert_dir()
         info = tls.ensure_self_signed(directory, names)
         cert, key = str(info.cert_path), str(info.key_path)
-        return _Https(tls.server_context(cert, key), cert, key, _self_signed_lines(info))
+        return _Https(tls.server_context(cert, key), cert, key, _self_signed_lines(info),
+                      _dns_names(info.names))
     if config.tls_cert and config.tls_key:
         context = tls.server_context(config.tls_cert, config.tls_key)
         _, covered, not_after = tls.describe(config.tls_cert)
         line = (f"walkie: TLS certificate {config.tls_cert} for {', '.join(covered)}"
                 f" (valid until {not_after:%Y-%m-%d}; SIGHUP reloads it)")
-        return _Https(context, config.tls_cert, config.tls_key, (line,))
+        return _Https(context, config.tls_cert, config.tls_key, (line,), _dns_names(covered))
     return _Https()
+
+
+def _dns_names(covered: Iterable[str]) -> tuple[str, ...]:
+    """The host names (not addresses) of a certificate that the Host check can take: a
+    browser that trusts the certificate for a name may send that name (signaling/hosts.py)."""
+    names = []
+    for name in covered:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            try:
+                names.append(parse_server_name(name))
+            except ValueError:
+                continue
+    return tuple(names)
 
 
 def _startup_lines(config: Config, server: SignalingServer, media: Media,
@@ -159,6 +179,8 @@ def _startup_lines(config: Config, server: SignalingServer, media: Media,
         relay = "; relay forced" if config.force_relay else ""
         lines.append(f"walkie: ICE servers for browsers: {', '.join(turn.urls)} "
                      f"(TURN credentials valid {turn.ttl} s{relay})")
+    lines.append(f"walkie: answers to IP addresses and {', '.join(server.hosts.names)} "
+                 "(any other Host gets 421; --server-name adds a name)")
     if server.origins.allowed:
         lines.append(f"walkie: WebSockets accepted from this server's pages and from "
                      f"{', '.join(server.origins.allowed)}")

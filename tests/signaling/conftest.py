@@ -185,4 +185,4 @@ async def http(server: SignalingServer, request: str) -> tuple[int, dict[str, st
 
 
 def get(path: str, method: str = "GET", extra: str = "") -> str:
-    return f"{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n"
+    return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n"

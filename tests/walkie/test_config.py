@@ -63,6 +63,8 @@ ROWS = [
     Row("cert_dir", "/tmp/x", "/tmp/x", "/tmp/y", "/tmp/y"),
     Row("allowed_origin", "https://a.example", ("https://a.example",),
         "https://b.example,http://c:8080", ("https://b.example", "http://c:8080")),
+    Row("server_name", "Walkie.Example.org.", ("walkie.example.org",),
+        "a.example, *.b.example", ("a.example", "*.b.example")),
     Row("workers", "4", 4, "2", 2),
     Row("max_connections_per_ip", "0", 0, "10", 10),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
@@ -140,8 +142,10 @@ def test_the_library_configs_are_built_from_the_settings(tmp: Path) -> None:
                    "--turn-url", "turn:T.example", "--stun-url", "stun:s.example",
                    "--turn-secret-file", str(tmp / "one"), "--force-relay",
                    "--allowed-origin", "https://a.example", "--max-connections-per-ip", "3",
-                   "--udp-port", "0", "--announced-ip", "203.0.113.7"], {})
-    server = config.server_config()
+                   "--udp-port", "0", "--announced-ip", "203.0.113.7",
+                   "--server-name", "walkie.example.org"], {})
+    server = config.server_config(certificate_names=("cert.example",))
+    assert server.server_names == ("walkie.example.org", "cert.example")
     assert (server.host, server.port, server.max_talk_time, server.queue) == (
         "127.0.0.3", 0, None, False)
     assert server.force_relay and server.allowed_origins == ("https://a.example",)
@@ -191,6 +195,12 @@ REFUSED = [
     (["--allowed-origin", "intranet.example.org"], {},
      "--allowed-origin 'intranet.example.org' is not an origin: it must start with http:// "
      "or https://"),
+    (["--server-name", "https://walkie.example.org"], {},
+     "--server-name 'https://walkie.example.org' is not a host name (write the name only, "
+     "e.g. walkie.example.org or *.example.org: no scheme, port or path)"),
+    ([], {"WALKIE_SERVER_NAME": "walkie.example.org:443"},
+     "WALKIE_SERVER_NAME 'walkie.example.org:443' is not a host name (write the name only, "
+     "e.g. walkie.example.org or *.example.org: no scheme, port or path)"),
     (["--turn-url", "turn:t", "--turn-secret", "k", "--turn-ttl", "10"], {},
      "--turn-ttl must be 60..604800 seconds"),
     (["--turn-url", "turn:t", "--turn-secret", "k", "--turn-ttl", "9999999"], {},

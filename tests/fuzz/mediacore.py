@@ -55,6 +55,10 @@ _A: Address = ("127.0.0.1", 50000)
 _B: Address = ("127.0.0.1", 50001)
 _SOURCES: tuple[Address, ...] = (_A, _B, ("127.0.0.1", 50002), ("::1", 50000))
 _REBUILD_EVERY = 500
+# One input stays cheap (libFuzzer's -timeout is 30 s, on a loaded machine): this many
+# frames, and time steps only while the input has covered less than this much time.
+_MAX_FRAMES = 64
+_MAX_SECONDS = 120.0
 
 
 class _World:
@@ -142,7 +146,10 @@ def datagrams(data: bytes) -> None:
     world = _world
     world.inputs += 1
     checked: set[Address] = {_A, _B}
-    for op, payload in frames(data):
+    start = world.net.now
+    for count, (op, payload) in enumerate(frames(data)):
+        if count == _MAX_FRAMES or world.net.now - start > _MAX_SECONDS:
+            break
         _step(world, op, payload, checked)
         lost, world.net.lost = world.net.lost, []
         for _, address in lost:

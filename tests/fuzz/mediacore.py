@@ -121,8 +121,11 @@ def _step(world: _World, op: int, payload: bytes, checked: set[Address]) -> None
         net.advance(0.02 * (payload[0] if payload else 1))
         return
     elif action == 5:
+        # As the hub does: name a speaker only while it is there (the control API refuses
+        # others with KeyError; an input may have made the core drop a peer or the room).
         speaker = ("a", "b", None, None)[(op >> 3) & 3]
-        world.core.set_speaker("r", speaker, net.now)
+        if speaker is None or world.core.peer_stats(speaker) is not None:
+            world.core.set_speaker("r", speaker, net.now)
         data = None
     if data is not None:
         world.core.handle_datagram(net.now, source, data)

@@ -19,7 +19,8 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from .flood import FloodSettings
+from .flood import DEFAULT_OFFER_BYTES, FloodSettings
+from .probes import PROBES, ProbeSettings, run_probe
 from .report import (client_bound, format_find_max, format_table, plot_find_max, plot_rss,
                      plot_run)
 from .runner import RunSettings, run_load
@@ -100,11 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
-    p.add_argument("--attack", choices=["offer-flood"], default=None,
+    p.add_argument("--attack", choices=["offer-flood", *PROBES], default=None,
                    help="stage an attack while the rooms talk: offer-flood = WebSockets from "
-                        "one address (at the per-address limit), each sending invalid 64 KiB "
-                        "offers at the per-connection message rate; reports the talking "
-                        "rooms' longest audio gap, loss and /healthz latency before and during")
+                        "one address (at the per-address limit), each sending invalid offers "
+                        "as large as the server parses at the per-connection message rate; "
+                        "reports the talking rooms' longest audio gap, loss and /healthz "
+                        "latency before and during. Or probe signaling alone (no rooms talk): "
+                        "join-sweep = joins/s --flood-connections sockets from one address "
+                        "get; password-guess = wrong passwords/s the server evaluates for one "
+                        "address, and a legitimate password join's time meanwhile")
     p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
                    help="the attack starts S seconds after talking starts (default 5)")
     p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
@@ -115,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flood-rate", type=float, default=20.0,
                    help="offers per second per flood connection (default 20, the server's "
                         "per-connection message rate)")
-    p.add_argument("--flood-offer-bytes", type=int, default=65_000,
-                   help="size of each flood offer message (default 65000; the limit is 65536)")
+    p.add_argument("--flood-offer-bytes", type=int, default=DEFAULT_OFFER_BYTES,
+                   help=f"size of each flood offer message (default {DEFAULT_OFFER_BYTES}: the "
+                        "server parses offers up to 32 KiB; a message may be 64 KiB)")
     p.add_argument("--flood-address", default="127.0.0.66",
                    help="the flood's source address (default 127.0.0.66)")
     p.add_argument("--kill-worker", type=float, default=None, metavar="AFTER",
@@ -206,6 +212,25 @@ class _Bench:
             rss_every=a.rss_every,
         )
 
+    def probe(self) -> dict[str, Any]:
+        """A signaling probe (``--attack join-sweep`` / ``password-guess``): no rooms talk."""
+        a = self.args
+        settings = ProbeSettings(a.attack, seconds=a.attack_seconds,
+                                 connections=a.flood_connections, address=a.flood_address)
+        server = None if a.url else ServerProcess.start(
+            max_users=max(a.users, 1), core=a.server_core if self.pin else None,
+            extra_args=list(a.server_arg), address_limits=True)
+        url = a.url or server.url  # type: ignore[union-attr]
+        base = url.rstrip("/")
+        ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"
+        try:
+            self._pin_self()
+            result = _run(run_probe(settings, ws_url, base, os.urandom(3).hex()))
+        finally:
+            code = server.stop() if server is not None else None
+        result["server"] = {"url": url, "started_by_bench": server is not None, "exit_code": code}
+        return result
+
     def floor(self) -> dict[str, Any] | None:
         """This machine's floor, measured once per bench invocation (before any server runs)."""
         a = self.args
@@ -227,14 +252,6 @@ class _Bench:
         )
         return result
 
-    def _server_args(self) -> list[str]:
-        """Extra server arguments: the attack puts the documented per-address limit (64) back
-        on (the last --max-connections-per-ip wins), so that it binds the flood's address;
-        the bench's users then each connect from an address of their own."""
-        extra = list(self.args.server_arg)
-        if self.args.attack:  # before the user's own --server-arg, which may override it
-            extra = ["--max-connections-per-ip", "64", *extra]
-        return extra
 
     def _pin_self(self) -> None:
         if self.pin and self._saved_affinity is None:
@@ -259,7 +276,10 @@ class _Bench:
         server = ServerProcess.start(
             max_users=max(a.users, 1),
             core=a.server_core if self.pin else None,
-            extra_args=self._server_args(),
+            extra_args=list(a.server_arg),
+            # An attack keeps the server's per-address limits, so that they bind the attacker's
+            # address; the bench's users then each connect from an address of their own.
+            address_limits=bool(a.attack),
         )
         try:
             self._pin_self()
@@ -356,7 +376,7 @@ def _check_incidents(args: argparse.Namespace) -> str | None:
             return "--flood-offer-bytes must be 1200..1048576"
         if not 0 < args.attack_seconds <= 120 or args.attack_after < 2.5:
             return "--attack-seconds must be in (0, 120] and --attack-after >= 2.5"
-        if args.duration < args.attack_after + args.attack_seconds + 2:
+        if args.duration < args.attack_after + args.attack_seconds + 2 and args.attack not in PROBES:
             return ("--duration must cover the attack and 2 s after it "
                     f"(>= {args.attack_after + args.attack_seconds + 2:g} s)")
         try:
@@ -424,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.plot:
                 plot_find_max(steps, args.plot, args.latency_bound_ms)
             result = top
+        elif args.attack in PROBES:
+            result = bench.probe()
+            result["machine"] = machine
+            print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
         else:
             result = bench.run(args.rooms or 1)
             result["machine"] = machine

@@ -3,7 +3,9 @@
 One client address opens ``connections`` WebSockets (64: the server's default per-address
 limit, ``--max-connections-per-ip``), joins each to a room (an offer needs a joined member),
 then sends ``rate`` invalid offers per second on each (20: the per-connection message rate),
-each as large as a message may be (64 KiB). When signaling and media shared one process and
+each as large as the server parses (32 KiB; a message may be 64 KiB). The server's budgets
+bind it since issue 9: its joins (a burst of 20, then 2/s), its bytes per second, and the
+fifth unusable offer of a connection closes it. When signaling and media shared one process and
 one event loop, that kept the loop busy for the whole flood and audio in an unrelated room
 stalled for seconds (docs/BENCHMARKS.md, "Media in worker processes", has the figures before
 and after media moved to worker processes).
@@ -41,8 +43,9 @@ __all__ = ["FLOOD_ADDRESS", "Flood", "FloodSettings", "flood_offer"]
 #: The flood's source address: a loopback address no bench user has (they live in 127.1+/16
 #: and servers on 127.0.0.1), so the server's per-address limit counts the flood alone.
 FLOOD_ADDRESS = "127.0.0.66"
-#: The protocol's message size limit (signaling/messages.py MAX_MESSAGE_BYTES), less margin.
-DEFAULT_OFFER_BYTES = 65_000
+#: Just under the largest offer the server parses (signaling/budgets.py MAX_OFFER_BYTES:
+#: 32 KiB of SDP); a larger one is refused before parsing, which costs the server less.
+DEFAULT_OFFER_BYTES = 32_000
 _FINGERPRINT = ":".join(["5A"] * 32)
 
 

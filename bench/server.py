@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 __all__ = ["ServerError", "ServerProcess", "fetch_healthz", "spawn_pinned"]
 
 _OPEN_LINE = re.compile(r"walkie: open (https?://\S+)")
+#: ``walkie serve`` flags that lift every per-address limit and the server-wide connection cap.
+UNLIMITED = ("--max-connections", "0", "--max-connections-per-ip", "0", "--join-rate-per-ip", "0",
+             "--rooms-per-ip", "0", "--message-rate-per-ip", "0", "--byte-rate-per-ip", "0")
 
 
 class ServerError(RuntimeError):
@@ -51,14 +54,16 @@ class ServerProcess:
         host: str = "127.0.0.1",
         extra_args: list[str] | None = None,
         timeout: float = 20.0,
+        address_limits: bool = False,
     ) -> ServerProcess:
-        """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line."""
+        """Spawn the server on an ephemeral HTTP and UDP port and wait for its URL line.
+        ``address_limits``: keep the server's per-address limits and budgets (attacks);
+        otherwise they are off, since every synthetic user comes from this one machine."""
         cmd = [
             sys.executable, "-m", "walkie", "serve",
             "--host", host, "--port", "0", "--udp-port", "0",
             "--max-users", str(max_users), "--log-level", "warning",
-            # Every synthetic user's WebSocket comes from this one machine.
-            "--max-connections-per-ip", "0",
+            *([] if address_limits else UNLIMITED),
             *(extra_args or []),
         ]
         # The bench pins itself after spawning; the child must not inherit that pinning

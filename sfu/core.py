@@ -37,6 +37,7 @@ from .peer import Peer
 from .room import Room
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
+from .silence import SOUNDING, SpeakerWatch
 from .srtp import SrtpError
 from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
 
@@ -57,12 +58,15 @@ class PeerEvent:
     valid STUN check for the consent timeout: the peer was removed), ``dtls_failed`` (handshake
     failed, fingerprint mismatch or no DTLS in time: removed), ``closed`` (the peer closed
     DTLS: removed); a worker pool adds ``reset`` (the peer's worker died: removed).
+    About the room's speaker (sfu/silence.py): ``speaker_active`` (its RTP arrives) and
+    ``speaker_silent`` (none for ``silent_for`` seconds, at least ``SILENCE_AFTER``).
     """
 
     kind: str
     peer_id: str
     room_id: str
     reason: str = ""
+    silent_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ class MediaCore:
         self._events: deque[PeerEvent] = deque()
         self._timers: list[tuple[float, int, Peer]] = []
         self._timer_seq = 0
+        #: speakers' uplink silence checks (the end-of-media timer's media half)
+        self._watch = SpeakerWatch(PeerEvent)
         self._closed = False
         # worker-wide counters (per-packet counters live on peers and rooms)
         self.datagrams_received = 0
@@ -122,12 +128,13 @@ class MediaCore:
     def poll_timeout(self) -> float | None:
         """When :meth:`handle_timeout` must be called next (None: only when input arrives)."""
         timers = self._timers
+        watch = self._watch.poll_timeout()
         while timers:
             deadline, _, peer = timers[0]
             if peer.scheduled == deadline and self._peers.get(peer.peer_id) is peer:
-                return deadline
+                return deadline if watch is None else min(deadline, watch)
             heapq.heappop(timers)  # superseded by an earlier deadline, or the peer is gone
-        return None
+        return watch
 
     # ------------------------------------------------------------------ commands
 
@@ -210,7 +217,10 @@ class MediaCore:
             speaker = room.members.get(peer_id)
             if speaker is None:
                 raise KeyError(f"peer {peer_id!r} is not in room {room_id!r}")
-        if not room.set_speaker(speaker) or speaker is None:
+        if not room.set_speaker(speaker):
+            return
+        self._watch.follow(room, now)
+        if speaker is None:
             return
         for arrival, ssrc, seq, ts, level, payload in speaker.take_preroll(now):
             self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival)
@@ -262,6 +272,7 @@ class MediaCore:
             peer.scheduled = math.inf
             self._send(peer, peer.on_timeout(now, wall))
             self._settle(peer, now)
+        self._events.extend(self._watch.expire(now))
 
     # ------------------------------------------------------------------ per kind
 
@@ -284,6 +295,9 @@ class MediaCore:
         peer.track_uplink(ssrc, seq, ts, now)
         room = peer.room
         if room.speaker is peer:
+            room.heard_at = now
+            if room.watch != SOUNDING:  # its first packet, or the first after a silence
+                self._events.append(self._watch.heard(room, now))
             self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
         else:
             peer.rtp_dropped_not_speaker += 1
@@ -361,6 +375,8 @@ class MediaCore:
         if peer.take_connected(now):
             peer.room.refresh_routes()
             self._events.append(PeerEvent("connected", peer.peer_id, peer.room.room_id))
+            if peer.room.speaker is peer:  # the speaker can send from now on: watch it
+                self._watch.follow(peer.room, now)
         self._schedule(peer)
 
     def _schedule(self, peer: Peer) -> None:
@@ -395,6 +411,7 @@ class MediaCore:
         room.members.pop(peer.peer_id, None)
         if room.speaker is peer:
             room.set_speaker(None)
+            self._watch.stop(room)
         room.refresh_routes()
         if not room.members and self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]

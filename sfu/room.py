@@ -25,7 +25,7 @@ class Room:
     """
 
     __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
-                 "packets_forwarded")
+                 "packets_forwarded", "watch", "heard_at", "watch_gen")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
@@ -36,6 +36,11 @@ class Room:
         self.routes: tuple[Route, ...] = ()
         self.bursts = 0
         self.packets_forwarded = 0
+        #: the speaker's uplink watch (sfu/silence.py): its state, the arrival of the
+        #: speaker's last packet (or the watch's start), and a generation for stale checks
+        self.watch = 0
+        self.heard_at = 0.0
+        self.watch_gen = 0
 
     def refresh_routes(self) -> None:
         """Recompute who gets the room's downlink: connected peers that accept audio."""

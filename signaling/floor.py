@@ -1,8 +1,16 @@
 """Floor control for one room: who may talk, who waits, and for how long.
 
 Modelled on MCPTT floor control (3GPP TS 24.380): request, granted, deny (busy), queued
-(with position), release, revoke (max talk time) and idle. Pre-emption by priority is not
-modelled: every member has the same priority.
+(with position), release, revoke (max talk time, no media) and idle. Pre-emption by priority
+is not modelled: every member has the same priority.
+
+The end-of-media timer (MCPTT's T1): a holder whose audio stops reaching the media plane is
+revoked (reason ``no_media``), so that a frozen tab or a dead network cannot keep the floor.
+The media plane reports the holder's uplink edges (``media_active``, ``media_silent``: see
+``sfu/silence.py``); the floor revokes ``no_media_timeout`` seconds after the holder's last
+packet. A holder from whom nothing was heard yet (it pressed before its media connected, or
+its media is being set up again after a reset or a new offer) gets ``media_wait`` seconds
+instead, counted from the grant or from the loss (``media_lost``).
 
 This module is pure: no I/O, no clock. Time is passed in (seconds, from any monotonic
 clock) so the state machine can be tested exhaustively and the server decides how often to
@@ -41,6 +49,11 @@ class FloorSettings:
 
     max_talk_time: float | None = 60.0
     queue: bool = True
+    #: seconds without the holder's audio before ``no_media`` (None or 0: never). Off by
+    #: default here: only a caller that feeds media_* events may turn it on (the server does).
+    no_media_timeout: float | None = None
+    #: seconds a holder may take to get its first audio through (media setup, TURN)
+    media_wait: float = 10.0
 
     @property
     def max_talk_ms(self) -> int | None:
@@ -77,7 +90,8 @@ class Queued:
 
 @dataclass(frozen=True, slots=True)
 class Revoked:
-    """``member`` lost the floor against its will (``reason``: ``max_talk_time``)."""
+    """``member`` lost the floor against its will (``reason``: ``max_talk_time``, or
+    ``no_media``: its audio stopped reaching the media plane)."""
 
     member: str
     reason: str
@@ -109,13 +123,15 @@ class Floor:
     always hands the floor to the head of the queue).
     """
 
-    __slots__ = ("settings", "_holder", "_granted_at", "_queue")
+    __slots__ = ("settings", "_holder", "_granted_at", "_queue", "_media_due")
 
     def __init__(self, settings: FloorSettings | None = None) -> None:
         self.settings = settings or FloorSettings()
         self._holder: str | None = None
         self._granted_at = 0.0
         self._queue: deque[str] = deque()
+        # When the holder is revoked for no media unless its audio is heard (None: it is).
+        self._media_due: float | None = None
 
     # -- queries ------------------------------------------------------------------------
 
@@ -139,6 +155,12 @@ class Floor:
         if self._holder is None or not self.settings.max_talk_time:
             return None
         return self._granted_at + self.settings.max_talk_time
+
+    def media_deadline(self) -> float | None:
+        """When the holder is revoked for ``no_media`` unless its audio is heard first."""
+        if self._holder is None or not self.settings.no_media_timeout:
+            return None
+        return self._media_due
 
     # -- operations ---------------------------------------------------------------------
 
@@ -175,18 +197,45 @@ class Floor:
         return self._drop(member, now)
 
     def tick(self, now: float) -> list[Effect]:
-        """Revoke the floor from a holder whose talk time ran out."""
+        """Revoke the floor from a holder whose talk time ran out, or whose audio stopped."""
         deadline = self.deadline()
-        if deadline is None or now < deadline:
-            return []
+        if deadline is not None and now >= deadline:
+            return self._revoke("max_talk_time", now)
+        media_due = self.media_deadline()
+        if media_due is not None and now >= media_due:
+            return self._revoke("no_media", now)
+        return []
+
+    # -- the holder's media (the end-of-media timer) ------------------------------------
+
+    def media_active(self, member: str) -> None:
+        """``member``'s audio reaches the media plane: as holder, it is not revoked for
+        no media while this lasts."""
+        if member == self._holder:
+            self._media_due = None
+
+    def media_silent(self, member: str, now: float, silent_for: float) -> None:
+        """No audio from ``member`` for ``silent_for`` seconds: as holder, it is revoked
+        ``no_media_timeout`` after its last packet (never counted from before its grant)."""
+        if member == self._holder and self.settings.no_media_timeout:
+            since = max(now - silent_for, self._granted_at)
+            self._media_due = since + self.settings.no_media_timeout
+
+    def media_lost(self, member: str, now: float) -> None:
+        """``member``'s media session is gone and being set up again (a media reset, a new
+        offer): as holder, it gets ``media_wait`` from now to be heard again."""
+        if member == self._holder:
+            self._media_due = now + self.settings.media_wait
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _revoke(self, reason: str, now: float) -> list[Effect]:
         holder = self._holder
         assert holder is not None
         self._holder = None
-        effects: list[Effect] = [Revoked(holder, "max_talk_time")]
+        effects: list[Effect] = [Revoked(holder, reason)]
         effects.extend(self._next(now))
         return effects
-
-    # -- internals ----------------------------------------------------------------------
 
     def _drop(self, member: str, now: float) -> list[Effect]:
         if self._holder == member:
@@ -214,6 +263,7 @@ class Floor:
     def _grant(self, member: str, now: float) -> list[Effect]:
         self._holder = member
         self._granted_at = now
+        self._media_due = now + self.settings.media_wait
         return [Granted(member, self.settings.max_talk_ms), self._changed()]
 
     def _remaining_ms(self, now: float) -> int | None:

@@ -1,5 +1,8 @@
 """The signaling logic: clients, rooms, presence, the floor and the SDP exchange.
 
+(A little over 400 lines: every transition of a session is here, in one readable place;
+the vocabulary is in session.py and the limits' rules in budgets.py.)
+
 The :class:`Hub` is the server without the sockets. The WebSocket layer (``server.py``)
 feeds it validated messages, disconnects, media-plane events and clock ticks; the hub
 answers with :class:`Send`, :class:`Close` and :class:`Negotiate` actions that the server
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import floor as fl
+from .budgets import MAX_BAD_OFFERS, offer_too_large
 from .messages import (
     ClientMessage,
     FloorRelease,
@@ -51,7 +56,8 @@ CLOSE_MEDIA = 1011
 CLOSE_TOO_LARGE = 1009
 
 #: Error codes that end the session when they answer a join.
-FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large"})
+FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large",
+                         "too_many_rooms", "join_timeout"})
 
 
 class Hub:
@@ -156,16 +162,31 @@ class Hub:
         self._sync_speaker(self._room_of(member))
         return actions
 
-    def offer_failed(self, negotiation: Negotiate, reason: str | None) -> list[Action]:
+    def offer_failed(self, negotiation: Negotiate, reason: str | None,
+                     unusable: bool = True) -> list[Action]:
         """The media plane refused the offer (``reason`` for the client: ``bad_offer``), or
-        failed internally (``reason`` None: ``server_error``). The session goes on."""
+        failed internally (``reason`` None: ``server_error``). The session goes on, unless
+        this was the connection's MAX_BAD_OFFERS-th ``unusable`` offer; ``unusable`` False
+        says the media plane itself could not serve it (a worker restarting): not counted."""
         client = negotiation.client
         if not self._still_wanted(negotiation):
             return []
         client.offer_pending = None
         if reason is None:
             return self.server_error(client)
-        return self.error(client, ProtocolError("bad_offer", reason or "unusable offer"))
+        return self._bad_offer(client, reason or "unusable offer", counted=unusable)
+
+    def _bad_offer(self, client: Client, reason: str, counted: bool = True) -> list[Action]:
+        """``bad_offer``; fatal for the MAX_BAD_OFFERS-th unusable offer of a connection (the
+        page never sends a second one: www/negotiation.js gives up on the first)."""
+        if counted:
+            client.bad_offers += 1
+        if client.bad_offers < MAX_BAD_OFFERS:
+            return self.error(client, ProtocolError("bad_offer", reason))
+        message = f"{reason}; {MAX_BAD_OFFERS} unusable offers on this connection, closing"
+        actions: list[Action] = [Send(client, error_message("bad_offer", message, True))]
+        actions.extend(self._close(client, CLOSE_FATAL, "bad_offer"))
+        return actions
 
     def _still_wanted(self, negotiation: Negotiate) -> bool:
         client = negotiation.client
@@ -185,13 +206,17 @@ class Hub:
         if event.kind == "connected":
             client.media_connected = True
             return [Send(client, encode({"type": "media", "state": "connected"}))]
+        if event.kind in ("speaker_active", "speaker_silent"):
+            return self._speaker_media(client, event)
         if event.kind == "reset":
             # The media plane forgot the peer; membership, floor and queue stay. A holder
             # stops being the speaker until its new offer is accepted.
             client.peer_id = None
             client.media_connected = False
             assert client.member is not None
-            self._sync_speaker(self._room_of(client.member))
+            room = self._room_of(client.member)
+            room.floor.media_lost(client.member.id, self.clock())
+            self._sync_speaker(room)
             reason = event.reason or "media reset"
             return [Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
         if event.kind in ("consent_lost", "dtls_failed", "closed"):
@@ -205,8 +230,21 @@ class Hub:
             return actions
         return []
 
+    def _speaker_media(self, client: Client, event: PeerEventLike) -> list[Action]:
+        """The holder's audio reaches the media plane, or stopped (the end-of-media timer:
+        the floor revokes on a later tick, or at once if the silence is already too long)."""
+        member = client.member
+        assert member is not None
+        room = self._room_of(member)
+        if event.kind == "speaker_active":
+            room.floor.media_active(member.id)
+            return []
+        room.floor.media_silent(member.id, self.clock(), event.silent_for)
+        return self._floor_effects(room, room.floor.tick(self.clock()))
+
     def tick(self) -> list[Action]:
-        """Revoke floors whose max talk time ran out. Call it a few times a second."""
+        """Revoke floors whose max talk time ran out, or whose holder's audio stopped (no
+        media). Call it a few times a second."""
         now = self.clock()
         actions: list[Action] = []
         for room in self.registry.rooms():
@@ -257,13 +295,18 @@ class Hub:
             return self.error(
                 client, ProtocolError("bad_message", "an offer is already being answered")
             )
+        too_large = offer_too_large(msg.sdp)
+        if too_large is not None:  # refused before the media plane parses it
+            return self._bad_offer(client, too_large)
         if client.peer_id is not None:
             # A new offer replaces the media session (docs/PROTOCOL.md, "offer"): the old
             # peer goes first, so that the id is free for the new one.
             peer_id, client.peer_id = client.peer_id, None
             client.media_connected = False
             self._remove_peer(peer_id)
-            self._sync_speaker(self._room_of(member))
+            room = self._room_of(member)
+            room.floor.media_lost(member.id, self.clock())
+            self._sync_speaker(room)
         client.offer_pending = next(self._offers)
         return [Negotiate(client, client.offer_pending, member.id, member.room_id, msg.sdp)]
 
@@ -384,5 +427,9 @@ class Hub:
         return actions
 
 
-def error_message(code: str, message: str, fatal: bool) -> str:
-    return encode({"type": "error", "code": code, "message": message, "fatal": fatal})
+def error_message(code: str, message: str, fatal: bool, retry_after: float | None = None) -> str:
+    """An ``error``; ``retry_after`` (seconds) adds ``retry_ms`` (``try_later``)."""
+    error: dict[str, object] = {"type": "error", "code": code, "message": message, "fatal": fatal}
+    if retry_after is not None:
+        error["retry_ms"] = max(1, math.ceil(retry_after * 1000))
+    return encode(error)

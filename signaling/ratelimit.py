@@ -25,10 +25,23 @@ class TokenBucket:
 
     def allow(self, now: float, cost: float = 1.0) -> bool:
         """Take ``cost`` tokens if available; False means the message must be refused."""
-        if now > self._last:
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
+        self._refill(now)
         if self._tokens >= cost:
             self._tokens -= cost
             return True
         return False
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds from ``now`` until ``cost`` tokens are there (0: now)."""
+        self._refill(now)
+        return max(0.0, (cost - self._tokens) / self.rate)
+
+    def is_full(self, now: float) -> bool:
+        """Refilled to the burst: the bucket remembers nothing any more."""
+        self._refill(now)
+        return self._tokens >= self.burst
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now

@@ -1,12 +1,16 @@
 """The signaling server: HTTP (the page, /healthz) and the /ws WebSocket on one port.
 
 This is the I/O shell around :class:`~signaling.hub.Hub`: it reads frames, enforces the
-per-client limits (frame size, message rate), derives password keys off the event loop,
+per-client limits (frame size, message rate) and asks the per-address budgets and the
+password gate (``admission.py``) before any work, closes sockets that do not join in time,
 feeds the hub and carries out what the hub answers, including the media plane's offer/answer
 round trips (a task per :class:`~signaling.hub.Negotiate`, never awaited by the frame loop).
 Each client has its own outgoing queue and writer task, so a slow or stuck browser delays
 only itself, and any exception raised while handling one client's message is logged and
 answered with ``server_error``: one client can never take the server down.
+
+(A little over 400 lines: it is the one place where every limit meets the socket; the rules
+themselves live in budgets.py, password_gate.py, admission.py, hosts.py and headers.py.)
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sfu import WorkerGone
+
 from . import turn
+from .admission import JoinAdmission
+from .budgets import PRUNE_INTERVAL, AddressBudgets, BudgetSettings, Refusal
 from .floor import FloorSettings
 from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
+from .keepalive import keep_alive
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
@@ -45,8 +54,6 @@ MAX_OUTBOX = 1000
 #: Minimum seconds between two ``rate_limited`` errors to the same client: an error per
 #: dropped message would turn a flood into an echo.
 RATE_NOTICE_INTERVAL = 1.0
-#: Password key derivations running at the same time (each in a worker thread).
-KDF_CONCURRENCY = 2
 #: Minimum seconds between two log lines about refused Origins: a hostile page can make
 #: visitors' browsers knock as often as it likes, and must not be able to fill the log.
 ORIGIN_LOG_INTERVAL = 10.0
@@ -69,21 +76,31 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     server_names: tuple[str, ...] = ()  # Host names served besides IP literals and localhost
     force_relay: bool = False          # browsers use only TURN relay candidates
-    max_connections_per_ip: int = 64   # concurrent WebSockets from one address; 0 = no limit
-    tick_interval: float = 0.25        # how often max talk time is checked
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
+    max_connections_per_ip: int = 64   # concurrent WebSockets from one address (IPv6: /64)
+    budgets: BudgetSettings = BudgetSettings()  # per-address budgets, server-wide caps
+    tick_interval: float = 0.25        # how often max talk time and no media are checked
+    # A vanished talker (docs/PROTOCOL.md, "Floor control"): the holder is revoked
+    # (no_media) this long after its audio stopped reaching the media plane, or after
+    # media_wait if none was heard since its grant or media reset; None: never.
+    no_media_timeout: float | None = 3.0
+    media_wait: float = 10.0
+    # ... and a dead socket leaves the room within ping_interval + ping_timeout
+    # (signaling/keepalive.py; None: no pings); close_timeout bounds every close handshake.
+    ping_interval: float | None = 1.5
+    ping_timeout: float = 2.5
+    close_timeout: float = 2.0
     ssl: ssl.SSLContext | None = None
 
 
 class _Conn:
     """The transport side of one client: its socket, outbox, writer and rate limiter."""
 
-    __slots__ = ("ws", "client", "bucket", "outbox", "wake", "close_request", "writer",
+    __slots__ = ("ws", "ip", "client", "bucket", "outbox", "wake", "close_request", "writer",
                  "last_notice")
 
-    def __init__(self, ws: ServerConnection, bucket: TokenBucket) -> None:
+    def __init__(self, ws: ServerConnection, ip: str, bucket: TokenBucket) -> None:
         self.ws = ws
+        self.ip = ip
         self.client: Client | None = None
         self.bucket = bucket
         self.outbox: deque[str] = deque()
@@ -131,7 +148,8 @@ class SignalingServer:
         self.media = media
         self.registry = RoomRegistry(
             config.max_users,
-            FloorSettings(config.max_talk_time, config.queue),
+            FloorSettings(config.max_talk_time, config.queue, config.no_media_timeout,
+                          config.media_wait),
             config.max_rooms,
         )
         if config.force_relay and not (config.turn is not None and config.turn.has_turn):
@@ -148,13 +166,12 @@ class SignalingServer:
         self._ticker: asyncio.Task[None] | None = None
         self._negotiations: set[asyncio.Task[None]] = set()
         self._closed = False
-        # scrypt costs ~30 ms of CPU and 16 MiB: bound how many run at once, so a burst of
-        # password joins queues up instead of starving the media plane of CPU and memory.
-        self._kdf_slots = asyncio.Semaphore(KDF_CONCURRENCY)
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
         self.origins = OriginPolicy(config.allowed_origins)
-        self._per_ip: dict[str, int] = {}  # open WebSockets per remote address
+        self.budgets = AddressBudgets(config.budgets, config.max_connections_per_ip)
+        self.admission = JoinAdmission(self.registry, self.budgets)
+        self._next_prune = 0.0
         self._origin_logged = -ORIGIN_LOG_INTERVAL
         self.hosts = HostPolicy(config.server_names)  # DNS rebinding: signaling/hosts.py
         self._host_logged = -ORIGIN_LOG_INTERVAL
@@ -174,8 +191,8 @@ class SignalingServer:
             max_size=2 * MAX_MESSAGE_BYTES,
             max_queue=8,
             compression=None,  # tiny JSON messages: deflate would cost memory, save nothing
-            ping_interval=config.ping_interval,
-            ping_timeout=config.ping_timeout,
+            ping_interval=None,  # our own keepalive: it leaves at once (keepalive.py)
+            close_timeout=config.close_timeout,
             server_header="walkie",
             ssl=config.ssl,
         )
@@ -217,30 +234,30 @@ class SignalingServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         ip = _remote_ip(ws)
-        limit = self.config.max_connections_per_ip
-        if limit and self._per_ip.get(ip, 0) >= limit:
-            # One address must not exhaust the server for everyone else (sockets, memory).
-            # A clear error to that client only; nobody else is affected.
-            await ws.send(error_message(
-                "too_many_connections",
-                f"more than {limit} connections from your address; close some and retry",
-                True,
-            ))
-            await ws.close(CLOSE_FATAL, "too many connections")
+        refusal = self.budgets.connect(ip)
+        if refusal is not None:
+            # Neither the server nor one address may be given more sockets than it can
+            # hold: a clear error to that client only; nobody else is affected.
+            await ws.send(error_message(refusal.code, refusal.message, True))
+            await ws.close(CLOSE_FATAL, refusal.code.replace("_", " "))
             return
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         try:
-            await self._session(ws)
+            await self._session(ws, ip)
         finally:
-            left = self._per_ip.pop(ip) - 1
-            if left:
-                self._per_ip[ip] = left
+            self.budgets.disconnect(ip)
 
-    async def _session(self, ws: ServerConnection) -> None:
-        conn = _Conn(ws, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
+    async def _session(self, ws: ServerConnection, ip: str) -> None:
+        conn = _Conn(ws, ip, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
         client = self.hub.connect(conn)
         conn.client = client
         conn.writer = asyncio.create_task(conn.run_writer())
+        join_timeout = self.config.budgets.join_timeout
+        deadline = asyncio.get_running_loop().call_later(
+            join_timeout, self._join_deadline, client) if join_timeout else None
+        pinger = None
+        if self.config.ping_interval:
+            pinger = asyncio.create_task(
+                keep_alive(ws, self.config.ping_interval, self.config.ping_timeout))
         try:
             async for frame in ws:
                 if client.closed:
@@ -249,10 +266,14 @@ class SignalingServer:
         except ConnectionClosed:
             pass
         finally:
+            if pinger is not None:
+                pinger.cancel()
             try:
                 self._dispatch(self.hub.disconnect(client))
             except Exception:  # noqa: BLE001
                 log.exception("cleanup of client %s failed", client.serial)
+            if deadline is not None:
+                deadline.cancel()
             if conn.close_request is not None:
                 # Let the last error message and the close frame go out.
                 try:
@@ -261,14 +282,23 @@ class SignalingServer:
                     pass
             conn.writer.cancel()
 
+    def _join_deadline(self, client: Client) -> None:
+        """A socket must join soon after it opens (the page sends ``join`` as soon as its
+        socket is open): one that does not is closed, with ``join_timeout``."""
+        if client.member is None and not client.closed:
+            timeout = self.config.budgets.join_timeout
+            self._dispatch(self.hub.error(client, ProtocolError(
+                "join_timeout", f"no join within {timeout:g} s of connecting")))
+
     async def _on_frame(self, conn: _Conn, client: Client, frame: str | bytes) -> None:
         now = time.monotonic()
-        if not conn.bucket.allow(now):
+        if not conn.bucket.allow(now) or not self.budgets.message(conn.ip, len(frame), now):
             if now - conn.last_notice >= RATE_NOTICE_INTERVAL:
                 conn.last_notice = now
                 conn.enqueue(error_message(
                     "rate_limited",
-                    f"more than {self.config.rate:g} messages per second; message dropped",
+                    f"more than {self.config.rate:g} messages per second (or your address "
+                    "over its share); message dropped",
                     False,
                 ))
             return
@@ -279,17 +309,28 @@ class SignalingServer:
             return
         try:
             key = None
-            if isinstance(message, Join) and message.password and client.member is None:
-                async with self._kdf_slots:
-                    key = await asyncio.to_thread(
-                        self.registry.password_key, message.room, message.password
-                    )
+            creates = False
+            if isinstance(message, Join) and client.member is None:
+                refusal, key = await self.admission.admit(conn.ip, message, now)
+                if refusal is not None:
+                    self._refuse(conn, client, refusal)
+                    return
+                creates = self.registry.get(message.room) is None
             actions = self.hub.receive(client, message, key)
+            if client.member is not None and isinstance(message, Join):
+                self.admission.joined(conn.ip, client.member.room_id, creates)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
             actions = self.hub.server_error(client)
         self._dispatch(actions)
+
+    def _refuse(self, conn: _Conn, client: Client, refusal: Refusal) -> None:
+        """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
+        if refusal.code == "try_later":
+            conn.enqueue(error_message(refusal.code, refusal.message, False, refusal.retry_after))
+        else:
+            self._dispatch(self.hub.error(client, ProtocolError(refusal.code, refusal.message)))
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -311,7 +352,8 @@ class SignalingServer:
                 negotiation.peer_id, negotiation.room_id, negotiation.sdp
             )
         except ValueError as exc:  # sfu.OfferError / WorkerGone: str() is the reason
-            actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer")
+            actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer",
+                                            unusable=not isinstance(exc, WorkerGone))
         except Exception:  # noqa: BLE001 - a media-plane bug fails this offer, not the server
             log.exception("negotiating the offer of client %s failed", negotiation.client.serial)
             actions = self.hub.offer_failed(negotiation, None)
@@ -336,6 +378,10 @@ class SignalingServer:
             await asyncio.sleep(self.config.tick_interval)
             try:
                 self._dispatch(self.hub.tick())
+                now = time.monotonic()
+                if now >= self._next_prune:  # forget idle addresses now and then
+                    self._next_prune = now + PRUNE_INTERVAL
+                    self.admission.prune(now)
             except Exception:  # noqa: BLE001
                 log.exception("floor tick failed")
 

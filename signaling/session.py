@@ -19,6 +19,10 @@ class MediaPlane(Protocol):
     ``negotiate`` returns the SDP answer or raises ``ValueError`` (``sfu.OfferError``, and
     ``sfu.WorkerGone`` for a dead or slow worker) with a reason for the client.
     ``remove_peer`` and ``set_speaker`` are one-way and never block; ``stats`` is a snapshot.
+    Its events include ``speaker_active`` / ``speaker_silent`` about the speaker's audio: the
+    end-of-media timer (``ServerConfig.no_media_timeout``) relies on them, so a media plane
+    without them must run with that timer off (None), or every holder is revoked after
+    ``media_wait``.
     """
 
     async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str) -> str: ...
@@ -29,10 +33,13 @@ class MediaPlane(Protocol):
 
 
 class PeerEventLike(Protocol):
+    """``sfu.PeerEvent``: ``silent_for`` is set on ``speaker_silent`` (seconds without audio)."""
+
     kind: str
     peer_id: str
     room_id: str
     reason: str
+    silent_for: float
 
 
 @dataclass(eq=False, slots=True)
@@ -45,6 +52,7 @@ class Client:
     peer_id: str | None = None
     offer_pending: int | None = None
     media_connected: bool = False
+    bad_offers: int = 0  # unusable offers so far (signaling/budgets.py MAX_BAD_OFFERS)
     closed: bool = False
     context: Any = field(default=None, repr=False)  # the transport's own per-client state
 

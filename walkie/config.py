@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from sfu import RouterConfig
+from signaling.budgets import BudgetSettings
 from signaling.server import ServerConfig
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
-from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, seconds,
-                      server_name, switch_word, whole)
+from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, rate,
+                      seconds, server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -52,7 +53,11 @@ ENV_PREFIX = "WALKIE_"
 #: Shortest ``--turn-ttl``: a browser may gather relay candidates seconds after the join.
 MIN_TURN_TTL = 60
 MAX_WORKERS = 256
+#: A join burst is this many seconds of the sustained join rate (2/s: bursts of 20).
+JOIN_BURST_SECONDS = 10.0
 _KEY = "walkie.setting"
+#: A limit where 0 means none.
+_COUNT = whole(0, rule="must be 0 (unlimited) or more")
 
 
 class ConfigError(ValueError):
@@ -141,6 +146,19 @@ class Config:
         "seconds before the floor is revoked, 0 = unlimited", seconds)
     no_queue: bool = _switch(
         "deny floor requests while someone talks instead of queueing them")
+    # -- a vanished talker (issue 9, "Floor after a vanished talker" in docs/SECURITY.md):
+    # the end-of-media timer and the WebSocket keepalive, each freeing the floor within 5 s
+    no_media_timeout: float = _setting(
+        _library_default(ServerConfig, "no_media_timeout"),
+        "seconds without the floor holder's audio before its floor is revoked (no_media), "
+        "0 = never", seconds)
+    ping_interval: float = _setting(
+        _library_default(ServerConfig, "ping_interval"),
+        "seconds between the server's WebSocket pings, 0 = none", seconds)
+    ping_timeout: float = _setting(
+        _library_default(ServerConfig, "ping_timeout"),
+        "seconds a pong may take before the socket is dropped and its member leaves the room",
+        seconds)
     turn_url: tuple[str, ...] = _each(
         "TURN server for browsers, e.g. turn:turn.example.org:3478 or "
         "turns:turn.example.org:5349?transport=tcp (repeatable; needs --turn-secret)",
@@ -188,10 +206,36 @@ class Config:
         1, "media worker processes, one per core, each owning whole rooms on its own UDP "
            "port (--udp-port + i); one that dies is restarted on its port",
         whole(1, MAX_WORKERS, f"must be 1..{MAX_WORKERS}"), metavar="N")
+    # -- signaling budgets (issue 9: what one address may cost; docs/SECURITY.md). An IPv6
+    #    address counts as its /64; 0 turns a limit off; bursts are a multiple of the rate.
+    max_connections: int = _setting(
+        _library_default(BudgetSettings, "max_connections"),
+        "open WebSockets on the whole server, 0 = unlimited",
+        _COUNT, metavar="N")
     max_connections_per_ip: int = _setting(
         _library_default(ServerConfig, "max_connections_per_ip"),
         "concurrent WebSockets from one address, 0 = unlimited (raise it behind a NAT that "
-        "many users share)", whole(0, rule="must be 0 (unlimited) or more"), metavar="N")
+        "many users share)", _COUNT, metavar="N")
+    join_rate_per_ip: float = _setting(
+        _library_default(BudgetSettings, "join_rate"),
+        f"joins per second from one address, sustained (bursts of {JOIN_BURST_SECONDS:g} s "
+        "worth), 0 = unlimited", rate, metavar="R")
+    rooms_per_ip: int = _setting(
+        _library_default(BudgetSettings, "rooms_per_address"),
+        "rooms created by one address that are still open, 0 = unlimited",
+        _COUNT, metavar="N")
+    message_rate_per_ip: float = _setting(
+        _library_default(BudgetSettings, "message_rate"),
+        "messages per second from one address, all its WebSockets together (bursts of twice "
+        "that), 0 = unlimited", rate, metavar="R")
+    byte_rate_per_ip: float = _setting(
+        _library_default(BudgetSettings, "byte_rate"),
+        "bytes per second of messages from one address (bursts of four times that), "
+        "0 = unlimited", rate, metavar="R")
+    join_timeout: float = _setting(
+        _library_default(BudgetSettings, "join_timeout"),
+        "seconds a WebSocket may stay open without joining a room, 0 = no limit", seconds,
+        metavar="SECONDS")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
 
@@ -222,12 +266,28 @@ class Config:
             max_users=self.max_users,
             max_talk_time=self.max_talk_time or None,
             queue=not self.no_queue,
+            no_media_timeout=self.no_media_timeout or None,
+            ping_interval=self.ping_interval or None,
+            ping_timeout=self.ping_timeout,
             turn=self.turn_config(),
             ssl=tls,
             allowed_origins=self.allowed_origin,
             server_names=self.server_name + certificate_names,
             force_relay=self.force_relay,
             max_connections_per_ip=self.max_connections_per_ip,
+            budgets=self.budget_settings(),
+        )
+
+    def budget_settings(self) -> BudgetSettings:
+        """The signaling budgets (bursts follow from the rates)."""
+        return BudgetSettings(
+            max_connections=self.max_connections,
+            message_rate=self.message_rate_per_ip, message_burst=2 * self.message_rate_per_ip,
+            byte_rate=self.byte_rate_per_ip, byte_burst=4 * self.byte_rate_per_ip,
+            join_rate=self.join_rate_per_ip,
+            join_burst=JOIN_BURST_SECONDS * self.join_rate_per_ip,
+            rooms_per_address=self.rooms_per_ip,
+            join_timeout=self.join_timeout,
         )
 
 
@@ -324,6 +384,11 @@ def _checked(config: Config) -> Config:
     if config.udp_port and config.udp_port + config.workers - 1 > 65535:
         raise ConfigError(f"--udp-port {config.udp_port} leaves no room for "
                           f"{config.workers} workers")
+    if 0 < config.no_media_timeout < 1:
+        raise ConfigError("--no-media-timeout must be 0 (never) or at least 1 second: the media "
+                          "plane reports a holder silent after 1 s without audio")
+    if config.ping_interval and not config.ping_timeout:
+        raise ConfigError("--ping-timeout must be above 0 while --ping-interval is on")
     announced = config.announced_ip
     if announced is None and config.media_host in WILDCARDS:
         announced = primary_address()

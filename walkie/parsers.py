@@ -70,6 +70,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def rate(text: str) -> float:
+    """A finite, non-negative number per second (0 usually turns the limit off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
 def ice_url(text: str) -> str:
     """A ``stun:``/``turn:`` URL, checked and kept as written."""
     parse_ice_url(text)  # a typo here would only show as a browser with no relay

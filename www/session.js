@@ -348,6 +348,9 @@ export class Session {
       case "rate_limited":
         if (this.joined) actions.push({ type: "room", message: msg });
         break;
+      case "try_later": // the join could not be taken now (budgets, password checks): rejoin later
+        if (this.phase === Phase.CONNECTING) return this._drop(`The server is busy (${text})`, true, msg.retry_ms);
+        break;
       default:
         if (!msg.fatal) actions.push({ type: "warn", text: `server error ${msg.code}: ${text}` });
     }
@@ -364,15 +367,16 @@ export class Session {
     return actions.map((a) => (a.type === "send" ? this._send(a.message) : a));
   }
 
-  /** End the current session (socket, peer connection, room); maybe reconnect later. */
-  _drop(reason, reconnect) {
+  /** End the current session (socket, peer connection, room); maybe reconnect later, not
+   * before `atLeastMs` (a server's `retry_ms`, at most a minute). */
+  _drop(reason, reconnect, atLeastMs = 0) {
     const actions = [];
     if (this._socket !== null) actions.push({ type: "closeSocket", socket: this._socket });
     this._socket = null;
     this._socketOpen = false;
     actions.push(...this.media.end(), ...this._cancelTimer(), { type: "leaveRoom" });
     if (!reconnect) return actions;
-    const delay = backoffDelay(this.attempt, this.rand);
+    const delay = Math.max(backoffDelay(this.attempt, this.rand), Math.min(60000, Number(atLeastMs) || 0));
     this.attempt += 1;
     const secs = Math.max(1, Math.round(delay / 1000));
     const notice = { text: `${reason}. Retrying in ${secs} s…`, retry: "Retry now" };

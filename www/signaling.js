@@ -20,8 +20,15 @@ export function backoffDelay(attempt, rand = Math.random) {
   return Math.round(base * (0.75 + 0.5 * rand()));
 }
 
-const PING_EVERY_MS = 20000; // keeps NAT / proxy idle timers from cutting a quiet room
-const PONG_WITHIN_MS = 10000; // a phone that changed network shows up here, not after minutes
+// The page's own check of the path to the server. The server does not rely on it: it sends
+// WebSocket pings every 1.5 s (signaling/keepalive.py), which the browser answers itself even
+// when this page's timers are throttled in a background tab, and those also keep NAT and
+// proxy idle timers from cutting a quiet room. This ping only lets the page notice a dead
+// network from its side: a talker whose network died (the server has revoked its floor
+// within seconds) sees "reconnecting" within 10 s instead of 30 s. A throttled background tab
+// only checks less often: its timers fire late, never early, so it is never dropped for it.
+const PING_EVERY_MS = 5000;
+const PONG_WITHIN_MS = 5000;
 
 export class SignalingSocket {
   /**

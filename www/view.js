@@ -24,6 +24,8 @@ import {
 const REVOKE_TEXT = {
   max_talk_time: "Time is up: release, then press again to talk more.",
   lost: "You lost the floor.",
+  // The server heard no audio from us for a few seconds (frozen tab, dead network, mic gone).
+  no_media: "Your audio stopped reaching the room, so your turn ended. Check your connection and microphone, then press again.",
 };
 
 function formatSeconds(ms) {
@@ -70,7 +72,11 @@ export function describeTalk(s) {
       return { state, sub: "Busy", status };
     }
     case State.REVOKED:
-      return { state, sub: "Stopped", status: REVOKE_TEXT[floor.reason] || `Your turn was ended (${floor.reason}).` };
+      return {
+        state,
+        sub: floor.reason === "no_media" ? "No audio" : "Stopped",
+        status: REVOKE_TEXT[floor.reason] || `Your turn was ended (${floor.reason}).`,
+      };
     default:
       return {
         state,

@@ -1,8 +1,9 @@
-"""The bench's attack mode at a tiny scale, against a real server process: the flood comes
-from one address, each flooding WebSocket joins first, the server's per-address limit binds
-it (65 asked, 64 admitted), every offer is refused after a parse, and the run reports the
-talking room's gaps, loss and /healthz probes, the machine's floor and the ratio to it.
-Functional results only: no figure is judged."""
+"""The bench's attack modes at a tiny scale, against a real server process. The offer flood
+comes from one address, each flooding WebSocket joins first, the server's per-address join
+budget binds it (22 asked, a burst of 20 admitted), every offer is refused, and the run
+reports the talking room's gaps, loss and /healthz probes, the machine's floor and the ratio
+to it. The signaling probes (join sweep, password guessing) meet the server's budgets.
+Functional results only: no time is judged, only counts."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
     r = run_bench(
         ["--rooms", "1", "--users", "3", "--duration", "10", "--talk", "8", "8",
          "--attack", "offer-flood", "--attack-after", "3", "--attack-seconds", "3",
-         "--flood-connections", "65", "--flood-rate", "2", "--floor-seconds", "0.3",
+         "--flood-connections", "22", "--flood-rate", "2", "--floor-seconds", "0.3",
          "--no-pin", "--quiet", "--seed", "3"],
         tmp_path,
     )
@@ -43,10 +44,10 @@ def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
     detail = json.dumps({k: r.get(k) for k in ("incident", "join_ms", "checks")}, indent=1)[:6000]
     flood = incident["flood"]
     assert incident["kind"] == "offer-flood" and incident["error"] is None, detail
-    # one address, the server's per-address limit (64) in force: the 65th was refused
+    # one address, the server's per-address join budget in force: a burst of 20 joins
     assert flood["settings"]["address"] == "127.0.0.66"
-    assert flood["connections_joined"] == 64, detail
-    assert flood["connections_refused"] == {"too_many_connections": 1}, detail
+    assert flood["connections_joined"] == 20, detail
+    assert flood["connections_refused"] == {"try_later": 2}, detail
     assert flood["offers_sent"] > 0 and flood["replies"].get("bad_offer", 0) > 0, detail
     assert set(flood["replies"]) <= {"bad_offer", "member_joined", "member_left", "rate_limited"}
     # the talking room: every user joined (each from its own address), and was measured
@@ -60,3 +61,21 @@ def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
     assert r["machine_floor"]["us_per_send"] > 0
     assert r["server_cpu_per_packet_over_floor"] is not None
     assert r["server"]["processes"] and r["server"]["processes"][0]["pid"] == r["server"]["pid"]
+
+
+def test_join_sweep_meets_the_join_budget(tmp_path: Path) -> None:
+    r = run_bench(["--attack", "join-sweep", "--attack-seconds", "2", "--flood-connections", "4",
+                   "--no-pin", "--quiet"], tmp_path)
+    # the default budget: a burst of 20 joins, then 2 per second (+1: a token refilled at the end)
+    assert 20 <= r["joins"] <= 20 + 2 * 2 + 1, r
+    assert r["answers"]["try_later"] > 0 and set(r["answers"]) <= {"joined", "try_later"}, r
+
+
+def test_password_guessing_backs_off_and_the_owner_s_friend_gets_in(tmp_path: Path) -> None:
+    r = run_bench(["--attack", "password-guess", "--attack-seconds", "3", "--flood-connections",
+                   "4", "--no-pin", "--quiet"], tmp_path)
+    # three wrong passwords are free, then the address waits 1 s, 2 s ...
+    assert 3 <= r["guesses_evaluated"] <= 6, r
+    assert r["answers"]["try_later"] > 0, r
+    assert r["legit_join_before"]["failed"] == 0 and r["legit_join_during"]["failed"] == 0, r
+    assert r["legit_join_during"]["ms"]["n"] == 3, r

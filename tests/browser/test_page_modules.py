@@ -286,6 +286,7 @@ def test_talk_button_texts(page) -> None:
         {floor: floor('busy', {reason: 'busy', busyHolder: {id: 'x', name: 'Xe'}})},
         {floor: floor('busy', {reason: 'rate_limited'})},
         {floor: floor('revoked', {reason: 'max_talk_time'})},
+        {floor: floor('revoked', {reason: 'no_media'})},
       ];
       return cases.map((c) => describeTalk({...base, ...c}));
     }"""
@@ -302,4 +303,6 @@ def test_talk_button_texts(page) -> None:
         {"state": "busy", "sub": "Busy", "status": "Busy: Xe is talking."},
         {"state": "busy", "sub": "Busy", "status": "Too many presses. Wait a moment."},
         {"state": "revoked", "sub": "Stopped", "status": "Time is up: release, then press again to talk more."},
+        {"state": "revoked", "sub": "No audio", "status": "Your audio stopped reaching the room, so your "
+         "turn ended. Check your connection and microphone, then press again."},
     ]

@@ -127,6 +127,20 @@ def test_password_goes_with_join_and_a_wrong_one_shows_the_form(page) -> None:
     assert types(again) == ["wakeLock", "openSocket"]  # the mic stays open across the form
 
 
+def test_try_later_rejoins_after_the_time_the_server_gives(page) -> None:
+    busy = msg({"type": "error", "code": "try_later", "message": "wait 4.0 s", "fatal": False,
+                "retry_ms": 4000})
+    *_, refused, fired, opened = run(page, [["join", "Ann", "pw"], MIC, OPENED, busy,
+                                           ["timerFired", "$timer"], OPENED])
+    assert types(refused) == ["closeSocket", "leaveRoom", "startTimer"]
+    assert refused["phase"] == "backoff" and action(refused, "startTimer")["delay"] == 4000
+    assert refused["notice"]["text"] == "The server is busy (wait 4.0 s). Retrying in 4 s…"
+    assert types(fired) == ["openSocket"]
+    assert opened["actions"][0]["message"]["password"] == "pw"  # the same join, later
+    *_, ready_busy = run(page, [*TO_READY, busy])
+    assert ready_busy["actions"] == [] and ready_busy["phase"] == "ready"  # joined: ignored
+
+
 def test_reset_reoffers_on_the_same_socket_and_keeps_the_room(page) -> None:
     records = run(page, [*TO_READY, RESET, ["offerReady", "$oldPeer", "v=0 stale"], *REOFFER])
     ready, reset, stale, offer, answer, connected = records[6:]

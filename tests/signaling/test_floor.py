@@ -165,3 +165,116 @@ def test_invariants_hold_for_any_sequence(ops: list[tuple[str, str, float]], que
         for e in effects:
             if isinstance(e, Queued):
                 assert floor.position(e.member) == e.position
+
+
+# -- the end-of-media timer (no_media) ---------------------------------------------------------
+
+NO_MEDIA = FloorSettings(max_talk_time=60.0, no_media_timeout=3.0, media_wait=10.0)
+
+
+def test_no_media_is_off_unless_asked_for() -> None:
+    floor = Floor(FloorSettings(max_talk_time=None))
+    floor.request("a", 0.0)
+    floor.media_silent("a", 5.0, 5.0)
+    assert floor.media_deadline() is None
+    assert floor.tick(1e9) == []
+
+
+def test_a_holder_never_heard_is_revoked_after_the_media_wait() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.request("b", 101.0)
+    assert floor.media_deadline() == 110.0
+    assert floor.tick(109.9) == []
+    assert floor.tick(110.0) == [Revoked("a", "no_media"), Granted("b", 60000), FloorChanged("b", 0)]
+    # b's wait counts from its own grant.
+    assert floor.media_deadline() == 120.0
+
+
+def test_a_holder_whose_audio_flows_keeps_the_floor_until_it_stops() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.media_active("a")
+    assert floor.media_deadline() is None
+    assert floor.tick(150.0) == []
+    # Silent since 150.0 (reported one second later): revoked three seconds after the last packet.
+    floor.media_silent("a", 151.0, 1.0)
+    assert floor.media_deadline() == 153.0
+    assert floor.tick(152.9) == []
+    assert floor.tick(153.0) == [Revoked("a", "no_media"), FloorChanged(None, 0)]
+
+
+def test_audio_back_in_time_cancels_the_revoke() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.media_active("a")
+    floor.media_silent("a", 121.0, 1.0)
+    floor.media_active("a")  # a lost packet burst, not a frozen client
+    assert floor.tick(130.0) == []
+
+
+def test_silence_counts_from_the_grant_at_the_earliest() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.media_silent("a", 101.0, 30.0)  # e.g. about a talk that ended before this grant
+    assert floor.media_deadline() == 103.0
+
+
+def test_media_events_about_others_change_nothing() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.request("b", 100.0)
+    floor.media_active("a")
+    floor.media_silent("b", 105.0, 5.0)
+    floor.media_lost("b", 105.0)
+    assert floor.media_deadline() is None
+    assert floor.tick(200.0) == [Revoked("a", "max_talk_time"), Granted("b", 60000),
+                                 FloorChanged("b", 0)]
+
+
+def test_a_holder_whose_media_is_set_up_again_gets_the_media_wait_again() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.media_active("a")
+    floor.media_lost("a", 120.0)  # media reset: the page offers again
+    assert floor.media_deadline() == 130.0
+    floor.media_active("a")  # heard on the new connection
+    assert floor.tick(140.0) == []
+    assert floor.holder == "a"
+
+
+def test_max_talk_time_wins_when_both_fall_due() -> None:
+    floor = Floor(FloorSettings(max_talk_time=5.0, no_media_timeout=3.0, media_wait=5.0))
+    floor.request("a", 0.0)
+    assert floor.tick(5.0) == [Revoked("a", "max_talk_time"), FloorChanged(None, 0)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["request", "release", "leave", "tick", "active",
+                                           "silent", "lost"]),
+                          st.sampled_from("abc"), st.floats(0, 5)), max_size=40))
+def test_no_media_revokes_only_a_holder_unheard_for_its_timeout(
+    ops: list[tuple[str, str, float]],
+) -> None:
+    """Whatever happens, a no_media revoke hits the holder, and only when it was due."""
+    floor = Floor(NO_MEDIA)
+    now = 0.0
+    for op, member, dt in ops:
+        now += dt
+        due = floor.media_deadline()
+        holder = floor.holder
+        if op == "tick":
+            effects = floor.tick(now)
+        elif op == "active":
+            effects, _ = [], floor.media_active(member)
+        elif op == "silent":
+            effects, _ = [], floor.media_silent(member, now, dt)
+        elif op == "lost":
+            effects, _ = [], floor.media_lost(member, now)
+        else:
+            effects = getattr(floor, op)(member, now)
+        for e in effects:
+            if isinstance(e, Revoked) and e.reason == "no_media":
+                assert e.member == holder and due is not None and now >= due
+        if floor.holder is not None and floor.holder != holder:
+            assert floor.media_deadline() is not None  # a new holder is on the media wait

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import sfu
+from signaling.budgets import MAX_BAD_OFFERS
 from signaling.floor import FloorSettings
 from signaling.hub import CLOSE_FATAL, CLOSE_MEDIA, Client, Close, Hub, Negotiate, Send
 from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping, ProtocolError
@@ -372,3 +373,22 @@ async def test_handling_is_per_room(media: SpeakerLog) -> None:
     actions = hub.receive(a, FloorRequest())
     assert not sent(actions, b)
     assert hub.receive(b, FloorRequest())[0] == Send(b, '{"type":"floor_granted","max_ms":60000}')
+
+
+async def test_unusable_offers_are_fatal_but_a_restarting_media_plane_is_not_counted(
+    media: SpeakerLog,
+) -> None:
+    """The page re-offers after a worker restart and may be refused meanwhile (WorkerGone):
+    those refusals never count; the MAX_BAD_OFFERS-th unusable offer ends the session."""
+    hub, _ = make_hub(media)
+    a = join(hub, "Ann")
+    for _ in range(2 * MAX_BAD_OFFERS):
+        actions = hub.offer_failed(begin_offer(hub, a), "media worker 0 is gone", unusable=False)
+        (error,) = sent(actions, a)
+        assert error["code"] == "bad_offer" and error["fatal"] is False
+    for i in range(1, MAX_BAD_OFFERS + 1):
+        actions = hub.offer_failed(begin_offer(hub, a), "no Opus", unusable=True)
+        (error,) = sent(actions, a)
+        assert error["code"] == "bad_offer" and error["fatal"] is (i == MAX_BAD_OFFERS)
+    assert [a_.code for a_ in actions if isinstance(a_, Close)] == [CLOSE_FATAL]
+    assert a.closed and a.member is None

@@ -355,7 +355,7 @@ async def test_too_many_connections_from_one_address_are_refused(
     await first.ping()
     await first.ws.close()
     for _ in range(250):  # the server notices the close and frees the slot
-        if server._per_ip.get("127.0.0.1", 0) < 2:  # noqa: SLF001
+        if server.budgets.open_connections("127.0.0.1") < 2:
             break
         await asyncio.sleep(0.02)
     fourth = await client_factory(server)

@@ -49,6 +49,9 @@ ROWS = [
     Row("max_users", "4", 4, "5", 5),
     Row("max_talk_time", "0", 0.0, "30", 30.0),
     Row("no_queue", "1", True, "0", False),
+    Row("no_media_timeout", "0", 0.0, "5", 5.0),
+    Row("ping_interval", "0", 0.0, "10", 10.0),
+    Row("ping_timeout", "4", 4.0, "5.5", 5.5),
     Row("turn_url", "turn:a:3478", ("turn:a:3478",), "turn:b:1, turn:c:2",
         ("turn:b:1", "turn:c:2"), ("--turn-secret", "k")),
     Row("stun_url", "stun:a", ("stun:a",), " stun:b,,stun:c ", ("stun:b", "stun:c")),
@@ -66,7 +69,13 @@ ROWS = [
     Row("server_name", "Walkie.Example.org.", ("walkie.example.org",),
         "a.example, *.b.example", ("a.example", "*.b.example")),
     Row("workers", "4", 4, "2", 2),
+    Row("max_connections", "0", 0, "100", 100),
     Row("max_connections_per_ip", "0", 0, "10", 10),
+    Row("join_rate_per_ip", "0", 0.0, "0.5", 0.5),
+    Row("rooms_per_ip", "0", 0, "3", 3),
+    Row("message_rate_per_ip", "50", 50.0, "0", 0.0),
+    Row("byte_rate_per_ip", "1000", 1000.0, "0", 0.0),
+    Row("join_timeout", "0", 0.0, "2.5", 2.5),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
 ]
 SPEC = {s.name: s for s in SETTINGS}
@@ -132,6 +141,9 @@ def test_defaults_are_the_libraries_defaults() -> None:
                                                            server.max_users)
     assert config.max_talk_time == server.max_talk_time
     assert config.max_connections_per_ip == server.max_connections_per_ip
+    assert config.server_config().budgets == server.budgets  # the bursts follow the rates
+    assert (config.no_media_timeout, config.ping_interval, config.ping_timeout) == (
+        server.no_media_timeout, server.ping_interval, server.ping_timeout)
     assert config.udp_port == router.port and config.media_host == router.host
     assert config.turn_ttl == TurnConfig(()).ttl
     assert (config.workers, config.log_level, config.no_queue) == (1, "info", False)
@@ -143,9 +155,13 @@ def test_the_library_configs_are_built_from_the_settings(tmp: Path) -> None:
                    "--turn-secret-file", str(tmp / "one"), "--force-relay",
                    "--allowed-origin", "https://a.example", "--max-connections-per-ip", "3",
                    "--udp-port", "0", "--announced-ip", "203.0.113.7",
-                   "--server-name", "walkie.example.org"], {})
+                   "--server-name", "walkie.example.org",
+                   "--no-media-timeout", "0", "--ping-interval", "0"], {})
     server = config.server_config(certificate_names=("cert.example",))
     assert server.server_names == ("walkie.example.org", "cert.example")
+    assert (server.no_media_timeout, server.ping_interval) == (None, None)
+    assert load(["--no-media-timeout", "2.5", "--ping-timeout", "4"], {}).server_config(
+    ).no_media_timeout == 2.5
     assert (server.host, server.port, server.max_talk_time, server.queue) == (
         "127.0.0.3", 0, None, False)
     assert server.force_relay and server.allowed_origins == ("https://a.example",)
@@ -209,6 +225,8 @@ REFUSED = [
     (["--workers", "257"], {}, "--workers must be 1..256"),
     (["--max-connections-per-ip", "-1"], {},
      "--max-connections-per-ip must be 0 (unlimited) or more"),
+    (["--join-rate-per-ip", "-1"], {}, "--join-rate-per-ip must be a number >= 0"),
+    ([], {"WALKIE_BYTE_RATE_PER_IP": "nan"}, "WALKIE_BYTE_RATE_PER_IP must be a number >= 0"),
     (["--log-level", "loud"], {}, "--log-level 'loud' is not one of debug, info, warning, error"),
     ([], {"WALKIE_NO_QUEUE": "maybe"},
      "WALKIE_NO_QUEUE 'maybe' is neither 1/true/yes/on nor 0/false/no/off"),
@@ -233,6 +251,10 @@ REFUSED = [
      "--force-relay needs a turn: URL in --turn-url (and --turn-secret)"),
     (["--workers", "2", "--udp-port", "65535"], {},
      "--udp-port 65535 leaves no room for 2 workers"),
+    (["--no-media-timeout", "0.5"], {},
+     "--no-media-timeout must be 0 (never) or at least 1 second: the media plane reports a "
+     "holder silent after 1 s without audio"),
+    (["--ping-timeout", "0"], {}, "--ping-timeout must be above 0 while --ping-interval is on"),
     # the libraries' own checks
     (["--turn-url", "turn:t.example:3478"], {},
      "turn:/turns: URLs need the TURN secret: browsers refuse a TURN server without credentials"),

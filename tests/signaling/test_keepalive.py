@@ -1,0 +1,61 @@
+"""The WebSocket keepalive (signaling/keepalive.py) against the real server and router.
+
+A client "freezes" by no longer reading its socket (``transport.pause_reading()``): the
+kernel still acknowledges TCP, as for a frozen process, but no Pong goes back. The server
+must drop it within ``ping_interval + ping_timeout`` and the others must see it leave and the
+floor go idle. A client that sends nothing but whose WebSocket answers Pings (a listener in
+a background tab: the browser answers them itself) must stay.
+
+Times are recorded, never asserted: the bounds only stop a test that would hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .conftest import ClientFactory, ServerFactory
+
+#: Generous: the default keepalive drops a dead socket within 4.5 s; before it, 50 s.
+GONE_WITHIN = 30.0
+
+
+async def test_a_frozen_holder_leaves_and_the_floor_goes_idle(
+    make_server: ServerFactory, client_factory: ClientFactory, record_property: Any
+) -> None:
+    server = await make_server(tick_interval=0.25)  # the keepalive as `walkie serve` has it
+    ann, bob = await client_factory(server), await client_factory(server)
+    await ann.join("frozen", "Ann")
+    await bob.join("frozen", "Bob")
+    await ann.send({"type": "floor_request"})
+    await ann.expect("floor_granted")
+    holder = await bob.expect("floor")
+    assert holder["holder"]["name"] == "Ann"
+
+    frozen = time.monotonic()
+    ann.ws.transport.pause_reading()  # type: ignore[attr-defined]
+    try:
+        idle = await bob.expect("floor", timeout=GONE_WITHIN)
+        gone = time.monotonic() - frozen
+        assert idle == {"type": "floor", "holder": None, "queue_length": 0}
+        left = await bob.expect("member_left", timeout=1.0)
+        assert left["id"] == holder["holder"]["id"]
+    finally:
+        ann.ws.transport.abort()  # type: ignore[attr-defined]
+    record_property("freeze_to_floor_idle_ms", round(gone * 1000))
+    print(f"\nfrozen holder, no media: floor idle after {gone * 1000:.0f} ms")
+    await bob.ping()  # Bob's session goes on
+
+
+async def test_a_quiet_client_that_answers_pings_stays(
+    make_server: ServerFactory, client_factory: ClientFactory
+) -> None:
+    server = await make_server(ping_interval=0.1, ping_timeout=0.2)
+    quiet, other = await client_factory(server), await client_factory(server)
+    await quiet.join("quiet", "Quiet")
+    await other.join("quiet", "Other")
+    await asyncio.sleep(2.0)  # ~20 pings; the quiet client never sends a message itself
+    await other.ping()
+    await other.nothing_more()  # no member_left
+    await quiet.ping()

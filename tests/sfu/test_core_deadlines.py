@@ -6,7 +6,8 @@ timeout`` while the deadline was ``since + timeout``; in floating point the two 
 for many ``since`` (``(1000.1 + 30) - 1000.1 < 30``), so at ``now == deadline`` nothing
 expired, the peer was filed again at the same deadline and ``handle_timeout`` never
 returned: a hung media worker. tests/fuzz's ``core`` target hit it through the in-memory
-network, whose clock steps exactly onto each deadline.
+network, whose clock steps exactly onto each deadline. sfu/silence.py's end-of-media check
+had the same shape (``now - heard_at < silence_after`` at ``heard_at + silence_after``).
 """
 
 from __future__ import annotations
@@ -73,3 +74,24 @@ def test_a_connected_peer_loses_consent_exactly_at_its_deadline(start: float) ->
     _returns(lambda: net.advance(25.0))
     assert net.core.peer_stats(a.name) is None
     assert ("consent_lost", "a") in [(e.kind, e.peer_id) for e in net.events]
+
+
+#: Arrival times for which ``(heard + 1.0) - heard < 1.0`` (SILENCE_AFTER is 1 s): the sum
+#: crosses into the next power of two, 1024, and loses a low bit.
+HEARD = [1023.1, 1023.18]
+
+
+@pytest.mark.parametrize("heard", HEARD)
+def test_the_speaker_is_reported_silent_exactly_at_its_deadline(heard: float) -> None:
+    # The same rounding in sfu/silence.py: the check filed at heard + 1 s found "quiet < 1 s"
+    # at that very time and filed itself again there, for ever.
+    assert (heard + 1.0) - heard < 1.0
+    net = Net(make_core(), now=heard - 0.5)
+    a = net.connect(browser("a", 1))
+    net.connect(browser("b", 2))
+    net.core.set_speaker("r", "a", net.now)
+    net.now = heard
+    a.audio()
+    net.pump()
+    _returns(lambda: net.advance(2.0))
+    assert ("speaker_silent", "a") in [(e.kind, e.peer_id) for e in net.events]

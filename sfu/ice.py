@@ -144,6 +144,11 @@ def _frame(data: bytes) -> list[int]:
     exactly, and FINGERPRINT present as the very last attribute (browsers always send it and
     RFC 8489 §14.7 puts it last). Unknown required attributes count only before
     MESSAGE-INTEGRITY, because what follows it is not authenticated and is ignored.
+
+    No attribute may appear twice before MESSAGE-INTEGRITY: RFC 5389 §15 says only the first
+    occurrence counts, but aioice keeps the last, and ``binding_username`` (the router's
+    lookup) the first; refusing repeats keeps the two readings one (found by fuzzing,
+    tests/fuzz). Browsers never repeat an attribute.
     """
     n = len(data)
     if n < _HEADER_LEN + 8:
@@ -156,6 +161,7 @@ def _frame(data: bytes) -> list[int]:
     if mtype != _BINDING_REQUEST:
         raise StunError("not a Binding request")
     unknown: list[int] = []
+    seen: set[int] = set()
     atype = 0
     seen_integrity = False
     pos = _HEADER_LEN
@@ -166,6 +172,10 @@ def _frame(data: bytes) -> list[int]:
             raise StunError("STUN attribute overruns the message")
         if atype == _ATTR_FINGERPRINT and end != n:
             raise StunError("FINGERPRINT is not the last attribute")
+        if not seen_integrity:
+            if atype in seen:
+                raise StunError(f"STUN attribute 0x{atype:04x} repeated")
+            seen.add(atype)
         if atype == _ATTR_MESSAGE_INTEGRITY:
             if alen != _INTEGRITY_LEN:
                 raise StunError("MESSAGE-INTEGRITY has the wrong length")
@@ -317,6 +327,9 @@ class IceLiteSession:
     def consent_expired(self, now: float) -> bool:
         """True when consent is lost (RFC 7675 §5.1): no valid check from the bound address
         for `consent_timeout` seconds, or none at all within `consent_timeout` of creation
-        (a peer that never connects must not hold a slot forever)."""
-        since = self.last_valid_check if self.last_valid_check is not None else self.created
-        return now - since >= self.consent_timeout
+        (a peer that never connects must not hold a slot forever).
+
+        Judged against :meth:`consent_deadline` itself: ``now - since >= timeout`` can be
+        false at ``now == since + timeout`` in floating point, and a deadline that has come
+        but not expired would make the caller's timer loop run forever."""
+        return now >= self.consent_deadline()

@@ -302,7 +302,7 @@ class Peer:
         if self.ice.consent_expired(now):
             self.loss = ("consent_lost", f"no ICE consent for {self.consent_timeout:g} s")
             return []
-        if self.srtp is None and now - self.created >= self.consent_timeout:
+        if self.srtp is None and now >= self.created + self.consent_timeout:  # = deadline()
             # ICE may be alive while DTLS never starts (or stalls before its own deadline
             # is armed): a peer that cannot carry media is not kept forever.
             self.loss = (

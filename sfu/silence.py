@@ -97,10 +97,11 @@ class SpeakerWatch:
             _, _, room, gen = heapq.heappop(due)
             if gen != room.watch_gen or room.watch not in (WAITING, SOUNDING):
                 continue  # stale: another speaker, a restart, or already reported
+            silent_at = room.heard_at + self.silence_after
+            if now < silent_at:  # it spoke since. Not `now - heard_at < silence_after`: in
+                self._file(room, silent_at)  # floating point that can hold at silent_at
+                continue  # itself, and the check would be filed there again for ever
             quiet = now - room.heard_at
-            if quiet < self.silence_after:
-                self._file(room, room.heard_at + self.silence_after)  # it spoke since
-                continue
             room.watch = SILENT
             speaker = room.speaker
             assert speaker is not None

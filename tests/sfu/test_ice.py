@@ -236,6 +236,19 @@ def test_invalid_check_raises_stun_error_and_changes_nothing(name: str) -> None:
     assert s.handle(check(), ADDR, 2.0).address_changed
 
 
+def test_a_repeated_attribute_is_refused() -> None:
+    # Found by fuzzing (tests/fuzz, target stun): the router finds the peer by the first
+    # USERNAME (binding_username), aioice validated the last one. RFC 5389 §15 says only the
+    # first occurrence counts; a check that repeats an attribute is refused outright.
+    req = raw_signed(tlv(0x0006, b"Othr:BrWs") + browser_body())
+    assert binding_username(req) == "Othr:BrWs"
+    with pytest.raises(StunError, match="repeated"):
+        session().handle(req, ADDR, 1.0)
+    with pytest.raises(StunError, match="repeated"):
+        session().handle(raw_signed(browser_body(tlv(0x0024, bytes(4)))), ADDR, 1.0)
+    assert session().handle(raw_signed(browser_body()), ADDR, 1.0).address_changed
+
+
 def test_unauthenticated_attributes_after_integrity_are_ignored() -> None:
     # USE-CANDIDATE placed after MESSAGE-INTEGRITY is not covered by it: it must not move us.
     s = session()

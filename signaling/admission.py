@@ -22,6 +22,10 @@ __all__ = ["JoinAdmission", "KDF_CONCURRENCY"]
 #: Password key derivations running at the same time (each in a worker thread).
 KDF_CONCURRENCY = 2
 
+#: The key given with a password join to a room that exists without a password: never
+#: derived, only "not None", for the registry to refuse the join with ``room_not_protected``.
+NOT_PROTECTED = b""
+
 
 class JoinAdmission:
     """May this join go ahead, and with which password key?"""
@@ -38,8 +42,13 @@ class JoinAdmission:
     async def admit(self, ip: str, join: Join, now: float) -> tuple[Refusal | None, bytes | None]:
         """(the refusal to send, None), or (None, the password key: derived here, or None
         for a join without a password)."""
-        creates = self.registry.get(join.room) is None
+        room = self.registry.get(join.room)
+        creates = room is None
         refusal = self.budgets.join(ip, creates, now, self.room_alive)
+        if refusal is None and join.password and room is not None and room.password_key is None:
+            # The registry refuses a password for a room that has none (room_not_protected)
+            # whatever the key: no scrypt run, no password check counted, for that refusal.
+            return None, NOT_PROTECTED
         if refusal is None and join.password:
             refusal = self.passwords.admit(ip, join.room, now)
         if refusal is not None:

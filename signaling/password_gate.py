@@ -20,7 +20,7 @@ guesses. The :class:`PasswordGate` decides before any derivation starts:
 Every refusal is the non-fatal ``try_later`` with the seconds after which a retry may pass:
 the session goes on and the client may send its ``join`` again (docs/PROTOCOL.md).
 
-Sans-IO: time is passed in; ``tests/signaling/test_password_gate.py`` runs it on a fake clock.
+Sans-IO: time is passed in; ``tests/signaling/test_budgets.py`` runs it on a fake clock.
 """
 
 from __future__ import annotations
@@ -106,10 +106,14 @@ class PasswordGate:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.max_pending = max_pending
-        self.pending = 0
         self._running: set[str] = set()  # addresses with a check admitted and not done
         self.by_address = Backoff(address_rule)
         self.by_room = Backoff(room_rule)
+
+    @property
+    def pending(self) -> int:
+        """Checks admitted and not finished (one per address at most)."""
+        return len(self._running)
 
     def admit(self, address: str, room: str, now: float) -> Refusal | None:
         """May ``address`` have a password for ``room`` checked now? None: yes (call
@@ -126,18 +130,15 @@ class PasswordGate:
         if wait > 0:
             return Refusal("try_later", "too many wrong passwords for this room; "
                            f"wait {wait:.1f} s", wait)
-        if self.pending >= self.max_pending:
+        if len(self._running) >= self.max_pending:
             return Refusal("try_later", "the server is busy checking passwords", BUSY_RETRY)
         self._running.add(key)
-        self.pending += 1
         return None
 
     def done(self, address: str, room: str, wrong: bool, now: float) -> None:
         """The check admitted for ``address`` finished (``wrong``: the password was wrong)."""
         key = address_key(address)
-        if key in self._running:
-            self._running.discard(key)
-            self.pending -= 1
+        self._running.discard(key)
         if wrong:
             self.by_address.failed(key, now)
             self.by_room.failed(room, now)

@@ -44,18 +44,28 @@ MAX_HANDSHAKE_MESSAGE = 1 << 16
 
 
 def acceptable(data: bytes, peer_is_client: bool) -> bool:
-    """True if ``data``, a datagram of whole DTLS records (already checked by the caller),
-    is well-formed enough to give to OpenSSL; ``peer_is_client``: the peer's role."""
+    """True if ``data`` is a chain of whole DTLS records (version major 0xFE), each
+    well-formed enough to give to OpenSSL; ``peer_is_client``: the peer's role.
+
+    One walk over the records: RFC 7983 routed the datagram here by its first byte
+    (20..63), but only this check makes it a DTLS datagram.
+    """
     allowed = _FROM_CLIENT if peer_is_client else _FROM_SERVER
     n = len(data)
+    if n < _RECORD_HEADER:
+        return False
     pos = 0
     while pos < n:
+        if n - pos < _RECORD_HEADER or data[pos + 1] != 0xFE:
+            return False
         content_type = data[pos]
         epoch = (data[pos + 3] << 8) | data[pos + 4]
         end = pos + _RECORD_HEADER + ((data[pos + 11] << 8) | data[pos + 12])
+        if end > n:
+            return False  # the last record is cut short
         body = data[pos + _RECORD_HEADER : end]
         if epoch == 1:
-            if content_type > 23:
+            if not 20 <= content_type <= 23:
                 return False
         elif epoch != 0:
             return False

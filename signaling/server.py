@@ -23,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -39,11 +40,15 @@ from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import keep_alive
-from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
+from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
+                       parse_client_message)
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
+
+if TYPE_CHECKING:  # only with --redis: a single node never imports the cluster package
+    from .cluster.bridge import Bridge
 
 __all__ = ["ServerConfig", "SignalingServer"]
 
@@ -96,7 +101,7 @@ class _Conn:
     """The transport side of one client: its socket, outbox, writer and rate limiter."""
 
     __slots__ = ("ws", "ip", "client", "bucket", "outbox", "wake", "close_request", "writer",
-                 "last_notice")
+                 "last_notice", "proxy")
 
     def __init__(self, ws: ServerConnection, ip: str, bucket: TokenBucket) -> None:
         self.ws = ws
@@ -108,6 +113,7 @@ class _Conn:
         self.close_request: tuple[int, str] | None = None
         self.writer: asyncio.Task[None] | None = None
         self.last_notice = -RATE_NOTICE_INTERVAL
+        self.proxy: object | None = None  # set while its room lives on another node (cluster)
 
     def enqueue(self, text: str) -> None:
         if self.close_request is not None:
@@ -175,6 +181,8 @@ class SignalingServer:
         self._origin_logged = -ORIGIN_LOG_INTERVAL
         self.hosts = HostPolicy(config.server_names)  # DNS rebinding: signaling/hosts.py
         self._host_logged = -ORIGIN_LOG_INTERVAL
+        #: With ``walkie serve --redis``: the bridge to the other nodes (signaling/cluster/).
+        self.cluster: Bridge | None = None
 
     @classmethod
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
@@ -269,7 +277,9 @@ class SignalingServer:
             if pinger is not None:
                 pinger.cancel()
             try:
-                self._dispatch(self.hub.disconnect(client))
+                if conn.proxy is not None and self.cluster is not None:
+                    self.cluster.socket_closed(conn)
+                self.drop(client)
             except Exception:  # noqa: BLE001
                 log.exception("cleanup of client %s failed", client.serial)
             if deadline is not None:
@@ -285,7 +295,7 @@ class SignalingServer:
     def _join_deadline(self, client: Client) -> None:
         """A socket must join soon after it opens (the page sends ``join`` as soon as its
         socket is open): one that does not is closed, with ``join_timeout``."""
-        if client.member is None and not client.closed:
+        if client.member is None and not client.closed and client.context.proxy is None:
             timeout = self.config.budgets.join_timeout
             self._dispatch(self.hub.error(client, ProtocolError(
                 "join_timeout", f"no join within {timeout:g} s of connecting")))
@@ -307,30 +317,41 @@ class SignalingServer:
         except ProtocolError as exc:
             self._dispatch(self.hub.error(client, exc))
             return
+        if self.cluster is not None and await self.cluster.route(conn, client, message):
+            return  # its room lives on another node: relayed there
+        await self.handle(conn.ip, client, message, now)
+
+    async def handle(self, ip: str, client: Client, message: ClientMessage, now: float) -> None:
+        """One validated message of ``client``: from a socket of this server, or bridged
+        from another node's socket (``ip`` is then the address that node forwarded)."""
         try:
             key = None
             creates = False
             if isinstance(message, Join) and client.member is None:
-                refusal, key = await self.admission.admit(conn.ip, message, now)
+                refusal, key = await self.admission.admit(ip, message, now)
                 if refusal is not None:
-                    self._refuse(conn, client, refusal)
+                    self._dispatch(self._refusal(client, refusal))
                     return
                 creates = self.registry.get(message.room) is None
             actions = self.hub.receive(client, message, key)
             if client.member is not None and isinstance(message, Join):
-                self.admission.joined(conn.ip, client.member.room_id, creates)
+                self.admission.joined(ip, client.member.room_id, creates)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
             actions = self.hub.server_error(client)
         self._dispatch(actions)
 
-    def _refuse(self, conn: _Conn, client: Client, refusal: Refusal) -> None:
+    def drop(self, client: Client) -> None:
+        """``client``'s socket is gone: the hub lets it leave."""
+        self._dispatch(self.hub.disconnect(client))
+
+    def _refusal(self, client: Client, refusal: Refusal) -> list[Action]:
         """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
         if refusal.code == "try_later":
-            conn.enqueue(error_message(refusal.code, refusal.message, False, refusal.retry_after))
-        else:
-            self._dispatch(self.hub.error(client, ProtocolError(refusal.code, refusal.message)))
+            return [Send(client, error_message(refusal.code, refusal.message, False,
+                                               refusal.retry_after))]
+        return self.hub.error(client, ProtocolError(refusal.code, refusal.message))
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -339,7 +360,7 @@ class SignalingServer:
                 self._negotiations.add(task)
                 task.add_done_callback(self._negotiations.discard)
                 continue
-            conn: _Conn = action.client.context
+            conn: _Conn = action.client.context  # or a bridged socket's (cluster/bridge.py)
             if isinstance(action, Send):
                 conn.enqueue(action.text)
             else:
@@ -440,6 +461,8 @@ class SignalingServer:
             "clients": self.hub.client_count,
             "media": self.media.stats(),  # a snapshot: never waits for a worker
         }
+        if self.cluster is not None:
+            body["cluster"] = self.cluster.health()
         return text_response(200, "OK", json.dumps(body) + "\n", "application/json",
                              head=method == "HEAD")
 

@@ -107,9 +107,9 @@ class NodeInfo:
         if not (math.isfinite(self.started_at) and self.started_at >= 0):
             raise ValueError("started_at must be a finite time >= 0")
 
-    def media_text(self) -> str:
-        """The media addresses as ``ip:port`` (``[ip]:port`` for IPv6), comma-separated."""
-        return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.media)
+    def media_addresses(self) -> list[str]:
+        """The media addresses as ``ip:port`` (``[ip]:port`` for IPv6)."""
+        return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.media]
 
 
 @dataclass(frozen=True, slots=True)

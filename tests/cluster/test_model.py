@@ -27,7 +27,7 @@ def good_node() -> dict[str, Any]:
 def test_a_node_record_round_trips() -> None:
     assert decode_node(encode_node(INFO, LOAD)) == (INFO, LOAD)
     assert decode_node(encode_node(INFO, LOAD).encode(), INFO.id) == (INFO, LOAD)
-    assert INFO.media_text() == "203.0.113.7:40000, [2001:db8::1]:40001"
+    assert INFO.media_addresses() == ["203.0.113.7:40000", "[2001:db8::1]:40001"]
 
 
 def test_a_room_record_decodes() -> None:

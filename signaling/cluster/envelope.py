@@ -7,9 +7,10 @@ never anything else (``tests/cluster/test_envelope.py`` feeds it junk): every no
 cluster can publish on every other node's channel, and so can anyone who reaches Redis, so a
 node treats the bus as untrusted input.
 
-Layout: ``{"v": 1, "k": kind, "from": node_id, "conn": "<ingress node>/<serial>", ...}``,
-at most :data:`MAX_ENVELOPE_BYTES`. ``conn`` names one WebSocket by the node it is open on
-(the *ingress*) and that node's serial for it. Kinds, by direction (docs/CLUSTER.md has the
+Layout: ``{"v": 1, "k": kind, "from": node_id, "seq": n, "conn": "<ingress node>/<serial>",
+...}``, at most :data:`MAX_ENVELOPE_BYTES`. ``conn`` names one WebSocket by the node it is
+open on (the *ingress*) and that node's serial for it. ``seq`` numbers what one node sends
+to another, 1, 2, 3 ...: the receiver sees a lost envelope as a gap (bus.py). Kinds, by direction (docs/CLUSTER.md has the
 sequence of a join):
 
 ingress -> owner (the room's node), ``conn`` is the sender's own:
@@ -51,13 +52,15 @@ from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorReq
 from .model import NODE_ID_RE
 
 __all__ = ["Accepted", "Close", "ENVELOPE_VERSION", "Envelope", "EnvelopeError", "Gone",
-           "MAX_ENVELOPE_BYTES", "Moved", "Msg", "Open", "Refused", "Resume", "Send",
+           "MAX_ENVELOPE_BYTES", "MAX_SEQ", "Moved", "Msg", "Open", "Refused", "Resume", "Send",
            "conn_id", "conn_node", "decode", "encode", "message_dict"]
 
 ENVELOPE_VERSION = 1
 #: A client frame may be 64 KiB (messages.MAX_MESSAGE_BYTES); re-encoded it never grows
 #: (only validated fields are kept, compactly), so 4 KiB more covers the envelope's own.
 MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES + 4096
+#: Envelopes one node may send another (2^53: exact in every JSON reader).
+MAX_SEQ = 2**53
 #: An address as the WebSocket layer reports it (IPv6 with a zone id: ~50 characters).
 MAX_IP_CHARS = 64
 #: RFC 6455: a close reason is at most 123 bytes of UTF-8.
@@ -168,10 +171,13 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
     raise TypeError(f"not a client message: {message!r:.80}")
 
 
-def encode(envelope: Envelope) -> bytes:
-    """The envelope as it goes on the bus; EnvelopeError if it would be over the size cap."""
+def encode(envelope: Envelope, seq: int) -> bytes:
+    """The envelope, numbered ``seq``, as it goes on the bus; EnvelopeError if it would be
+    over the size cap."""
+    if not 0 < seq <= MAX_SEQ:
+        raise ValueError(f"seq must be 1..{MAX_SEQ}")
     data: dict[str, Any] = {"v": ENVELOPE_VERSION, "k": _KIND[type(envelope)],
-                            "from": envelope.sender, "conn": envelope.conn}
+                            "from": envelope.sender, "seq": seq, "conn": envelope.conn}
     if isinstance(envelope, Open):
         data.update(ip=envelope.ip, join=message_dict(envelope.join))
     elif isinstance(envelope, Msg):
@@ -198,8 +204,8 @@ def encode(envelope: Envelope) -> bytes:
 
 # -- decoding -------------------------------------------------------------------------------------
 
-def decode(raw: object, recipient: str | None = None) -> Envelope:
-    """The envelope in ``raw`` (bytes or text from Redis), checked; else EnvelopeError.
+def decode(raw: object, recipient: str | None = None) -> tuple[int, Envelope]:
+    """(seq, the envelope) in ``raw`` (bytes or text from Redis), checked; else EnvelopeError.
 
     ``recipient``: the node reading it. An envelope from an owner must then be about one of
     the recipient's own sockets, and none may claim to come from the recipient itself.
@@ -228,6 +234,9 @@ def decode(raw: object, recipient: str | None = None) -> Envelope:
     if cls is None:
         raise EnvelopeError(f"unknown envelope kind {_short(kind)}")
     sender = _node(data.get("from"), "from")
+    seq = _exact(data.get("seq"), int)
+    if not isinstance(seq, int) or not 0 < seq <= MAX_SEQ:
+        raise EnvelopeError(f"bad seq {_short(seq)}")
     conn = _exact(data.get("conn"), str)
     if not isinstance(conn, str) or not _CONN_RE.fullmatch(conn):
         raise EnvelopeError(f"bad conn {_short(conn)}")
@@ -239,7 +248,7 @@ def decode(raw: object, recipient: str | None = None) -> Envelope:
             raise EnvelopeError(f"{kind} claims to come from this node")
         if cls not in _FROM_INGRESS and ingress != recipient:
             raise EnvelopeError(f"{kind} about a socket of another node ({ingress})")
-    return _body(cls, data, sender, conn)
+    return seq, _body(cls, data, sender, conn)
 
 
 def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> Envelope:

@@ -34,18 +34,18 @@ GOOD = [
 
 @pytest.mark.parametrize("envelope", GOOD, ids=lambda e: type(e).__name__)
 def test_every_kind_round_trips(envelope: env.Envelope) -> None:
-    raw = env.encode(envelope)
+    raw = env.encode(envelope, 41)
     recipient = B if envelope.sender == A else A
-    assert env.decode(raw, recipient) == envelope
-    assert env.decode(raw.decode()) == envelope  # text from a decode_responses client too
+    assert env.decode(raw, recipient) == (41, envelope)
+    assert env.decode(raw.decode()) == (41, envelope)  # text from a decode_responses client too
     data = json.loads(raw)
     assert data["v"] == 1 and data["from"] == envelope.sender and data["conn"] == CONN
 
 
 def test_unknown_fields_are_ignored() -> None:
-    data = json.loads(env.encode(env.Gone(A, CONN)))
+    data = json.loads(env.encode(env.Gone(A, CONN), 1))
     data["later"] = {"x": [1, 2]}
-    assert env.decode(json.dumps(data).encode()) == env.Gone(A, CONN)
+    assert env.decode(json.dumps(data).encode()) == (1, env.Gone(A, CONN))
 
 
 def reason(raw: object, recipient: str | None = None) -> str:
@@ -55,7 +55,7 @@ def reason(raw: object, recipient: str | None = None) -> str:
 
 
 def mutate(envelope: env.Envelope, **changes: object) -> bytes:
-    data = json.loads(env.encode(envelope))
+    data = json.loads(env.encode(envelope, 1))
     for key, value in changes.items():
         if value is ...:
             del data[key]
@@ -70,6 +70,7 @@ def mutate(envelope: env.Envelope, **changes: object) -> bytes:
     ({"from": "Node A"}, "node id"), ({"from": ...}, "node id"), ({"from": "x" * 65}, "node id"),
     ({"conn": "node-a/0"}, "conn"), ({"conn": "node-a"}, "conn"), ({"conn": 7}, "conn"),
     ({"conn": "node-a/1/2"}, "conn"),
+    ({"seq": 0}, "seq"), ({"seq": 1.5}, "seq"), ({"seq": ...}, "seq"), ({"seq": 2**53 + 1}, "seq"),
     ({"conn": "node-c/7"}, "sent by"),  # an ingress speaks only about its own sockets
 ])
 def test_envelope_fields_are_checked(changes: dict[str, object], why: str) -> None:
@@ -98,16 +99,16 @@ def test_each_kinds_fields_are_checked(envelope: env.Envelope, changes: dict[str
 
 def test_direction_is_checked_against_the_recipient() -> None:
     # an owner's envelope must be about one of the recipient's sockets
-    assert "another node" in reason(env.encode(env.Send(B, env.conn_id("node-c", 1), "x")), A)
+    assert "another node" in reason(env.encode(env.Send(B, env.conn_id("node-c", 1), "x"), 1), A)
     # nobody may speak as the recipient itself
-    assert "this node" in reason(env.encode(env.Gone(A, CONN)), A)
+    assert "this node" in reason(env.encode(env.Gone(A, CONN), 1), A)
 
 
 def test_encode_refuses_what_decode_would_refuse() -> None:
     with pytest.raises(env.EnvelopeError):
-        env.encode(env.Send(B, CONN, "x" * env.MAX_ENVELOPE_BYTES))
+        env.encode(env.Send(B, CONN, "x" * env.MAX_ENVELOPE_BYTES), 1)
     with pytest.raises(env.EnvelopeError):
-        env.encode(env.Send(B, CONN, "\ud800"))
+        env.encode(env.Send(B, CONN, "\ud800"), 1)
 
 
 def test_a_largest_client_frame_fits_in_an_envelope() -> None:
@@ -115,8 +116,8 @@ def test_a_largest_client_frame_fits_in_an_envelope() -> None:
     sdp = "é" * ((env.MAX_MESSAGE_BYTES - 40) // 2)
     frame = json.dumps({"type": "offer", "sdp": sdp}, ensure_ascii=False)
     assert len(frame.encode()) <= env.MAX_MESSAGE_BYTES
-    raw = env.encode(env.Msg(A, CONN, Offer(sdp)))
-    assert env.decode(raw, B) == env.Msg(A, CONN, Offer(sdp))
+    raw = env.encode(env.Msg(A, CONN, Offer(sdp)), 2**53)
+    assert env.decode(raw, B) == (2**53, env.Msg(A, CONN, Offer(sdp)))
 
 
 def test_size_cap() -> None:
@@ -126,7 +127,7 @@ def test_size_cap() -> None:
 
 @pytest.mark.parametrize("raw", [
     b"", b"null", b"[]", b"{", b"\xff\xfe", b'{"v":NaN}', b"[" * 100_000, "\ud800", 5, None,
-    b'{"v":1,"k":"gone","from":"node-a","conn":"node-a/1","x":' + b"[" * 60_000 + b"]" * 60_000
+    b'{"v":1,"k":"gone","from":"node-a","seq":1,"conn":"node-a/1","x":' + b"[" * 60_000 + b"]" * 60_000
     + b"}",
 ])
 def test_junk(raw: object) -> None:
@@ -161,7 +162,7 @@ def test_random_bytes_raise_only_envelope_error(raw: bytes | str) -> None:
        st.sampled_from([None, A, B]))
 def test_mutated_envelopes_raise_only_envelope_error(
         envelope: env.Envelope, changes: dict[str, object], recipient: str | None) -> None:
-    data = json.loads(env.encode(envelope))
+    data = json.loads(env.encode(envelope, 1))
     data.update(changes)
     decode_or_error(json.dumps(data).encode(), recipient)
 
@@ -169,6 +170,6 @@ def test_mutated_envelopes_raise_only_envelope_error(
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=64))
 def test_random_joins_raise_only_envelope_error(room: str, name: str, password: str) -> None:
-    data = json.loads(env.encode(GOOD[0]))
+    data = json.loads(env.encode(GOOD[0], 1))
     data["join"] = {"type": "join", "room": room, "name": name, "password": password}
     decode_or_error(json.dumps(data).encode(), B)

@@ -247,6 +247,16 @@ class Config:
         _library_default(BudgetSettings, "join_timeout"),
         "seconds a WebSocket may stay open without joining a room, 0 = no limit", seconds,
         metavar="SECONDS")
+    # -- operating (issue 11): Prometheus metrics at /metrics (signaling/metrics.py)
+    metrics: bool = _switch(
+        "serve Prometheus metrics at /metrics on --port (set --metrics-token on a public "
+        "port)")
+    metrics_token: str | None = _setting(
+        None, "a scrape of /metrics must send 'Authorization: Bearer TOKEN' (implies "
+              "--metrics); prefer the variable or --metrics-token-file",
+        metavar="TOKEN", secret=True)
+    metrics_token_file: str | None = _setting(
+        None, "read the metrics token from FILE (implies --metrics)", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
 
@@ -289,6 +299,8 @@ class Config:
             force_relay=self.force_relay,
             max_connections_per_ip=self.max_connections_per_ip,
             budgets=self.budget_settings(),
+            metrics=self.metrics or self.metrics_token is not None,
+            metrics_token=self.metrics_token,
         )
 
     def budget_settings(self) -> BudgetSettings:
@@ -389,7 +401,7 @@ def _checked(config: Config) -> Config:
     if config.turn_secret_file:
         if secret:
             raise ConfigError("--turn-secret and --turn-secret-file exclude each other")
-        secret = _read_secret(config.turn_secret_file)
+        secret = _read_secret(config.turn_secret_file, "--turn-secret-file")
     if secret and not config.turn_url:
         raise ConfigError("--turn-secret needs at least one --turn-url")
     if config.force_relay and not any(parse_ice_url(u).is_turn for u in config.turn_url):
@@ -409,7 +421,13 @@ def _checked(config: Config) -> Config:
             raise ConfigError(
                 f"--udp-host {config.media_host} needs --announced-ip: browsers cannot send "
                 f"to {config.media_host} and no primary address could be found")
-    config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced)
+    token = config.metrics_token
+    if config.metrics_token_file:
+        if token:
+            raise ConfigError("--metrics-token and --metrics-token-file exclude each other")
+        token = _read_secret(config.metrics_token_file, "--metrics-token-file")
+    config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced,
+                                 metrics_token=token or None)
     try:  # the libraries' own checks, on exactly what the server will be given
         config.router_config()
         config.turn_config()
@@ -418,11 +436,11 @@ def _checked(config: Config) -> Config:
     return config
 
 
-def _read_secret(path: str) -> str:
+def _read_secret(path: str, flag: str) -> str:
     try:
         secret = Path(path).read_text().strip()  # `echo secret > file` adds a newline
     except OSError as exc:
-        raise ConfigError(f"cannot read --turn-secret-file: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {flag}: {exc.strerror}") from None
     if not secret:
-        raise ConfigError("--turn-secret-file is empty")
+        raise ConfigError(f"{flag} is empty")
     return secret

@@ -87,7 +87,7 @@ export function saveTalkKey(talkKey) {
 }
 
 /**
- * The "Change key" button: a click waits for the next key (Escape or leaving the button
+ * The "Change key" button: a click waits for the next key (Escape, Tab or leaving the button
  * cancels), which becomes the Talk key if `chooseKey` accepts it. While it waits it takes the
  * key for itself, so picking Space or T neither talks nor types. `say(text)` shows the
  * button's status line; `chosen(talkKey)` stores and applies the choice.
@@ -116,6 +116,7 @@ export function bindKeyChooser(button, say, chosen) {
         if (!e.repeat) swallowUp = ""; // its keyup never came (focus went elsewhere)
         return;
       }
+      if (e.code === "Tab") return stop(""); // moving on: the focus leaves as usual
       e.preventDefault();
       e.stopImmediatePropagation();
       if (e.code === "Escape") return stop("");

@@ -123,6 +123,10 @@ class MediaCore:
         self._closed = False
         # worker-wide counters (per-packet counters live on peers and rooms)
         self.datagrams_received = 0
+        self.bytes_received = 0
+        self.srtp_auth_failures = 0  # RTP from a known peer that failed SRTP authentication
+        self.rtp_not_speaker = 0  # RTP from a non-speaker: kept as pre-roll, not forwarded
+        self.payload_bytes_forwarded = 0  # Opus payload octets sent, summed over listeners
         self.dropped_unknown_kind = 0
         self.dropped_unknown_source = 0
         self.packets_forwarded = 0
@@ -258,6 +262,7 @@ class MediaCore:
     def handle_datagram(self, now: float, source: Address, data: bytes) -> None:
         """One datagram from ``source``; whatever it causes is queued (transmits, events)."""
         self.datagrams_received += 1
+        self.bytes_received += len(data)
         kind = classify(data)
         if kind is Kind.RTP:
             peer = self._by_address.get(source)
@@ -308,6 +313,7 @@ class MediaCore:
             plain = peer.unprotect(data)  # type: ignore[misc]
         except SrtpError:
             peer.srtp_errors += 1
+            self.srtp_auth_failures += 1
             return
         cap.charge(len(data))
         try:
@@ -333,6 +339,7 @@ class MediaCore:
             self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
         else:
             peer.rtp_dropped_not_speaker += 1
+            self.rtp_not_speaker += 1
             peer.preroll.append((now, ssrc, seq, ts, level, plain[start:end]))
 
     def _forward(
@@ -355,6 +362,7 @@ class MediaCore:
             room.on_burst(ssrc)
         sent = self.transmits.fan_out(room.routes, talker, marker, out_seq, out_ts, level, payload)
         room.packets_forwarded += sent
+        self.payload_bytes_forwarded += sent * len(payload)
         self.packets_forwarded += sent
 
     def _on_stun(self, data: bytes, source: Address, now: float) -> None:
@@ -470,6 +478,10 @@ class MediaCore:
             "peers": len(self._peers),
             "connected_peers": sum(1 for p in self._peers.values() if p.is_connected),
             "datagrams_received": self.datagrams_received,
+            "bytes_received": self.bytes_received,
+            "srtp_auth_failures": self.srtp_auth_failures,
+            "rtp_not_speaker": self.rtp_not_speaker,
+            "payload_bytes_forwarded": self.payload_bytes_forwarded,
             "dropped_unknown_kind": self.dropped_unknown_kind,
             "dropped_unknown_source": self.dropped_unknown_source,
             "packets_forwarded": self.packets_forwarded,

@@ -107,6 +107,7 @@ class Router:
         self.config = config
         self._loop = loop
         self._io = io
+        self.datagrams_sent = 0
         self.address: tuple[str, int] = io.sock.getsockname()[:2]
         self.certificates = CertificateKeeper()
         self.core = MediaCore(
@@ -231,6 +232,7 @@ class Router:
             "address": list(self.address),
             "announced_ip": self.announced_ip,
             **self.core.stats(),
+            "datagrams_sent": self.datagrams_sent,
             "send_errors": self._io.send_errors,
             "received_truncated": self._io.truncated,
             "protect_errors": self.core.transmits.protect_errors,
@@ -254,7 +256,7 @@ class Router:
         core = self.core
         core.handle_datagram(now, source, data)
         if len(core.transmits) >= FLUSH_AT:
-            self._io.send(core.transmits)
+            self.datagrams_sent += self._io.send(core.transmits)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -265,7 +267,7 @@ class Router:
     def _flush(self) -> None:
         """Send what the core queued, deliver its events, and arm its next deadline."""
         core = self.core
-        self._io.send(core.transmits)
+        self.datagrams_sent += self._io.send(core.transmits)
         if not self._delivering:  # a listener calling back into us: the outer loop delivers
             self._delivering = True
             try:

@@ -39,6 +39,7 @@ from .messages import (
     ProtocolError,
     encode,
 )
+from .metrics import NO_OBSERVER, Observer
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
 
@@ -70,6 +71,7 @@ class Hub:
         ice_servers: Callable[[str], list[dict[str, object]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         ice_transport_policy: str = "all",
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
@@ -79,6 +81,7 @@ class Hub:
         self.registry = registry
         self.media = media
         self.clock = clock
+        self.observer = observer  # metrics (signaling/metrics.py): told as things happen
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
@@ -119,6 +122,7 @@ class Hub:
             return self._offer(client, client.member, message)
         if isinstance(message, FloorRequest):
             room = self._room_of(client.member)
+            self.observer.floor_requested(client.member.id, self.clock())
             return self._floor_effects(room, room.floor.request(client.member.id, self.clock()))
         if isinstance(message, FloorRelease):
             room = self._room_of(client.member)
@@ -128,6 +132,7 @@ class Hub:
     def error(self, client: Client, exc: ProtocolError | JoinError) -> list[Action]:
         """Tell ``client`` what was wrong; close it when the error is fatal."""
         fatal = exc.code in FATAL_CODES
+        self.observer.error(exc.code)
         actions: list[Action] = [Send(client, error_message(exc.code, exc.message, fatal))]
         if fatal:
             code = CLOSE_TOO_LARGE if exc.code == "too_large" else CLOSE_FATAL
@@ -136,6 +141,7 @@ class Hub:
 
     def server_error(self, client: Client) -> list[Action]:
         """The answer to a message whose handling raised: the session goes on."""
+        self.observer.error("server_error")
         return [Send(client, error_message("server_error", "internal error; see server log", False))]
 
     def disconnect(self, client: Client) -> list[Action]:
@@ -184,6 +190,7 @@ class Hub:
         if client.bad_offers < MAX_BAD_OFFERS:
             return self.error(client, ProtocolError("bad_offer", reason))
         message = f"{reason}; {MAX_BAD_OFFERS} unusable offers on this connection, closing"
+        self.observer.error("bad_offer")
         actions: list[Action] = [Send(client, error_message("bad_offer", message, True))]
         actions.extend(self._close(client, CLOSE_FATAL, "bad_offer"))
         return actions
@@ -203,6 +210,7 @@ class Hub:
         client = self._by_member.get(event.peer_id)
         if client is None or client.peer_id != event.peer_id or client.closed:
             return []
+        self.observer.media_event(event.kind)
         if event.kind == "connected":
             client.media_connected = True
             return [Send(client, encode({"type": "media", "state": "connected"}))]
@@ -269,6 +277,7 @@ class Hub:
             return self.error(client, exc)
         client.member = member
         self._by_member[member.id] = client
+        self.observer.joined()
         room = self._room_of(member)
         floor = room.floor
         joined = {
@@ -322,6 +331,7 @@ class Hub:
         actions: list[Action] = []
         effects = room.floor.leave(member.id, self.clock())
         self.registry.leave(member.id)
+        self.observer.left(member.id)
         if peer_id is not None:
             self._remove_peer(peer_id)
         if room.members:
@@ -344,7 +354,9 @@ class Hub:
 
     def _floor_effects(self, room: Room, effects: Iterable[fl.Effect]) -> list[Action]:
         actions: list[Action] = []
+        now = self.clock()
         for effect in effects:
+            self.observer.floor_effect(effect, now)
             if isinstance(effect, fl.FloorChanged):
                 self._sync_speaker(room)
                 text = encode({"type": "floor", **self._floor_state(room)})

@@ -16,6 +16,7 @@ themselves live in budgets.py, password_gate.py, admission.py, hosts.py and head
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import ssl
@@ -42,6 +43,7 @@ from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, 
 from .keepalive import Keepalive
 from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
                        parse_client_message)
+from .metrics import CONTENT_TYPE, NO_OBSERVER, Metrics
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
@@ -95,6 +97,10 @@ class ServerConfig:
     ping_timeout: float = 2.5
     close_timeout: float = 2.0
     ssl: ssl.SSLContext | None = None
+    # Prometheus metrics at /metrics (signaling/metrics.py): off unless asked; with a token,
+    # a scrape must send "Authorization: Bearer <token>".
+    metrics: bool = False
+    metrics_token: str | None = None
     room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
 
 
@@ -163,11 +169,13 @@ class SignalingServer:
         if config.force_relay and not (config.turn is not None and config.turn.has_turn):
             raise ValueError("force_relay needs a TURN server: with no relay candidate a "
                              "browser could not connect at all")
+        self.metrics = Metrics(self._state) if config.metrics else None
         self.hub = Hub(
             self.registry,
             media,
             ice_servers=self._ice_servers,
             ice_transport_policy="relay" if config.force_relay else "all",
+            observer=self.metrics or NO_OBSERVER,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
@@ -311,6 +319,7 @@ class SignalingServer:
         if not conn.bucket.allow(now) or not self.budgets.message(conn.ip, len(frame), now):
             if now - conn.last_notice >= RATE_NOTICE_INTERVAL:
                 conn.last_notice = now
+                self.hub.observer.error("rate_limited")
                 conn.enqueue(error_message(
                     "rate_limited",
                     f"more than {self.config.rate:g} messages per second (or your address "
@@ -342,6 +351,7 @@ class SignalingServer:
             actions = self.hub.receive(client, message, key)
             if client.member is not None and isinstance(message, Join):
                 self.admission.joined(ip, client.member.room_id, creates)
+                self.hub.observer.join_time(time.monotonic() - now)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
                           client.serial)
@@ -355,6 +365,7 @@ class SignalingServer:
     def _refusal(self, client: Client, refusal: Refusal) -> list[Action]:
         """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
         if refusal.code == "try_later":
+            self.hub.observer.error(refusal.code)
             return [Send(client, error_message(refusal.code, refusal.message, False,
                                                refusal.retry_after))]
         return self.hub.error(client, ProtocolError(refusal.code, refusal.message))
@@ -432,6 +443,8 @@ class SignalingServer:
             return None  # let websockets do the upgrade (or answer 426 / 405 itself)
         if path == "/healthz":
             return _to_ws(self._healthz(request.method), policy)
+        if path == "/metrics" and self.metrics is not None:
+            return _to_ws(self._metrics_response(request), policy)
         return _to_ws(self.site.respond(request.method, request.path, request.headers), policy)
 
     def _log_refused_host(self, refused: HostRefused) -> None:
@@ -455,17 +468,44 @@ class SignalingServer:
                         "yours, add --allowed-origin", origin, host)
         return False
 
+    def _state(self) -> dict[str, object]:
+        """What /healthz shows and /metrics reads: a snapshot that never waits."""
+        rooms = self.registry.rooms()
+        return {
+            "rooms": len(self.registry),
+            "members": self.registry.member_count,
+            "clients": self.hub.client_count,
+            "queued": sum(len(room.floor.queue) for room in rooms),
+            "floors_held": sum(1 for room in rooms if room.floor.holder is not None),
+            "media": self.media.stats(),  # a snapshot: never waits for a worker
+        }
+
+    def _metrics_response(self, request: Request) -> HttpResponse:
+        assert self.metrics is not None
+        token = self.config.metrics_token
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return text_response(401, "Unauthorized", "a bearer token is needed\n",
+                                     extra=[("WWW-Authenticate", 'Bearer realm="metrics"')])
+        if request.method not in ("GET", "HEAD"):
+            return text_response(405, "Method Not Allowed", "method not allowed\n",
+                                 extra=[("Allow", "GET, HEAD")])
+        return text_response(200, "OK", self.metrics.exposition().decode(), CONTENT_TYPE,
+                             head=request.method == "HEAD")
+
     def _healthz(self, method: str) -> HttpResponse:
         if method not in ("GET", "HEAD"):
             return text_response(405, "Method Not Allowed", "method not allowed\n",
                                  extra=[("Allow", "GET, HEAD")])
+        state = self._state()
         body = {
             "status": "ok",
             "uptime_s": round(time.monotonic() - self._started, 1),
-            "rooms": len(self.registry),
-            "members": self.registry.member_count,
-            "clients": self.hub.client_count,
-            "media": self.media.stats(),  # a snapshot: never waits for a worker
+            "rooms": state["rooms"],
+            "members": state["members"],
+            "clients": state["clients"],
+            "media": state["media"],
         }
         if self.cluster is not None:
             body["cluster"] = self.cluster.health()

@@ -6,7 +6,8 @@ websockets, so it can be tested without a socket.
 
 Routes: ``/`` -> ``index.html``, ``/r/<room>`` -> ``room.html`` (the page reads the room from
 its URL, which is why HTML must use absolute ``/static/...`` paths), ``/static/<file>`` ->
-that file of www/. Only files with a known content type are served: ``www`` is a Python
+that file of www/, ``/sw.js`` -> ``sw.js`` (the service worker: from the root, its scope is
+the whole site; ``no-cache`` like every file, so browsers see a new version at once). Only files with a known content type are served: ``www`` is a Python
 package, and its ``__init__.py`` is nobody's business.
 """
 
@@ -116,6 +117,8 @@ class StaticSite:
             )
         if path == "/":
             return self._file("index.html", head, headers)
+        if path == "/sw.js":
+            return self._file("sw.js", head, headers)
         if path.startswith("/r/"):
             room = unquote(path[3:])
             if ROOM_RE.fullmatch(room):

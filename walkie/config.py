@@ -254,6 +254,16 @@ class Config:
         _library_default(BudgetSettings, "join_timeout"),
         "seconds a WebSocket may stay open without joining a room, 0 = no limit", seconds,
         metavar="SECONDS")
+    # -- operating (issue 11): Prometheus metrics at /metrics (signaling/metrics.py)
+    metrics: bool = _switch(
+        "serve Prometheus metrics at /metrics on --port (set --metrics-token on a public "
+        "port)")
+    metrics_token: str | None = _setting(
+        None, "a scrape of /metrics must send 'Authorization: Bearer TOKEN' (implies "
+              "--metrics); prefer the variable or --metrics-token-file",
+        metavar="TOKEN", secret=True)
+    metrics_token_file: str | None = _setting(
+        None, "read the metrics token from FILE (implies --metrics)", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
     # -- cluster (issue 10): many nodes behind one URL, coordinated through Redis
@@ -331,6 +341,8 @@ class Config:
             max_connections_per_ip=self.max_connections_per_ip,
             budgets=self.budget_settings(),
             room_secret=self.room_secret,
+            metrics=self.metrics or self.metrics_token is not None,
+            metrics_token=self.metrics_token,
         )
 
     @property
@@ -468,8 +480,9 @@ def _checked(config: Config) -> Config:
             raise ConfigError(
                 f"--udp-host {config.media_host} needs --announced-ip: browsers cannot send "
                 f"to {config.media_host} and no primary address could be found")
+    token = _secret(config.metrics_token, config.metrics_token_file, "--metrics-token")
     config = dataclasses.replace(config, turn_secret=secret, secret=shared,
-                                 announced_ip=announced)
+                                 announced_ip=announced, metrics_token=token or None)
     try:  # the libraries' own checks, on exactly what the server will be given
         config.router_config()
         config.turn_config()

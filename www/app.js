@@ -8,6 +8,9 @@
 //   input.js    pointer / space bar / latch / focus rules -> floor operations
 //   view.js     draws it all (with ui.js)
 //   device.js   mic, speaker, wake lock, link sharing
+//   settings.js the Talk key (chosen by the user, kept in localStorage)
+//   notify.js   headset and lock screen (Media Session), hidden-tab title and tone, live region
+//   haptics.js  vibration with the floor's tones; install.js the service worker (sw.js)
 // The mic is opened once per visit; every (re)join gets a fresh WebSocket and peer connection
 // reusing that mic track, and a media reset a fresh peer connection on the same WebSocket.
 
@@ -16,11 +19,15 @@ import { SessionDriver } from "./driver.js";
 import { FloorMachine, State } from "./ptt.js";
 import { RoomState } from "./room.js";
 import { TalkInput, bindTalkInput } from "./input.js";
-import { RoomView } from "./view.js";
+import { RoomView, roomTitle } from "./view.js";
 import { Microphone, ScreenWakeLock, Speaker, canShare, copyLink, shareRoom } from "./device.js";
 import { playTone } from "./tones.js";
+import { vibrate } from "./haptics.js";
+import { Notifier } from "./notify.js";
+import { bindKeyChooser, loadTalkKey, matchesKey, saveTalkKey } from "./settings.js";
+import { registerServiceWorker } from "./install.js";
 import { checkName, normalizeRoom, rememberName } from "./names.js";
-import { els, renderConn, renderMode, renderNotice } from "./ui.js";
+import { els, renderConn, renderMode, renderNotice, renderTalkKey, renderTalkKeyStatus } from "./ui.js";
 
 /** Room from the path /r/<room>, or null if the path holds no valid room name. */
 function roomFromPath(path) {
@@ -45,6 +52,8 @@ class RoomPage {
     this.speaker = new Speaker(els.remoteAudio, els.soundHint);
     this.wakeLock = new ScreenWakeLock();
     this.view = new RoomView(() => this.levelNow(), () => this.render());
+    this.notifier = new Notifier(room, els.announcer, roomTitle(room));
+    this.talkKey = loadTalkKey();
     this.driver = new SessionDriver(
       this.session,
       { mic: this.mic, speaker: this.speaker, wakeLock: this.wakeLock },
@@ -95,7 +104,10 @@ class RoomPage {
     for (const a of actions) {
       if (a.type === "mic") this.driver.perform(this.session.setMic(a.on));
       else if (a.type === "send") this.driver.perform(this.session.relay(a.message));
-      else if (a.type === "tone") playTone(a.name);
+      else if (a.type === "tone") {
+        playTone(a.name);
+        vibrate(a.name); // granted, denied, ended: felt with the phone in a pocket
+      }
     }
   }
 
@@ -107,17 +119,29 @@ class RoomPage {
     return level >= 0 ? level : this.speaker.level();
   }
 
+  /** A floor operation ("press", "release", "toggle") from any input, or null: redraw only. */
+  floorOp(op) {
+    if (op) this.applyFloor(this.floor[op]());
+    this.render();
+  }
+
   bindUi() {
     bindTalkInput(els.ptt, els.latch, this.input, {
-      op: (op) => {
-        if (op) this.applyFloor(this.floor[op]());
-        this.render();
-      },
+      op: (op) => this.floorOp(op),
       canTalk: () => this.session.canTalk,
+      isTalkKey: (e) => matchesKey(e, this.talkKey),
       gesture: () => this.speaker.unlock(),
       visible: () => {
         if (!this.session.stopped) this.wakeLock.acquire();
+        this.render(); // the hidden tab's title goes back
       },
+    });
+    // A headset tap talks only when the Talk button would; its stop always may.
+    this.notifier.bindHeadset((op) => this.floorOp(op === "release" || this.session.canTalk ? op : null));
+    bindKeyChooser(els.talkKeyChange, renderTalkKeyStatus, (key) => {
+      this.talkKey = key;
+      saveTalkKey(key);
+      this.render();
     });
     els.joinForm.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -143,8 +167,17 @@ class RoomPage {
       session: this.session,
       floor: this.floor,
       room: this.roomState,
-      latch: this.input.latch,
+      latch: this.input.latched(this.floor.held),
       now: performance.now(),
+    });
+    renderTalkKey(this.talkKey.label);
+    this.notifier.update({
+      joined: this.session.joined,
+      hidden: document.visibilityState === "hidden",
+      you: this.roomState.you,
+      talker: this.roomState.talker,
+      members: [...this.roomState.members.values()],
+      floor: this.floor,
     });
   }
 
@@ -167,6 +200,8 @@ class RoomPage {
       remoteStream: () => (link() ? link().remoteStream : null),
       sending: () => (link() ? link().sending : false),
       meter: () => this.view.meter.shown, // the level meter as drawn, 0..1
+      talkKey: () => this.talkKey.code, // KeyboardEvent.code of the Talk key
+      headsetActions: () => [...this.notifier.mediaSession.actions], // Media Session actions bound
     };
     const hook = {
       /** The talker's level from the RTP audio-level extension, 0..1 (-1: none received). */
@@ -178,6 +213,7 @@ class RoomPage {
   }
 }
 
+registerServiceWorker();
 const params = new URLSearchParams(location.search);
 const room = roomFromPath(location.pathname);
 if (!room) {

@@ -1,15 +1,19 @@
-// Talk input: which pointer, key and page events press or release the Talk button.
+// Talk input: which pointer, key, headset and page events press or release the Talk button.
 //
 // `TalkInput` holds the rules and no DOM (so tests can feed it plain values); it answers each
 // event with the floor operation to perform: "press", "release", "toggle" or null.
 // `bindTalkInput` connects it to the page's events. The rules:
 // - a primary pointer (mouse button 0, a finger, a pen) on the button presses; its own up,
 //   cancel or lost capture releases; a second finger meanwhile changes nothing;
-// - the space bar does the same, outside text fields and only while talking is possible;
-//   key repeats change nothing;
+// - the Talk key (Space unless the user chose another, settings.js) does the same, outside
+//   text fields and only while talking is possible; key repeats change nothing;
+// - a headset button (Media Session, headset.js, which binds it) is a tap, never a hold: it
+//   toggles, in latch mode or not, and its "stop" only ever releases;
 // - in latch mode each press toggles instead, and nothing happens on release;
 // - Enter or a click on the button does nothing: talking needs a hold (or latch);
-// - losing focus or hiding the page releases whatever was held (else we would talk forever).
+// - losing focus or hiding the page releases whatever a pointer or the key held (else we
+//   would talk forever), but not a latched or tapped talk: with the screen locked, hidden
+//   is exactly when a headset talks.
 
 /** @typedef {"press"|"release"|"toggle"|null} FloorOp */
 
@@ -18,7 +22,8 @@ export class TalkInput {
     this.latch = false;
     /** The pointer holding the button, or null. */
     this.activePointer = null;
-    this.spaceDown = false;
+    /** The Talk key is down. */
+    this.keyDown = false;
   }
 
   /** @returns {FloorOp} */
@@ -37,26 +42,38 @@ export class TalkInput {
   }
 
   /**
-   * Space bar down. `repeat`: an auto-repeat; the caller has already ignored keys typed into
+   * Talk key down. `repeat`: an auto-repeat; the caller has already ignored keys typed into
    * fields and keys while talking is impossible. @returns {FloorOp}
    */
-  spaceDownEvent(repeat) {
-    if (repeat || this.spaceDown) return null;
-    this.spaceDown = true;
+  keyDownEvent(repeat) {
+    if (repeat || this.keyDown) return null;
+    this.keyDown = true;
     return this.latch ? "toggle" : "press";
   }
 
   /** @returns {FloorOp} */
-  spaceUpEvent() {
-    if (!this.spaceDown) return null;
-    this.spaceDown = false;
+  keyUpEvent() {
+    if (!this.keyDown) return null;
+    this.keyDown = false;
     return this.latch ? null : "release";
   }
 
-  /** The window lost focus or the page was hidden. @returns {FloorOp} */
+  /**
+   * The window lost focus or the page was hidden: release what a pointer or the key held.
+   * @returns {FloorOp}
+   */
   lostFocus() {
+    const holding = this.activePointer !== null || this.keyDown;
     this.reset();
-    return this.latch ? null : "release";
+    return holding && !this.latch ? "release" : null;
+  }
+
+  /**
+   * Whether the page should show tap-style texts ("Tap to stop"): latch mode, or the floor is
+   * `held` with no pointer nor key down, i.e. a headset tap latched it.
+   */
+  latched(held) {
+    return this.latch || (held && this.activePointer === null && !this.keyDown);
   }
 
   /** The latch switch changed; turning it off ends a latched talk. @returns {FloorOp} */
@@ -68,7 +85,7 @@ export class TalkInput {
   /** The session ended (the floor was reset): forget what was held. */
   reset() {
     this.activePointer = null;
-    this.spaceDown = false;
+    this.keyDown = false;
   }
 }
 
@@ -79,15 +96,12 @@ function typing(target, button) {
   return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
 }
 
-function isSpace(e) {
-  return e.code === "Space" || e.key === " ";
-}
-
 /**
  * Connect `input` to the page. `ptt` is the Talk button, `latch` the latch checkbox.
  * `handlers.op(floorOp)` performs an operation (or only re-renders, for null);
- * `handlers.canTalk()` says whether the space bar may talk now; `handlers.gesture()` runs on
- * every pointer or key gesture (to unlock audio); `handlers.visible()` runs when the page
+ * `handlers.canTalk()` says whether the Talk key may talk now; `handlers.isTalkKey(event)`
+ * whether a key event is the Talk key's (settings.js `matchesKey`); `handlers.gesture()` runs
+ * on every pointer or key gesture (to unlock audio); `handlers.visible()` runs when the page
  * becomes visible again.
  */
 export function bindTalkInput(ptt, latch, input, handlers) {
@@ -115,14 +129,14 @@ export function bindTalkInput(ptt, latch, input, handlers) {
   }
 
   window.addEventListener("keydown", (e) => {
-    if (!isSpace(e) || typing(e.target, ptt) || !handlers.canTalk()) return;
+    if (e.defaultPrevented || !handlers.isTalkKey(e) || typing(e.target, ptt) || !handlers.canTalk()) return;
     e.preventDefault();
-    op(input.spaceDownEvent(e.repeat));
+    op(input.keyDownEvent(e.repeat));
   });
   window.addEventListener("keyup", (e) => {
-    if (!isSpace(e) || !input.spaceDown) return;
+    if (!handlers.isTalkKey(e) || !input.keyDown) return;
     e.preventDefault();
-    op(input.spaceUpEvent());
+    op(input.keyUpEvent());
   });
   window.addEventListener("blur", () => op(input.lostFocus()));
   document.addEventListener("visibilitychange", () => {

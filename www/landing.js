@@ -4,6 +4,9 @@
 // click there is the user gesture that lets the page play audio and ask for the mic.
 
 import { checkName, normalizeRoom, randomRoomName, rememberName, rememberedName } from "./names.js";
+import { registerServiceWorker } from "./install.js";
+
+registerServiceWorker(); // installable as an app; an offline page when the server is out of reach
 
 const nameInput = document.getElementById("name");
 const roomInput = document.getElementById("room");

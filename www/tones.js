@@ -1,4 +1,4 @@
-// Local walkie-talkie tones (talk permit, busy, end of transmission) and the page's one
+// Local walkie-talkie tones (talk permit, busy, end of transmission, attention) and the page's one
 // shared AudioContext.
 //
 // Why local: the tones tell the *user* what the floor did; sending them to the room would
@@ -38,11 +38,16 @@ const TONES = {
   ],
   // End of transmission: a short falling chirp ("over").
   end: [[1100, 700, 0.1, 0.0]],
+  // Someone started talking while the tab is hidden (attention.js): two high notes.
+  attention: [
+    [988, 988, 0.07, 0.05],
+    [1319, 1319, 0.09, 0.0],
+  ],
 };
 
 const LEVEL = 0.12; // quiet: the tone must not drown the room nor leak much into the mic
 
-/** Play a named tone ("permit", "busy", "end"); silently does nothing without WebAudio. */
+/** Play a named tone ("permit", "busy", "end", "attention"); silently does nothing without WebAudio. */
 export function playTone(name) {
   const parts = TONES[name];
   const c = audioContext();

@@ -33,6 +33,10 @@ export const els = {
   ptt: $("ptt"),
   pttSub: $("ptt-sub"),
   selfStatus: $("self-status"),
+  announcer: $("announcer"),
+  talkKey: $("talk-key"),
+  talkKeyChange: $("talk-key-change"),
+  talkKeyStatus: $("talk-key-status"),
   latch: $("latch"),
   soundHint: $("sound-hint"),
   members: $("members"),
@@ -82,8 +86,8 @@ export function fieldError(el, text) {
 
 /**
  * The big button. `state` is the floor state or "disabled"; `sub` is its small second line;
- * the accessible name stays "Hold to Talk" / "Tap to Talk" while the status line (aria-live,
- * aria-describedby) carries the state.
+ * the accessible name stays "Hold to Talk" / "Tap to Talk" while the status line
+ * (aria-describedby) carries the state and the live region (notify.js) announces changes.
  */
 export function renderPtt(state, sub, latch) {
   const enabled = state !== "disabled";
@@ -97,6 +101,16 @@ export function renderPtt(state, sub, latch) {
   } else {
     els.ptt.removeAttribute("aria-pressed");
   }
+}
+
+/** The Talk key's name in the keyboard hint. */
+export function renderTalkKey(label) {
+  if (els.talkKey.textContent !== label) els.talkKey.textContent = label;
+}
+
+/** The line under the keyboard hint while the Talk key is being chosen ("" hides nothing). */
+export function renderTalkKeyStatus(text) {
+  els.talkKeyStatus.textContent = text;
 }
 
 export function renderSelfStatus(text) {

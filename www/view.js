@@ -110,6 +110,11 @@ export function describePrivacy(generated, passwordProtected) {
   return { lock: false, state: generated ? "link" : "public", joinNote: "", roomNote };
 }
 
+/** The room page's title (attention.js puts it back after a hidden tab's "● Ann is talking"). */
+export function roomTitle(room) {
+  return `#${room} · walkie`;
+}
+
 export class RoomView {
   /**
    * @param {() => number} level the level to meter (0..1, negative when unknown)
@@ -126,7 +131,7 @@ export class RoomView {
 
   /** Room name and link, once. */
   showRoom(room, link) {
-    document.title = `#${room} · walkie`;
+    document.title = roomTitle(room);
     els.roomName.textContent = room;
     els.roomFull.textContent = room;
     els.joinRoom.textContent = `#${room}`;

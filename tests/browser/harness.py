@@ -132,14 +132,22 @@ class Server:
                 self.proc.wait(timeout=5)
 
 
-def start_server(log_dir: Path, *extra: str) -> Server:
-    """Start the real server on 127.0.0.1 (ephemeral HTTP and UDP ports) and wait for it."""
+def start_server(log_dir: Path, *extra: str, www_copy: Path | None = None) -> Server:
+    """Start the real server on 127.0.0.1 (ephemeral HTTP and UDP ports) and wait for it.
+
+    ``www_copy``: serve the page from this copy of www/ (a directory named ``www``, found
+    first on the server's import path), for tests that change the page's files.
+    """
     log_path = log_dir / f"server-{time.monotonic_ns()}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed with the process below
+    cwd, env = REPO, None
+    if www_copy is not None:
+        cwd = www_copy.parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(www_copy.parent), str(REPO)])}
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "walkie", "serve", "--host", "127.0.0.1",
          "--port", "0", "--udp-port", "0", *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True,
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
     )
     log_file.close()
     assert proc.stdout is not None

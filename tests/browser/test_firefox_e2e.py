@@ -73,6 +73,12 @@ def test_chromium_and_firefox_take_turns(browser, server, pulse_server, tmp_path
         hz = firefox.wait_tone(430.0, 450.0)
         assert 430 <= hz <= 450
 
+        # Firefox's Media Session takes the headset's play / pause / stop (it knows no
+        # "togglemicrophone") and shows the talker (www/README.md, per browser).
+        firefox.wait_for("() => navigator.mediaSession.metadata.title", what="lock screen text",
+                         check=lambda t: t == f"{CHROMIUM_NAME} is talking")
+        assert firefox.evaluate("() => window.walkie.headsetActions") == ["play", "pause", "stop"]
+
         rk.let_go(chromium)
         rk.wait_floor(chromium, "idle")
         firefox.wait_for("() => window.walkie.talker === null", what="channel clear")

@@ -346,8 +346,8 @@ INPUT_JS = """async (steps) => {
 def test_talk_input_rules(page) -> None:
     steps = [
         ["pointerDown", 1], ["pointerDown", 2], ["pointerUp", 2], ["pointerUp", 1],  # second finger
-        ["spaceDownEvent", False], ["spaceDownEvent", True], ["spaceDownEvent", False],  # repeats
-        ["spaceUpEvent"], ["spaceUpEvent"],
+        ["keyDownEvent", False], ["keyDownEvent", True], ["keyDownEvent", False],  # repeats
+        ["keyUpEvent"], ["keyUpEvent"],
         ["pointerDown", 3], ["lostFocus"], ["pointerUp", 3],  # blur / hidden releases
     ]
     assert page.evaluate(INPUT_JS, steps) == [
@@ -358,7 +358,7 @@ def test_talk_input_rules(page) -> None:
     ]
     latch = [
         ["setLatch", True], ["pointerDown", 4], ["pointerUp", 4], ["pointerDown", 5],
-        ["spaceDownEvent", False], ["spaceUpEvent"], ["lostFocus"], ["setLatch", False],
+        ["keyDownEvent", False], ["keyUpEvent"], ["lostFocus"], ["setLatch", False],
     ]
     # Latched: each press toggles, nothing on release or blur; turning latch off releases.
     assert page.evaluate(INPUT_JS, latch) == [None, "toggle", None, "toggle", "toggle", None, None, "release"]

@@ -18,6 +18,7 @@ def site(tmp_path: Path) -> StaticSite:
     (www / "app.js").write_text("console.log(1)")
     (www / "style.css").write_text("body{}")
     (www / "icon.svg").write_text("<svg/>")
+    (www / "sw.js").write_text("self.x = 1")
     (www / "__init__.py").write_text("SECRET = 1")
     (www / ".env").write_text("SECRET=1")
     (www / "sub").mkdir()
@@ -44,6 +45,8 @@ def header(response, name: str) -> str | None:  # type: ignore[no-untyped-def]
         ("/static/style.css", b"body{}", "text/css; charset=utf-8"),
         ("/static/icon.svg", b"<svg/>", "image/svg+xml"),
         ("/static/sub/x.js", b"x", "text/javascript; charset=utf-8"),
+        # The service worker from the root: its scope may then be the whole site.
+        ("/sw.js", b"self.x = 1", "text/javascript; charset=utf-8"),
     ],
 )
 def test_files_with_content_type_and_revalidation(site: StaticSite, target: str, body: bytes,
@@ -83,6 +86,8 @@ def test_etag_changes_with_content(site: StaticSite) -> None:
     [
         "/nope",
         "/index.html",                       # files live under /static/ only
+        "/app.js",                           # (the service worker is the one exception)
+        "/sw.js/x",
         "/static/",
         "/static/missing.js",
         "/static/../outside.js",

@@ -78,6 +78,9 @@ ROWS = [
     Row("message_rate_per_ip", "50", 50.0, "0", 0.0),
     Row("byte_rate_per_ip", "1000", 1000.0, "0", 0.0),
     Row("join_timeout", "0", 0.0, "2.5", 2.5),
+    Row("metrics", "1", True, "0", False),
+    Row("metrics_token", "t1", "t1", "t2", "t2"),
+    Row("metrics_token_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two"),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
     Row("redis", "redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0",
         "rediss://:pw@redis.example:6380", "rediss://:pw@redis.example:6380",
@@ -391,3 +394,12 @@ def test_sample_walkie_env_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.force_relay and config.announced_ip == "203.0.113.10"
     turn = config.turn_config()
     assert turn is not None and turn.has_turn
+
+
+def test_a_metrics_token_turns_metrics_on_and_reaches_the_server(tmp: Path) -> None:
+    assert load([], {}).server_config().metrics is False
+    server = load(["--metrics-token-file", f"{tmp}/one"], {}).server_config()
+    assert server.metrics is True and server.metrics_token == (tmp / "one").read_text().strip()
+    assert load(["--metrics"], {}).server_config().metrics_token is None
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load(["--metrics-token", "x", "--metrics-token-file", f"{tmp}/one"], {})

@@ -22,7 +22,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -46,6 +46,7 @@ from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
+from .tokens import TokenCheck
 
 __all__ = ["ServerConfig", "SignalingServer"]
 
@@ -96,6 +97,8 @@ class ServerConfig:
     # a scrape must send "Authorization: Bearer <token>".
     metrics: bool = False
     metrics_token: str | None = None
+    # Signed join links (signaling/tokens.py): with a secret, every join needs a token.
+    token_secret: str | None = field(default=None, repr=False)
 
 
 class _Conn:
@@ -168,6 +171,7 @@ class SignalingServer:
             ice_servers=self._ice_servers,
             ice_transport_policy="relay" if config.force_relay else "all",
             observer=self.metrics or NO_OBSERVER,
+            tokens=TokenCheck(config.token_secret) if config.token_secret else None,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None

@@ -1,4 +1,4 @@
-"""The ``walkie`` command: ``walkie serve`` and ``walkie bench``.
+"""The ``walkie`` command: ``walkie serve``, ``walkie token`` and ``walkie bench``.
 
 Every ``serve`` flag has an environment variable (``WALKIE_<FLAG>``, e.g. ``WALKIE_PORT``)
 so that containers and systemd units need no command line; a flag beats its variable. The
@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import config, serve
+from . import config, serve, tokencmd
 
 __all__ = ["BENCH_EXTRA_MODULES", "build_parser", "main"]
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the walkie server. Every flag also reads the environment variable "
                     "shown in brackets; a flag beats its variable.")
     config.add_arguments(serve_parser)
+    tokencmd.add_parser(sub)
     sub.add_parser("bench", add_help=False,
                    help="load benchmark (arguments go to the bench tool; `walkie bench --help`)")
     return parser
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.command == "token":
+        return tokencmd.run(args, os.environ)
     if args.command != "serve":
         parser.print_help()
         return 2

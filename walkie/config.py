@@ -39,6 +39,7 @@ from typing import Any
 from sfu import RouterConfig
 from signaling.budgets import BudgetSettings
 from signaling.server import ServerConfig
+from signaling.tokens import check_secret
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
@@ -257,6 +258,14 @@ class Config:
         metavar="TOKEN", secret=True)
     metrics_token_file: str | None = _setting(
         None, "read the metrics token from FILE (implies --metrics)", metavar="FILE")
+    # -- issue 11: tokens. Signed join links (signaling/tokens.py; `walkie token` makes them)
+    token_secret: str | None = _setting(
+        None, "every join needs a join token signed with SECRET (JWT HS256, at least 32 "
+              "characters; `walkie token` prints links); rooms then take no passwords. Prefer "
+              "the variable or --token-secret-file",
+        metavar="SECRET", secret=True)
+    token_secret_file: str | None = _setting(
+        None, "read the token secret from FILE", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
 
@@ -301,6 +310,7 @@ class Config:
             budgets=self.budget_settings(),
             metrics=self.metrics or self.metrics_token is not None,
             metrics_token=self.metrics_token,
+            token_secret=self.token_secret,
         )
 
     def budget_settings(self) -> BudgetSettings:
@@ -427,13 +437,30 @@ def _checked(config: Config) -> Config:
             raise ConfigError("--metrics-token and --metrics-token-file exclude each other")
         token = _read_secret(config.metrics_token_file, "--metrics-token-file")
     config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced,
-                                 metrics_token=token or None)
+                                 metrics_token=token or None,
+                                 token_secret=read_token_secret(config))
     try:  # the libraries' own checks, on exactly what the server will be given
         config.router_config()
         config.turn_config()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return config
+
+
+def read_token_secret(config: Any) -> str | None:
+    """The join-token secret of ``--token-secret`` or ``--token-secret-file`` (issue 11),
+    checked (``walkie token`` reads it the same way), or None: no tokens."""
+    secret = config.token_secret
+    if config.token_secret_file:
+        if secret:
+            raise ConfigError("--token-secret and --token-secret-file exclude each other")
+        secret = _read_secret(config.token_secret_file, "--token-secret-file")
+    if secret:
+        try:
+            check_secret(secret)
+        except ValueError as exc:
+            raise ConfigError(f"--token-secret: {exc}") from None
+    return secret or None
 
 
 def _read_secret(path: str, flag: str) -> str:

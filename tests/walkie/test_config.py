@@ -81,6 +81,9 @@ ROWS = [
     Row("metrics", "1", True, "0", False),
     Row("metrics_token", "t1", "t1", "t2", "t2"),
     Row("metrics_token_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two"),
+    Row("token_secret", "a" * 32, "a" * 32, "b" * 40, "b" * 40),
+    Row("token_secret_file", "{tmp}/token-one", "{tmp}/token-one", "{tmp}/token-two",
+        "{tmp}/token-two"),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
 ]
 SPEC = {s.name: s for s in SETTINGS}
@@ -90,6 +93,8 @@ SPEC = {s.name: s for s in SETTINGS}
 def tmp(tmp_path: Path) -> Path:
     (tmp_path / "one").write_text("secret-one\n")  # `echo secret > file`: the newline goes
     (tmp_path / "two").write_text("secret-two")
+    (tmp_path / "token-one").write_text("token-secret-one-" + "x" * 32 + "\n")  # >= 32 chars
+    (tmp_path / "token-two").write_text("token-secret-two-" + "y" * 32)
     return tmp_path
 
 

@@ -92,6 +92,14 @@ class Observers:
     def __init__(self, *observers: Observer) -> None:
         self._all = observers
 
+    @classmethod
+    def of(cls, *maybe: Observer | None) -> Observer:
+        """The observers given (None: left out) as one: NO_OBSERVER, the one, or all."""
+        present = [o for o in maybe if o is not None]
+        if not present:
+            return NO_OBSERVER
+        return present[0] if len(present) == 1 else cls(*present)
+
     def joined(self, member: Member) -> None:
         for o in self._all:
             o.joined(member)

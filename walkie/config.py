@@ -40,6 +40,7 @@ from sfu import RouterConfig
 from signaling.budgets import BudgetSettings
 from signaling.server import ServerConfig
 from signaling.tokens import check_secret
+from signaling.webhooks import check_url
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
@@ -266,6 +267,15 @@ class Config:
         metavar="SECRET", secret=True)
     token_secret_file: str | None = _setting(
         None, "read the token secret from FILE", metavar="FILE")
+    # -- issue 11: webhooks (signaling/webhooks.py), signed JSON POSTs about rooms and talk
+    webhook_url: tuple[str, ...] = _each(
+        "POST signed JSON events (room_started, member_joined, transmission_started, ...) to "
+        "URL (repeatable; needs --webhook-secret)", check_url, "URL")
+    webhook_secret: str | None = _setting(
+        None, "sign each webhook with HMAC-SHA256 under SECRET (X-Walkie-Signature); prefer "
+              "the variable or --webhook-secret-file", metavar="SECRET", secret=True)
+    webhook_secret_file: str | None = _setting(
+        None, "read the webhook secret from FILE", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
 
@@ -311,6 +321,8 @@ class Config:
             metrics=self.metrics or self.metrics_token is not None,
             metrics_token=self.metrics_token,
             token_secret=self.token_secret,
+            webhook_urls=self.webhook_url,
+            webhook_secret=self.webhook_secret,
         )
 
     def budget_settings(self) -> BudgetSettings:
@@ -438,7 +450,8 @@ def _checked(config: Config) -> Config:
         token = _read_secret(config.metrics_token_file, "--metrics-token-file")
     config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced,
                                  metrics_token=token or None,
-                                 token_secret=read_token_secret(config))
+                                 token_secret=read_token_secret(config),
+                                 webhook_secret=_webhook_secret(config))
     try:  # the libraries' own checks, on exactly what the server will be given
         config.router_config()
         config.turn_config()
@@ -460,6 +473,21 @@ def read_token_secret(config: Any) -> str | None:
             check_secret(secret)
         except ValueError as exc:
             raise ConfigError(f"--token-secret: {exc}") from None
+    return secret or None
+
+
+def _webhook_secret(config: Config) -> str | None:
+    """The webhook signing secret (issue 11): needed by --webhook-url, useless without it."""
+    secret = config.webhook_secret
+    if config.webhook_secret_file:
+        if secret:
+            raise ConfigError("--webhook-secret and --webhook-secret-file exclude each other")
+        secret = _read_secret(config.webhook_secret_file, "--webhook-secret-file")
+    if config.webhook_url and not secret:
+        raise ConfigError("--webhook-url needs --webhook-secret (or --webhook-secret-file): "
+                          "receivers must be able to tell our events from forged ones")
+    if secret and not config.webhook_url:
+        raise ConfigError("--webhook-secret needs at least one --webhook-url")
     return secret or None
 
 

@@ -40,6 +40,7 @@ from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import Keepalive
+from .logcontext import connection_id
 from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
 from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
@@ -278,6 +279,7 @@ class SignalingServer:
         conn = _Conn(ws, ip, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
         client = self.hub.connect(conn)
         conn.client = client
+        connection_id.set(f"c{client.serial}")  # on every line logged for this session
         conn.writer = asyncio.create_task(conn.run_writer())
         join_timeout = self.config.budgets.join_timeout
         deadline = asyncio.get_running_loop().call_later(

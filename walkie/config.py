@@ -44,8 +44,8 @@ from signaling.webhooks import check_url
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
-from .parsers import (as_is, bind_address, ice_url, ip_address, log_level, origin, rate,
-                      seconds, server_name, switch_word, whole)
+from .parsers import (as_is, bind_address, ice_url, ip_address, log_format, log_level, origin,
+                      rate, seconds, server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -278,6 +278,11 @@ class Config:
         None, "read the webhook secret from FILE", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
+    # -- issue 11: JSON logs (sfu/logs.py), also in the media workers
+    log_format: str = _setting(
+        "text", "text, or json: one JSON object per line (time, level, logger, message, "
+                "conn: the WebSocket connection), in the media workers too", log_format,
+        metavar="FORMAT")
 
     # -- what the settings mean for the libraries (the one place that maps them) ----------
 

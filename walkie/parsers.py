@@ -14,8 +14,8 @@ from signaling.hosts import parse_server_name
 from signaling.origin import parse_origin
 from signaling.turn import parse_ice_url
 
-__all__ = ["LOG_LEVELS", "as_is", "bind_address", "ice_url", "ip_address", "log_level", "origin",
-           "seconds", "server_name", "switch_word", "whole"]
+__all__ = ["LOG_LEVELS", "as_is", "bind_address", "ice_url", "ip_address", "log_format",
+           "log_level", "origin", "seconds", "server_name", "switch_word", "whole"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = ("1", "true", "yes", "on")
@@ -103,6 +103,14 @@ def log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
     return text.lower()
+
+
+def log_format(text: str) -> str:
+    """``text`` or ``json``, any case."""
+    word = text.strip().lower()
+    if word not in ("text", "json"):
+        raise ValueError(f"{text!r} is not text or json")
+    return word
 
 
 def switch_word(text: str) -> bool:

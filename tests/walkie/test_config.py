@@ -91,6 +91,7 @@ ROWS = [
     Row("webhook_secret_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two",
         ("--webhook-url", "http://127.0.0.1:9/")),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
+    Row("log_format", "json", "json", "TEXT", "text"),
 ]
 SPEC = {s.name: s for s in SETTINGS}
 

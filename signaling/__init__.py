@@ -11,6 +11,8 @@ serves the page. Modules, one concern each:
 - ``ratelimit``, ``turn``, ``static``: token bucket, TURN credentials, the page's files
 - ``origin``, ``tls``: the WebSocket Origin policy; certificate files or a self-signed one
 - ``server``: the websockets I/O shell
+- ``cluster``: many nodes behind one URL, through Redis (``walkie serve --redis``;
+  docs/CLUSTER.md)
 
 A library: the ``walkie`` package runs it (``walkie serve``) and owns the settings.
 """

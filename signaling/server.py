@@ -24,6 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -41,7 +42,8 @@ from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import Keepalive
 from .logcontext import connection_id
-from .messages import MAX_MESSAGE_BYTES, Join, ProtocolError, parse_client_message
+from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
+                       parse_client_message)
 from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
@@ -49,6 +51,9 @@ from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
 from .tokens import TokenCheck
 from .webhooks import RoomEvents, WebhookSender
+
+if TYPE_CHECKING:  # only with --redis: a single node never imports the cluster package
+    from .cluster.bridge import Bridge
 
 __all__ = ["ServerConfig", "SignalingServer"]
 
@@ -104,13 +109,14 @@ class ServerConfig:
     # Webhooks (signaling/webhooks.py): events POSTed to each URL, signed with the secret.
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str | None = field(default=None, repr=False)
+    room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
 
 
 class _Conn:
     """The transport side of one client: its socket, outbox, writer and rate limiter."""
 
     __slots__ = ("ws", "ip", "client", "bucket", "outbox", "wake", "close_request", "writer",
-                 "last_notice")
+                 "last_notice", "proxy")
 
     def __init__(self, ws: ServerConnection, ip: str, bucket: TokenBucket) -> None:
         self.ws = ws
@@ -122,6 +128,7 @@ class _Conn:
         self.close_request: tuple[int, str] | None = None
         self.writer: asyncio.Task[None] | None = None
         self.last_notice = -RATE_NOTICE_INTERVAL
+        self.proxy: object | None = None  # set while its room lives on another node (cluster)
 
     def enqueue(self, text: str) -> None:
         if self.close_request is not None:
@@ -165,6 +172,7 @@ class SignalingServer:
             FloorSettings(config.max_talk_time, config.queue, config.no_media_timeout,
                           config.media_wait),
             config.max_rooms,
+            config.room_secret,
         )
         if config.force_relay and not (config.turn is not None and config.turn.has_turn):
             raise ValueError("force_relay needs a TURN server: with no relay candidate a "
@@ -198,6 +206,8 @@ class SignalingServer:
         self._origin_logged = -ORIGIN_LOG_INTERVAL
         self.hosts = HostPolicy(config.server_names)  # DNS rebinding: signaling/hosts.py
         self._host_logged = -ORIGIN_LOG_INTERVAL
+        #: With ``walkie serve --redis``: the bridge to the other nodes (signaling/cluster/).
+        self.cluster: Bridge | None = None
 
     @classmethod
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
@@ -297,7 +307,9 @@ class SignalingServer:
             if self.keepalive is not None:
                 self.keepalive.forget(ws)
             try:
-                self._dispatch(self.hub.disconnect(client))
+                if conn.proxy is not None and self.cluster is not None:
+                    self.cluster.socket_closed(conn)
+                self.drop(client)
             except Exception:  # noqa: BLE001
                 log.exception("cleanup of client %s failed", client.serial)
             if deadline is not None:
@@ -313,7 +325,7 @@ class SignalingServer:
     def _join_deadline(self, client: Client) -> None:
         """A socket must join soon after it opens (the page sends ``join`` as soon as its
         socket is open): one that does not is closed, with ``join_timeout``."""
-        if client.member is None and not client.closed:
+        if client.member is None and not client.closed and client.context.proxy is None:
             timeout = self.config.budgets.join_timeout
             self._dispatch(self.hub.error(client, ProtocolError(
                 "join_timeout", f"no join within {timeout:g} s of connecting")))
@@ -336,18 +348,25 @@ class SignalingServer:
         except ProtocolError as exc:
             self._dispatch(self.hub.error(client, exc))
             return
+        if self.cluster is not None and await self.cluster.route(conn, client, message):
+            return  # its room lives on another node: relayed there
+        await self.handle(conn.ip, client, message, now)
+
+    async def handle(self, ip: str, client: Client, message: ClientMessage, now: float) -> None:
+        """One validated message of ``client``: from a socket of this server, or bridged
+        from another node's socket (``ip`` is then the address that node forwarded)."""
         try:
             key = None
             creates = False
             if isinstance(message, Join) and client.member is None:
-                refusal, key = await self.admission.admit(conn.ip, message, now)
+                refusal, key = await self.admission.admit(ip, message, now)
                 if refusal is not None:
-                    self._refuse(conn, client, refusal)
+                    self._dispatch(self._refusal(client, refusal))
                     return
                 creates = self.registry.get(message.room) is None
             actions = self.hub.receive(client, message, key)
             if client.member is not None and isinstance(message, Join):
-                self.admission.joined(conn.ip, client.member.room_id, creates)
+                self.admission.joined(ip, client.member.room_id, creates)
                 self.hub.observer.join_time(time.monotonic() - now)
         except Exception:  # noqa: BLE001 - one bad message must never kill the server
             log.exception("handling %s from client %s failed", type(message).__name__,
@@ -355,13 +374,17 @@ class SignalingServer:
             actions = self.hub.server_error(client)
         self._dispatch(actions)
 
-    def _refuse(self, conn: _Conn, client: Client, refusal: Refusal) -> None:
+    def drop(self, client: Client) -> None:
+        """``client``'s socket is gone: the hub lets it leave."""
+        self._dispatch(self.hub.disconnect(client))
+
+    def _refusal(self, client: Client, refusal: Refusal) -> list[Action]:
         """A join refused before any work: ``try_later`` (the session goes on) or fatal."""
         if refusal.code == "try_later":
             self.hub.observer.error(refusal.code)
-            conn.enqueue(error_message(refusal.code, refusal.message, False, refusal.retry_after))
-        else:
-            self._dispatch(self.hub.error(client, ProtocolError(refusal.code, refusal.message)))
+            return [Send(client, error_message(refusal.code, refusal.message, False,
+                                               refusal.retry_after))]
+        return self.hub.error(client, ProtocolError(refusal.code, refusal.message))
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -370,7 +393,7 @@ class SignalingServer:
                 self._negotiations.add(task)
                 task.add_done_callback(self._negotiations.discard)
                 continue
-            conn: _Conn = action.client.context
+            conn: _Conn = action.client.context  # or a bridged socket's (cluster/bridge.py)
             if isinstance(action, Send):
                 conn.enqueue(action.text)
             else:
@@ -500,6 +523,8 @@ class SignalingServer:
             "clients": state["clients"],
             "media": state["media"],
         }
+        if self.cluster is not None:
+            body["cluster"] = self.cluster.health()
         return text_response(200, "OK", json.dumps(body) + "\n", "application/json",
                              head=method == "HEAD")
 

@@ -1,4 +1,4 @@
-"""The ``walkie`` command: ``walkie serve``, ``walkie token`` and ``walkie bench``.
+"""The ``walkie`` command: ``walkie serve``, ``walkie token``, ``walkie nodes`` and ``walkie bench``.
 
 Every ``serve`` flag has an environment variable (``WALKIE_<FLAG>``, e.g. ``WALKIE_PORT``)
 so that containers and systemd units need no command line; a flag beats its variable. The
@@ -7,6 +7,9 @@ settings themselves are defined in :mod:`walkie.config`, the server is run by
 
 ``walkie bench`` forwards its arguments to the load benchmark (``bench``), which needs the
 optional ``bench`` extra (opuslib, matplotlib); without it the command says how to get it.
+
+``walkie nodes`` lists a cluster's live nodes, their load and rooms, from its Redis
+(:mod:`walkie.nodes`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import config, serve, tokencmd
+from . import config, nodes, serve, tokencmd
 
 __all__ = ["BENCH_EXTRA_MODULES", "build_parser", "main"]
 
@@ -36,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "shown in brackets; a flag beats its variable.")
     config.add_arguments(serve_parser)
     tokencmd.add_parser(sub)
+    nodes_parser = sub.add_parser(
+        "nodes", help="list a cluster's live nodes, their load and rooms (from its Redis)",
+        description="List the live nodes of a walkie cluster, their load and the rooms each "
+                    "one hosts, as its Redis holds them.")
+    nodes.add_arguments(nodes_parser)
     sub.add_parser("bench", add_help=False,
                    help="load benchmark (arguments go to the bench tool; `walkie bench --help`)")
     return parser
@@ -50,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     if args.command == "token":
         return tokencmd.run(args, os.environ)
+    if args.command == "nodes":
+        return nodes.run(args, os.environ)
     if args.command != "serve":
         parser.print_help()
         return 2

@@ -38,14 +38,16 @@ from typing import Any
 
 from sfu import RouterConfig
 from signaling.budgets import BudgetSettings
+from signaling.cluster import store as cluster_store
 from signaling.server import ServerConfig
 from signaling.tokens import check_secret
 from signaling.webhooks import check_url
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
-from .parsers import (as_is, bind_address, ice_url, ip_address, log_format, log_level, origin,
-                      rate, seconds, server_name, switch_word, whole)
+from .parsers import (as_is, bind_address, http_url, ice_url, interval, ip_address, key_prefix,
+                      log_format, log_level, node_id, origin, rate, redis_url, seconds,
+                      server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -58,6 +60,11 @@ MAX_WORKERS = 256
 #: A join burst is this many seconds of the sustained join rate (2/s: bursts of 20).
 JOIN_BURST_SECONDS = 10.0
 _KEY = "walkie.setting"
+#: Rooms of 15 one media worker takes in a cluster (docs/BENCHMARKS.md: 129 passed on one
+#: core at the p99 bound; this keeps a quarter of a core for bursts and moved rooms).
+ROOMS_PER_WORKER = 100
+#: The shared --secret must be at least this long (e.g. `openssl rand -hex 32`).
+MIN_SECRET_CHARS = 16
 #: A limit where 0 means none.
 _COUNT = whole(0, rule="must be 0 (unlimited) or more")
 
@@ -283,6 +290,40 @@ class Config:
         "text", "text, or json: one JSON object per line (time, level, logger, message, "
                 "conn: the WebSocket connection), in the media workers too", log_format,
         metavar="FORMAT")
+    # -- cluster (issue 10): many nodes behind one URL, coordinated through Redis
+    #    (docs/CLUSTER.md). Without --redis none of these matter and redis is never imported.
+    redis: str | None = _setting(
+        None, "join the cluster whose state is in this Redis: redis://[:password@]host[:port]"
+              "[/db], or rediss:// for TLS (needs --secret; the URL is kept out of logs)",
+        redis_url, metavar="URL", secret=True)
+    node_id: str | None = _setting(
+        None, "this node's id in the cluster (a-z, 0-9, '-', '_'; at most 64)", node_id,
+        shown_default="12 random hex digits at each start", metavar="ID")
+    redis_prefix: str = _setting(
+        cluster_store.DEFAULT_PREFIX, "the start of every Redis key of this cluster (several "
+        "clusters can share one Redis)", key_prefix, metavar="PREFIX")
+    heartbeat: float = _setting(
+        cluster_store.DEFAULT_HEARTBEAT, "seconds between writes of this node's record",
+        interval(0.05, 60), metavar="SECONDS")
+    node_ttl: float = _setting(
+        cluster_store.DEFAULT_NODE_TTL, "seconds a node's record lives without a heartbeat: "
+        "a node silent that long is dead and its rooms are placed again",
+        interval(0.1, 600), metavar="SECONDS")
+    drain_timeout: float = _setting(
+        60.0, "on SIGTERM, seconds to move rooms at a quiet moment (floor idle) before the "
+              "rest are moved anyway", seconds, metavar="SECONDS")
+    advertise_url: str | None = _setting(
+        None, "this node's own signaling URL, shown to operators (walkie nodes)", http_url,
+        shown_default="http(s)://--host:--port", metavar="URL")
+    room_capacity: int | None = _setting(
+        None, "rooms this node takes in a cluster", whole(1, 1_000_000, "must be 1..1000000"),
+        shown_default=f"--workers x {ROOMS_PER_WORKER}", metavar="N")
+    secret: str | None = _setting(
+        None, "secret shared by every node of a cluster: room password keys are derived "
+              f"with it (at least {MIN_SECRET_CHARS} characters; prefer the variable or "
+              "--secret-file)", metavar="SECRET", secret=True)
+    secret_file: str | None = _setting(
+        None, "read the shared --secret from FILE", metavar="FILE")
 
     # -- what the settings mean for the libraries (the one place that maps them) ----------
 
@@ -323,12 +364,24 @@ class Config:
             force_relay=self.force_relay,
             max_connections_per_ip=self.max_connections_per_ip,
             budgets=self.budget_settings(),
+            room_secret=self.room_secret,
             metrics=self.metrics or self.metrics_token is not None,
             metrics_token=self.metrics_token,
             token_secret=self.token_secret,
             webhook_urls=self.webhook_url,
             webhook_secret=self.webhook_secret,
         )
+
+    @property
+    def rooms_capacity(self) -> int:
+        """Rooms this node takes in a cluster: ``--room-capacity``, else per worker."""
+        return self.room_capacity or self.workers * ROOMS_PER_WORKER
+
+    @property
+    def room_secret(self) -> bytes | None:
+        """The shared secret room password keys are derived with (None: a random one per
+        process, fine for a single node)."""
+        return self.secret.encode() if self.secret else None
 
     def budget_settings(self) -> BudgetSettings:
         """The signaling budgets (bursts follow from the rates)."""
@@ -424,11 +477,7 @@ def _checked(config: Config) -> Config:
         raise ConfigError("--self-signed and --cert/--key exclude each other")
     if any(parse_ice_url(u).is_turn for u in config.stun_url):
         raise ConfigError("--stun-url takes stun: URLs; give turn: URLs to --turn-url")
-    secret = config.turn_secret
-    if config.turn_secret_file:
-        if secret:
-            raise ConfigError("--turn-secret and --turn-secret-file exclude each other")
-        secret = _read_secret(config.turn_secret_file, "--turn-secret-file")
+    secret = _secret(config.turn_secret, config.turn_secret_file, "--turn-secret")
     if secret and not config.turn_url:
         raise ConfigError("--turn-secret needs at least one --turn-url")
     if config.force_relay and not any(parse_ice_url(u).is_turn for u in config.turn_url):
@@ -441,6 +490,16 @@ def _checked(config: Config) -> Config:
                           "plane reports a holder silent after 1 s without audio")
     if config.ping_interval and not config.ping_timeout:
         raise ConfigError("--ping-timeout must be above 0 while --ping-interval is on")
+    shared = _secret(config.secret, config.secret_file, "--secret")
+    if shared and len(shared) < MIN_SECRET_CHARS:
+        raise ConfigError(f"--secret must be at least {MIN_SECRET_CHARS} characters "
+                          "(e.g. the output of `openssl rand -hex 32`)")
+    if config.redis and not shared:
+        raise ConfigError("--redis needs --secret or --secret-file: every node of a cluster "
+                          "must derive the same room password keys")
+    if config.node_ttl < 2 * config.heartbeat:
+        raise ConfigError("--node-ttl must be at least twice --heartbeat: one late heartbeat "
+                          "must not make a live node look dead")
     announced = config.announced_ip
     if announced is None and config.media_host in WILDCARDS:
         announced = primary_address()
@@ -448,13 +507,9 @@ def _checked(config: Config) -> Config:
             raise ConfigError(
                 f"--udp-host {config.media_host} needs --announced-ip: browsers cannot send "
                 f"to {config.media_host} and no primary address could be found")
-    token = config.metrics_token
-    if config.metrics_token_file:
-        if token:
-            raise ConfigError("--metrics-token and --metrics-token-file exclude each other")
-        token = _read_secret(config.metrics_token_file, "--metrics-token-file")
-    config = dataclasses.replace(config, turn_secret=secret, announced_ip=announced,
-                                 metrics_token=token or None,
+    token = _secret(config.metrics_token, config.metrics_token_file, "--metrics-token")
+    config = dataclasses.replace(config, turn_secret=secret, secret=shared,
+                                 announced_ip=announced, metrics_token=token or None,
                                  token_secret=read_token_secret(config),
                                  webhook_secret=_webhook_secret(config))
     try:  # the libraries' own checks, on exactly what the server will be given
@@ -468,11 +523,7 @@ def _checked(config: Config) -> Config:
 def read_token_secret(config: Any) -> str | None:
     """The join-token secret of ``--token-secret`` or ``--token-secret-file`` (issue 11),
     checked (``walkie token`` reads it the same way), or None: no tokens."""
-    secret = config.token_secret
-    if config.token_secret_file:
-        if secret:
-            raise ConfigError("--token-secret and --token-secret-file exclude each other")
-        secret = _read_secret(config.token_secret_file, "--token-secret-file")
+    secret = _secret(config.token_secret, config.token_secret_file, "--token-secret")
     if secret:
         try:
             check_secret(secret)
@@ -483,11 +534,7 @@ def read_token_secret(config: Any) -> str | None:
 
 def _webhook_secret(config: Config) -> str | None:
     """The webhook signing secret (issue 11): needed by --webhook-url, useless without it."""
-    secret = config.webhook_secret
-    if config.webhook_secret_file:
-        if secret:
-            raise ConfigError("--webhook-secret and --webhook-secret-file exclude each other")
-        secret = _read_secret(config.webhook_secret_file, "--webhook-secret-file")
+    secret = _secret(config.webhook_secret, config.webhook_secret_file, "--webhook-secret")
     if config.webhook_url and not secret:
         raise ConfigError("--webhook-url needs --webhook-secret (or --webhook-secret-file): "
                           "receivers must be able to tell our events from forged ones")
@@ -496,11 +543,16 @@ def _webhook_secret(config: Config) -> str | None:
     return secret or None
 
 
-def _read_secret(path: str, flag: str) -> str:
+def _secret(given: str | None, path: str | None, flag: str) -> str | None:
+    """A secret given as ``flag`` or read from the file of ``flag``-file (not both)."""
+    if not path:
+        return given
+    if given:
+        raise ConfigError(f"{flag} and {flag}-file exclude each other")
     try:
         secret = Path(path).read_text().strip()  # `echo secret > file` adds a newline
     except OSError as exc:
-        raise ConfigError(f"cannot read {flag}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {flag}-file: {exc.strerror}") from None
     if not secret:
-        raise ConfigError(f"{flag} is empty")
+        raise ConfigError(f"{flag}-file is empty")
     return secret

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from signaling.cluster.model import check_node_id
 from signaling.hosts import parse_server_name
 from signaling.origin import parse_origin
 from signaling.turn import parse_ice_url
 
-__all__ = ["LOG_LEVELS", "as_is", "bind_address", "ice_url", "ip_address", "log_format",
-           "log_level", "origin", "seconds", "server_name", "switch_word", "whole"]
+__all__ = ["LOG_LEVELS", "as_is", "bind_address", "http_url", "ice_url", "interval", "ip_address",
+           "key_prefix", "log_format", "log_level", "node_id", "origin", "redis_url", "seconds",
+           "server_name", "switch_word", "whole"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = ("1", "true", "yes", "on")
@@ -120,3 +124,59 @@ def switch_word(text: str) -> bool:
     if text.lower() in _FALSE:
         return False
     raise ValueError(f"{text!r} is neither 1/true/yes/on nor 0/false/no/off")
+
+
+# -- cluster (issue 10): walkie serve --redis ---------------------------------------------------
+# A Redis URL may hold a password, so these messages never repeat the text they refuse.
+
+def redis_url(text: str) -> str:
+    """``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS), kept as written."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a bad port raises here
+    except ValueError:
+        raise ValueError("is not a URL: write redis://[:password@]host[:port][/db]") from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("must start with redis:// or rediss:// (TLS)")
+    if not parts.hostname:
+        raise ValueError("names no host: write redis://[:password@]host[:port][/db]")
+    if port == 0 or not re.fullmatch(r"/?[0-9]{0,5}", parts.path) or parts.fragment:
+        raise ValueError("is not redis://[:password@]host[:port][/db] (db: a number)")
+    return text
+
+
+def node_id(text: str) -> str:
+    """A cluster node id (it is part of Redis key names)."""
+    return check_node_id(text)
+
+
+def key_prefix(text: str) -> str:
+    """The start of every Redis key of one cluster, e.g. ``walkie:`` or ``walkie-test:``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise ValueError(f"{text!r:.80} is not a key prefix: 1-64 characters of A-Z, a-z, "
+                         "0-9, '_', '.', ':' and '-'")
+    return text
+
+
+def interval(low: float, high: float) -> Callable[[str], float]:
+    """A parser for a number of seconds in ``low..high`` (a period or a time-to-live)."""
+
+    def parse(text: str) -> float:
+        value = seconds(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be {low:g}..{high:g} seconds")
+        return value
+
+    return parse
+
+
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host, kept as written (for operators)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError(f"{text!r:.80} is not a URL") from None
+    if (parts.scheme not in ("http", "https") or not parts.netloc or len(text) > 512
+            or not re.fullmatch(r"[\x21-\x7e]+", text)):
+        raise ValueError(f"{text!r:.80} is not an http:// or https:// URL")
+    return text

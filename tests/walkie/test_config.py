@@ -92,6 +92,20 @@ ROWS = [
         ("--webhook-url", "http://127.0.0.1:9/")),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
     Row("log_format", "json", "json", "TEXT", "text"),
+    Row("redis", "redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0",
+        "rediss://:pw@redis.example:6380", "rediss://:pw@redis.example:6380",
+        ("--secret", "s" * 16)),
+    Row("node_id", "node-a", "node-a", "b_2", "b_2"),
+    Row("redis_prefix", "w1:", "w1:", "walkie-test.", "walkie-test."),
+    Row("heartbeat", "0.25", 0.25, "1", 1.0, ("--node-ttl", "5")),
+    Row("node_ttl", "3", 3.0, "10", 10.0),
+    Row("drain_timeout", "0", 0.0, "30", 30.0),
+    Row("advertise_url", "https://a.example.org", "https://a.example.org",
+        "http://10.0.0.2:8080", "http://10.0.0.2:8080"),
+    Row("room_capacity", "50", 50, "7", 7),
+    Row("secret", "s" * 16, "s" * 16, "t" * 20, "t" * 20),
+    Row("secret_file", "{tmp}/shared-one", "{tmp}/shared-one", "{tmp}/shared-two",
+        "{tmp}/shared-two"),
 ]
 SPEC = {s.name: s for s in SETTINGS}
 
@@ -102,6 +116,8 @@ def tmp(tmp_path: Path) -> Path:
     (tmp_path / "two").write_text("secret-two")
     (tmp_path / "token-one").write_text("token-secret-one-" + "x" * 32 + "\n")  # >= 32 chars
     (tmp_path / "token-two").write_text("token-secret-two-" + "y" * 32)
+    (tmp_path / "shared-one").write_text("a shared secret, one\n")
+    (tmp_path / "shared-two").write_text("a shared secret, two")
     return tmp_path
 
 
@@ -199,6 +215,27 @@ def test_the_secret_is_in_no_repr(tmp: Path) -> None:
     assert "secret-one" not in repr(config) and "secret-one" not in repr(config.turn_config())
 
 
+def test_the_cluster_settings_keep_their_secrets(tmp: Path) -> None:
+    url = "redis://:hunter2@redis.example:6379/0"
+    config = load(["--redis", url, "--secret-file", str(tmp / "shared-one")], {})
+    assert config.redis == url and config.secret == "a shared secret, one"
+    assert config.room_secret == b"a shared secret, one"
+    assert "hunter2" not in repr(config) and "shared secret" not in repr(config)
+    assert load([], {}).room_secret is None  # one node: a random secret per process
+    with pytest.raises(ConfigError) as caught:
+        load(["--redis", "redis://:hunter2@redis.example:http"], {})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_room_capacity_follows_the_workers() -> None:
+    config = load([], {})
+    assert (config.redis, config.node_id, config.redis_prefix) == (None, None, "walkie:")
+    assert (config.heartbeat, config.node_ttl, config.drain_timeout) == (0.5, 2.0, 60.0)
+    assert config.rooms_capacity == walkie.config.ROOMS_PER_WORKER
+    assert load(["--workers", "3"], {}).rooms_capacity == 3 * walkie.config.ROOMS_PER_WORKER
+    assert load(["--workers", "3", "--room-capacity", "10"], {}).rooms_capacity == 10
+
+
 def test_a_wildcard_media_address_announces_the_primary_address(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(walkie.config, "primary_address", lambda: "192.0.2.5")
@@ -276,6 +313,36 @@ REFUSED = [
      "--no-media-timeout must be 0 (never) or at least 1 second: the media plane reports a "
      "holder silent after 1 s without audio"),
     (["--ping-timeout", "0"], {}, "--ping-timeout must be above 0 while --ping-interval is on"),
+    (["--redis", "http://redis.example:6379"], {},
+     "--redis must start with redis:// or rediss:// (TLS)"),
+    (["--redis", "redis://:hunter2@redis.example:99999"], {},
+     "--redis is not a URL: write redis://[:password@]host[:port][/db]"),
+    ([], {"WALKIE_REDIS": "redis://:hunter2@"},
+     "WALKIE_REDIS names no host: write redis://[:password@]host[:port][/db]"),
+    (["--redis", "redis://:hunter2@redis.example/zero"], {},
+     "--redis is not redis://[:password@]host[:port][/db] (db: a number)"),
+    (["--node-id", "Node A"], {}, "--node-id 'Node A' is not a node id: 1-64 characters of "
+                                  "a-z, 0-9, '-' and '_', starting with a letter or digit"),
+    (["--redis-prefix", "a b"], {}, "--redis-prefix 'a b' is not a key prefix: 1-64 "
+                                    "characters of A-Z, a-z, 0-9, '_', '.', ':' and '-'"),
+    (["--heartbeat", "0"], {}, "--heartbeat must be 0.05..60 seconds"),
+    ([], {"WALKIE_NODE_TTL": "1000"}, "WALKIE_NODE_TTL must be 0.1..600 seconds"),
+    (["--advertise-url", "ftp://a.example"], {},
+     "--advertise-url 'ftp://a.example' is not an http:// or https:// URL"),
+    (["--room-capacity", "0"], {}, "--room-capacity must be 1..1000000"),
+    # rules between the cluster settings
+    (["--redis", "redis://:hunter2@redis.example"], {},
+     "--redis needs --secret or --secret-file: every node of a cluster must derive the same "
+     "room password keys"),
+    (["--secret", "short"], {},
+     "--secret must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)"),
+    (["--secret", "s" * 16, "--secret-file", "/nonexistent"], {},
+     "--secret and --secret-file exclude each other"),
+    (["--secret-file", "/nonexistent/secret"], {},
+     "cannot read --secret-file: No such file or directory"),
+    (["--secret-file", "{tmp}/empty"], {}, "--secret-file is empty"),
+    (["--heartbeat", "2"], {}, "--node-ttl must be at least twice --heartbeat: one late "
+                               "heartbeat must not make a live node look dead"),
     # the libraries' own checks
     (["--turn-url", "turn:t.example:3478"], {},
      "turn:/turns: URLs need the TURN secret: browsers refuse a TURN server without credentials"),

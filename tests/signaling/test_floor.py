@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from signaling.floor import (
     Denied,
+    Effect,
     Floor,
     FloorChanged,
     FloorSettings,
@@ -149,22 +150,27 @@ def test_invariants_hold_for_any_sequence(ops: list[tuple[str, str, float]], que
             effects = floor.tick(now)
         else:
             effects = getattr(floor, op)(member, now)
-        q = floor.queue
-        assert len(set(q)) == len(q)
-        assert floor.holder not in q
-        if floor.holder is None:
-            assert q == ()
+        assert_invariants(floor, effects)
         if not queue:
-            assert q == ()
-        changed = [e for e in effects if isinstance(e, FloorChanged)]
-        assert len(changed) <= 1
-        if changed:
-            assert changed[0] == FloorChanged(floor.holder, len(q))
-            assert effects[-1] is changed[0]
-        # Every queued position announced is the member's real position afterwards.
-        for e in effects:
-            if isinstance(e, Queued):
-                assert floor.position(e.member) == e.position
+            assert floor.queue == ()
+
+
+def assert_invariants(floor: Floor, effects: list[Effect]) -> None:
+    """What holds after every operation, with or without priorities."""
+    q = floor.queue
+    assert len(set(q)) == len(q)
+    assert floor.holder not in q
+    if floor.holder is None:
+        assert q == ()
+    changed = [e for e in effects if isinstance(e, FloorChanged)]
+    assert len(changed) <= 1
+    if changed:
+        assert changed[0] == FloorChanged(floor.holder, len(q))
+        assert effects[-1] is changed[0]
+    # Every queued position announced is the member's real position afterwards.
+    for e in effects:
+        if isinstance(e, Queued):
+            assert floor.position(e.member) == e.position
 
 
 # -- the end-of-media timer (no_media) ---------------------------------------------------------
@@ -405,15 +411,4 @@ def test_pre_emption_rules_hold_for_any_sequence(
             assert effects.index(preempted[0]) == 0
         elif op == "request" and holder not in (None, member):
             assert floor.holder == holder
-        q = floor.queue
-        assert len(set(q)) == len(q) and floor.holder not in q
-        if floor.holder is None:
-            assert q == ()
-        changed = [e for e in effects if isinstance(e, FloorChanged)]
-        assert len(changed) <= 1
-        if changed:
-            assert changed[0] == FloorChanged(floor.holder, len(q))
-            assert effects[-1] is changed[0]
-        for e in effects:
-            if isinstance(e, Queued):
-                assert floor.position(e.member) == e.position
+        assert_invariants(floor, effects)

@@ -44,6 +44,9 @@ class Member:
     id: str
     name: str
     room_id: str
+    # Permissions from a signed join token (signaling/tokens.py); without tokens, none.
+    listen_only: bool = False
+    priority: int = 0
 
     def public(self) -> dict[str, str]:
         """The member as other clients see it."""
@@ -123,7 +126,8 @@ class RoomRegistry:
 
     # -- operations ---------------------------------------------------------------------
 
-    def join(self, room_id: str, name: str, password_key: bytes | None = None) -> Member:
+    def join(self, room_id: str, name: str, password_key: bytes | None = None, *,
+             listen_only: bool = False, priority: int = 0) -> Member:
         """Add a member called ``name`` to ``room_id`` (creating the room if needed).
 
         ``password_key`` is :meth:`password_key` of the password the joiner gave, or None.
@@ -153,7 +157,7 @@ class RoomRegistry:
         if len(room.members) >= self.max_users:
             raise JoinError("room_full", f"room is full ({self.max_users} members)")
         name = unique_name(name, (other.name for other in room.members.values()))
-        member = Member(self._new_id(), name, room_id)
+        member = Member(self._new_id(), name, room_id, listen_only, priority)
         self._rooms[room_id] = room
         room.members[member.id] = member
         self._members[member.id] = member

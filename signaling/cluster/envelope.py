@@ -159,6 +159,8 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "join", "room": message.room, "name": message.name}
         if message.password is not None:
             data["password"] = message.password
+        if message.token is not None:  # a signed join link (issue 11): the owner checks it
+            data["token"] = message.token
         return data
     if isinstance(message, Offer):
         return {"type": "offer", "sdp": message.sdp}

@@ -62,6 +62,11 @@ class Accounting:
     extra: int = 0  # unique packets outside the expected ranges (pre-roll before the grant)
     duplicates: int = 0
     out_of_order: int = 0
+    #: of ``missing``: the run that ends a turn (up to its last expected packet; a turn lost
+    #: whole counts here) and the run that starts one; the rest fell inside turns. Loss at
+    #: the ends of turns points at the floor changes, loss inside them at the path.
+    missing_at_end: int = 0
+    missing_at_start: int = 0
 
     def add(self, other: Accounting) -> None:
         self.expected += other.expected
@@ -70,6 +75,8 @@ class Accounting:
         self.extra += other.extra
         self.duplicates += other.duplicates
         self.out_of_order += other.out_of_order
+        self.missing_at_end += other.missing_at_end
+        self.missing_at_start += other.missing_at_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +131,16 @@ def account(
         if n <= 0:
             continue
         got = 0
+        lowest, highest = last + 1, first - 1  # the first and last packets received of it
         for a, b in merged.get(csrc, ()):
             lo, hi = max(a, first), min(b, last)
             if lo <= hi:
                 got += hi - lo + 1
+                lowest, highest = min(lowest, lo), max(highest, hi)
+        if got < n:
+            result.missing_at_end += last - highest
+            if got:
+                result.missing_at_start += lowest - first
         result.expected += n
         result.received_expected += got
         result.missing += n - got

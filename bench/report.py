@@ -58,7 +58,9 @@ def format_table(r: dict[str, Any]) -> str:
                               f"{_ms(r['preroll_latency_ms']['max'])} ms  (n={r['preroll_latency_ms']['n']}; held on purpose)")),
         ("loss", (f"{'-' if loss is None else f'{100 * loss:.4f} %'}  missing {acc['missing']:,} of "
                   f"{acc['expected']:,}; duplicates {acc['duplicates']}, out of order "
-                  f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}")),
+                  f"{acc['out_of_order']}, pre-roll extra {acc['extra']:,}"
+                  + (f"; of the missing, {acc.get('missing_at_end', 0):,} ended a turn and "
+                     f"{acc.get('missing_at_start', 0):,} started one" if acc['missing'] else ""))),
         ("audio gap", _gap_text(r.get("audio_gap"), "steady window")),
         ("sequence", (f"gaps at talker change {seq['gaps_at_talker_change']}, within bursts "
                       f"{seq['gaps_within_burst']}, bursts {seq['bursts']:,}, markers missing "

@@ -222,7 +222,9 @@ class MediaCore:
         """Choose whose audio the room forwards (``None``: nobody); KeyError if unknown.
 
         The new speaker's pre-roll, what it sent in the last ``PREROLL_SECONDS`` while its
-        floor request travelled, is forwarded at once.
+        floor request travelled, is forwarded at once. The previous speaker's packets that
+        arrive within ``TAIL_SECONDS`` (sfu/room.py) are still forwarded until the new
+        speaker's audio starts: its last words were on their way.
         """
         room = self._rooms.get(room_id)
         if room is None:
@@ -234,12 +236,15 @@ class MediaCore:
             speaker = room.members.get(peer_id)
             if speaker is None:
                 raise KeyError(f"peer {peer_id!r} is not in room {room_id!r}")
-        if not room.set_speaker(speaker):
+        if not room.set_speaker(speaker, now):
             return
         self._watch.follow(room, now)
         if speaker is None:
             return
-        for arrival, ssrc, seq, ts, level, payload in speaker.take_preroll(now):
+        preroll = speaker.take_preroll(now)
+        if preroll:
+            room.tail = None  # the new speaker's audio starts now: the old tail is over
+        for arrival, ssrc, seq, ts, level, payload in preroll:
             self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival)
 
     def close(self) -> None:
@@ -320,6 +325,11 @@ class MediaCore:
             room.heard_at = now
             if room.watch != SOUNDING:  # its first packet, or the first after a silence
                 self._events.append(self._watch.heard(room, now))
+            if room.tail is not None:
+                room.tail = None  # the new speaker's audio started: the old tail is over
+            self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
+        elif room.tail is peer and room.in_tail(peer, now):
+            peer.rtp_tail_forwarded += 1
             self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
         else:
             peer.rtp_dropped_not_speaker += 1
@@ -432,7 +442,9 @@ class MediaCore:
         room = peer.room
         room.members.pop(peer.peer_id, None)
         if room.speaker is peer:
-            room.set_speaker(None)
+            room.set_speaker(None, 0.0)
+        if room.tail is peer:
+            room.tail = None  # a peer that is gone has no tail to forward
             self._watch.stop(room)
         room.refresh_routes()
         if not room.members and self._rooms.get(room.room_id) is room:

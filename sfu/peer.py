@@ -85,6 +85,7 @@ class Peer:
         "_heard",
         "_listening_since",
         "rtp_dropped_not_speaker",
+        "rtp_tail_forwarded",
         "srtp_errors",
         "rtp_errors",
         "rtcp_received",
@@ -158,6 +159,7 @@ class Peer:
         self._heard = (0, 0)
         self._listening_since: tuple[int, int] | None = None
         self.rtp_dropped_not_speaker = 0
+        self.rtp_tail_forwarded = 0  # forwarded after its floor ended (sfu/room.py TAIL_SECONDS)
         self.srtp_errors = 0
         self.rtp_errors = 0
         self.rtcp_received = 0
@@ -387,6 +389,7 @@ class Peer:
             "rtp_forwarded_in": self.rtp_forwarded_in,
             "rtp_sent": packets,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
+            "rtp_tail_forwarded": self.rtp_tail_forwarded,
             "uplink_dropped_packet_rate": drops.packet_rate,
             "uplink_dropped_byte_rate": drops.byte_rate,
             "srtp_errors": self.srtp_errors,

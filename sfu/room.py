@@ -7,6 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from .rewriter import DownlinkStream
 
+#: How long after the floor leaves a talker its packets are still forwarded (the *tail*), as
+#: long as no new speaker's audio has started. A release travels on the WebSocket and can
+#: overtake the talker's last packets: the page stops its sender and sends the release at the
+#: same moment while the last frame is still in the browser's pacer, media can take a slower
+#: path than signaling (a TURN relay), and a busy worker may read its control channel before
+#: the datagrams queued in its socket. Dropping them clipped the end of the last word. The
+#: mirror of the pre-roll (sfu/peer.py PREROLL_SECONDS) at the other end of a turn.
+TAIL_SECONDS = 0.3
+
 if TYPE_CHECKING:
     from .peer import Peer
     from .transmit import Destination
@@ -25,7 +34,7 @@ class Room:
     """
 
     __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
-                 "packets_forwarded", "watch", "heard_at", "watch_gen")
+                 "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
@@ -41,6 +50,9 @@ class Room:
         self.watch = 0
         self.heard_at = 0.0
         self.watch_gen = 0
+        #: the previous speaker while its tail is forwarded (TAIL_SECONDS), and until when
+        self.tail: Peer | None = None
+        self.tail_until = 0.0
 
     def refresh_routes(self) -> None:
         """Recompute who gets the room's downlink: connected peers that accept audio."""
@@ -58,18 +70,35 @@ class Room:
         for member in self.members.values():
             member.header.follow(csrc)
 
-    def set_speaker(self, speaker: Peer | None) -> bool:
+    def set_speaker(self, speaker: Peer | None, now: float) -> bool:
         """Make ``speaker`` the one whose audio is forwarded; False if it already was.
 
         The downlink starts a new talk burst (marker bit, timestamp jump by the wall-clock
-        gap), so every browser's jitter buffer sees a clean start.
+        gap), so every browser's jitter buffer sees a clean start: at once when the same
+        talker is granted again, else with the new speaker's first packet (another SSRC),
+        so that the previous speaker's tail (TAIL_SECONDS) still continues its own burst.
         """
-        if speaker is self.speaker:
+        previous = self.speaker
+        if speaker is previous:
             return False
         self.speaker = speaker
         self.bursts += 1
-        self.stream.new_burst()
+        if previous is not None:
+            self.tail, self.tail_until = previous, now + TAIL_SECONDS
+        if speaker is not None and speaker is self.tail:
+            self.tail = None  # granted again during its own tail: a new burst of its own
+        if self.tail is None:
+            self.stream.new_burst()
         return True
+
+    def in_tail(self, peer: Peer, now: float) -> bool:
+        """Whether ``peer``'s packet arriving at ``now`` belongs to its turn's tail."""
+        if peer is not self.tail:
+            return False
+        if now <= self.tail_until:
+            return True
+        self.tail = None
+        return False
 
     def stats(self) -> dict[str, object]:
         return {

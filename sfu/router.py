@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
 from .certificate import CertificateKeeper
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
-from .udp import DatagramSocket, open_socket
+from .udp import READ_BATCH, DatagramSocket, open_socket
 from .uplinkcap import UplinkLimits
 
 __all__ = ["OfferError", "PeerEvent", "Router", "RouterConfig"]
@@ -38,6 +38,9 @@ log = logging.getLogger("walkie.sfu")
 TIMER_GRAIN = 0.02
 #: Queued datagrams that make a read batch send before it is finished (see _receive).
 FLUSH_AT = 64
+#: Read batches taken from the socket before a speaker change (see set_speaker): bounded, so
+#: that a flood cannot hold a floor command up.
+DRAIN_BATCHES = 4
 
 
 _UPLINK = UplinkLimits()
@@ -202,9 +205,18 @@ class Router:
 
         The new speaker's pre-roll, what it sent while its floor request travelled, is
         forwarded at once.
+
+        The datagrams already queued in the socket are read first: they arrived before this
+        command, so they belong to the floor as it was (a busy worker may find its control
+        channel and its socket readable at once, and the release must not overtake the
+        talker's last packets; sfu/room.py ``TAIL_SECONDS`` covers those still on the way).
         """
+        now = time.monotonic()
         try:
-            self.core.set_speaker(room_id, peer_id, time.monotonic())
+            for _ in range(DRAIN_BATCHES):
+                if self._io.read(self._receive, now) < READ_BATCH:
+                    break
+            self.core.set_speaker(room_id, peer_id, now)
         finally:
             self._flush()
 

@@ -39,7 +39,7 @@ from .floor import FloorSettings
 from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
-from .keepalive import keep_alive
+from .keepalive import Keepalive
 from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
                        parse_client_message)
 from .origin import OriginPolicy
@@ -89,7 +89,7 @@ class ServerConfig:
     # media_wait if none was heard since its grant or media reset; None: never.
     no_media_timeout: float | None = 3.0
     media_wait: float = 10.0
-    # ... and a dead socket leaves the room within ping_interval + ping_timeout
+    # ... and a dead socket leaves the room within ping_interval + ping_timeout + 0.2 s
     # (signaling/keepalive.py; None: no pings); close_timeout bounds every close handshake.
     ping_interval: float | None = 1.5
     ping_timeout: float = 2.5
@@ -170,6 +170,9 @@ class SignalingServer:
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.keepalive = (Keepalive(config.ping_interval, config.ping_timeout)
+                          if config.ping_interval else None)
+        self._pinger: asyncio.Task[None] | None = None
         self._negotiations: set[asyncio.Task[None]] = set()
         self._closed = False
         self._address: tuple[str, int] = (config.host, config.port)
@@ -207,6 +210,8 @@ class SignalingServer:
         host, port = self._server.sockets[0].getsockname()[:2]
         self._address = (host, port)
         self._ticker = asyncio.create_task(self._tick_loop())
+        if self.keepalive is not None:
+            self._pinger = asyncio.create_task(self.keepalive.run())
         return self
 
     @property
@@ -226,8 +231,9 @@ class SignalingServer:
         if self._closed:
             return
         self._closed = True
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for task in (self._ticker, self._pinger):
+            if task is not None:
+                task.cancel()
         for task in self._negotiations:
             task.cancel()
         if self._server is not None:
@@ -262,10 +268,8 @@ class SignalingServer:
         join_timeout = self.config.budgets.join_timeout
         deadline = asyncio.get_running_loop().call_later(
             join_timeout, self._join_deadline, client) if join_timeout else None
-        pinger = None
-        if self.config.ping_interval:
-            pinger = asyncio.create_task(
-                keep_alive(ws, self.config.ping_interval, self.config.ping_timeout))
+        if self.keepalive is not None:
+            self.keepalive.watch(ws)
         try:
             async for frame in ws:
                 if client.closed:
@@ -274,8 +278,8 @@ class SignalingServer:
         except ConnectionClosed:
             pass
         finally:
-            if pinger is not None:
-                pinger.cancel()
+            if self.keepalive is not None:
+                self.keepalive.forget(ws)
             try:
                 if conn.proxy is not None and self.cluster is not None:
                     self.cluster.socket_closed(conn)

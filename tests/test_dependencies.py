@@ -9,6 +9,7 @@ slower public fallback.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tomllib
 from pathlib import Path
@@ -65,3 +66,27 @@ def test_the_srtp_fast_path_reaches_libsrtp() -> None:
     packet = bytes([0x80, 111, 0, 1, 0, 0, 0, 160, 0, 0, 0, 42]) + b"opus" * 10
     sender, receiver = srtp.SrtpSession(keys), srtp.SrtpSession(keys.mirrored())
     assert receiver.unprotect(sender.protect(packet)) == packet
+
+
+async def test_the_keepalive_fast_ping_reaches_websockets() -> None:
+    """signaling/keepalive.py writes Pings with the connection's own ping bookkeeping; a
+    websockets release without it would silently fall back to a task per Ping."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from signaling.keepalive import _send_ping, fast_ping_supported
+
+    seen: list[ServerConnection] = []
+    answered: list[float] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        seen.append(ws)
+        assert fast_ping_supported(ws)
+        answered.append(await _send_ping(ws, asyncio.get_running_loop().time()))
+        await ws.close()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as client:
+            await client.wait_closed()
+    assert seen and len(answered) == 1 and answered[0] >= 0  # the Pong resolved our future

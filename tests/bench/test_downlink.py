@@ -227,4 +227,23 @@ def test_account_simple_cases() -> None:
         10, 10, 0, 0, 0, 1)
     assert account([(1, 10, 19)], [(1, 12)], [(1, 10, 19)]).duplicates == 1
     assert account([], [], [(2, 1, 3)]).missing == 3
+
+
+def test_account_says_where_in_the_turns_the_missing_packets_were() -> None:
+    """Loss at the ends of turns (a floor change overtaking the talker's last packets) and
+    inside them (the path) have different causes: the accounting keeps them apart."""
+    end = account([(1, 10, 16)], [], [(1, 10, 19)])
+    assert (end.missing, end.missing_at_end, end.missing_at_start) == (3, 3, 0)
+    start = account([(1, 12, 19)], [], [(1, 10, 19)])
+    assert (start.missing, start.missing_at_end, start.missing_at_start) == (2, 0, 2)
+    inside = account([(1, 10, 13), (1, 15, 19)], [], [(1, 10, 19)])
+    assert (inside.missing, inside.missing_at_end, inside.missing_at_start) == (1, 0, 0)
+    whole = account([], [], [(2, 1, 3)])
+    assert (whole.missing_at_end, whole.missing_at_start) == (3, 0)
+    both = account([(1, 12, 14)], [(1, 16)], [(1, 10, 19)])
+    assert (both.missing, both.missing_at_end, both.missing_at_start) == (6, 3, 2)
+    total = Accounting()
+    for part in (end, start, inside):
+        total.add(part)
+    assert (total.missing, total.missing_at_end, total.missing_at_start) == (6, 3, 2)
     assert list(itertools.islice(iter(account([], [], []).__slots__), 1))  # a slotted dataclass

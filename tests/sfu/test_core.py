@@ -227,12 +227,85 @@ def test_preroll_is_flushed_on_grant_but_not_when_stale(net: Net) -> None:
     assert [p.payload for p in got] == early + [live]
     assert got[0].marker and not any(p.marker for p in got[1:])
     net.core.set_speaker("r", None, net.now)
+    net.advance(0.31)  # past the tail of that turn (sfu/room.py TAIL_SECONDS)
     a.audio()
     net.pump()
     net.advance(0.31)  # older than the pre-roll window when the grant comes
     net.core.set_speaker("r", "a", net.now)
     net.pump()
     assert b.take_received() == []
+
+
+def test_the_last_packets_of_a_turn_that_arrive_after_its_release_are_forwarded(net: Net) -> None:
+    """The release travels on the WebSocket and may overtake the talker's last packets: they
+    are the end of its last word (the tail, sfu/room.py TAIL_SECONDS)."""
+    a, b, c = room_of(net, "a", "b", "c")
+    net.core.set_speaker("r", "a", net.now)
+    sent = [a.audio() for _ in range(3)]
+    net.pump()
+    net.core.set_speaker("r", None, net.now)  # the release, ahead of the last two packets
+    net.advance(0.1)
+    sent += [a.audio() for _ in range(2)]
+    net.pump()
+    got = b.take_received()
+    assert [p.payload for p in got] == sent
+    assert got[0].marker and not any(p.marker for p in got[1:])  # one burst, continued
+    seqs = [p.sequence for p in got]
+    assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:]))
+    assert net.core.peer_stats("a")["rtp_tail_forwarded"] == 2  # type: ignore[index]
+    net.advance(0.25)  # 0.35 s after the release: the tail is over
+    a.audio()
+    net.pump()
+    assert b.take_received() == [] and c.take_received() != []  # c got the 5 of the turn
+    assert net.core.room_stats("r")["speaker"] is None  # type: ignore[index]
+
+
+def test_a_tail_ends_when_the_next_speakers_audio_starts(net: Net) -> None:
+    """Handing the floor over (a queue): the old talker's tail goes on until the new one's
+    first packet, then stops; the new talker's turn is a new burst."""
+    a, b, c = room_of(net, "a", "b", "c")
+    net.core.set_speaker("r", "a", net.now)
+    first = a.audio()
+    net.pump()
+    net.core.set_speaker("r", "b", net.now)  # a released, b granted from the queue
+    late = a.audio()  # still a's: forwarded
+    net.pump()
+    net.advance(0.02)
+    fresh = b.audio()
+    net.pump()
+    stray = a.audio()  # after b's audio started: dropped
+    net.pump()
+    got = c.take_received()
+    assert [p.payload for p in got] == [first, late, fresh]
+    assert [bool(p.marker) for p in got] == [True, False, True]
+    assert stray not in [p.payload for p in got]
+
+
+def test_a_tail_ends_when_the_next_speakers_preroll_is_flushed(net: Net) -> None:
+    a, b, c = room_of(net, "a", "b", "c")
+    net.core.set_speaker("r", "a", net.now)
+    first = a.audio()
+    net.pump()
+    early = b.audio()  # b pressed; its request travels while a still talks
+    net.pump()
+    net.core.set_speaker("r", "b", net.now)  # b's pre-roll goes out: its audio has started
+    stray = a.audio()
+    net.pump()
+    assert [p.payload for p in c.take_received()] == [first, early]
+    assert stray is not None
+
+
+def test_granted_again_during_its_own_tail_the_talker_starts_a_new_burst(net: Net) -> None:
+    a, b = room_of(net, "a", "b")
+    net.core.set_speaker("r", "a", net.now)
+    a.audio()
+    net.pump()
+    net.core.set_speaker("r", None, net.now)
+    net.advance(0.05)
+    net.core.set_speaker("r", "a", net.now)  # a quick press again
+    a.audio()
+    net.pump()
+    assert [bool(p.marker) for p in b.take_received()] == [True, True]
 
 
 def test_a_payload_too_long_to_forward_is_dropped_and_the_next_goes_through(net: Net) -> None:

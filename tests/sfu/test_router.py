@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,6 +95,26 @@ async def test_preroll_is_flushed_on_grant(router: sfu.Router) -> None:
         got = await b.drain()
         assert [p.payload for p in got] == early + [live]
         assert got[0].marker and not any(p.marker for p in got[1:])
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_a_release_does_not_overtake_the_packets_already_queued(
+    router: sfu.Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy worker finds its control channel and its socket readable at once: the speaker
+    change reads the socket first, so the talker's packets queued before it go out as the
+    speaker's, not as a tail (which is off here, to see this rule alone)."""
+    monkeypatch.setattr(sfu.room, "TAIL_SECONDS", 0.0)
+    a, b = await _members(router, "a", "b")
+    try:
+        router.set_speaker(ROOM, "a")
+        sent = [a.send_audio() for _ in range(5)]  # in the router's socket, not read yet
+        time.sleep(0.05)  # the loop is busy elsewhere (deliberately blocked)
+        router.set_speaker(ROOM, None)
+        got = await b.drain()
+        assert [p.payload for p in got] == sent
     finally:
         a.close()
         b.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from .conftest import ClientFactory, ServerFactory
 
-#: Generous: the default keepalive drops a dead socket within 4.5 s; before it, 50 s.
+#: Generous: the default keepalive drops a dead socket within 4.2 s; before it, 50 s.
 GONE_WITHIN = 30.0
 
 
@@ -59,3 +59,27 @@ async def test_a_quiet_client_that_answers_pings_stays(
     await other.ping()
     await other.nothing_more()  # no member_left
     await quiet.ping()
+
+
+async def test_without_the_fast_ping_a_frozen_client_still_leaves(
+    make_server: ServerFactory, client_factory: ClientFactory, monkeypatch: Any
+) -> None:
+    """The fallback for a websockets release without the ping bookkeeping: ``ws.ping()`` in a
+    task. Same outcome: the quiet client stays, the frozen one leaves."""
+    from signaling import keepalive
+
+    monkeypatch.setattr(keepalive, "fast_ping_supported", lambda ws: False)
+    server = await make_server(ping_interval=0.1, ping_timeout=0.3)
+    frozen, quiet = await client_factory(server), await client_factory(server)
+    await frozen.join("fallback", "Frozen")
+    await quiet.join("fallback", "Quiet")
+    frozen.ws.transport.pause_reading()  # type: ignore[attr-defined]
+    try:
+        left = await quiet.expect("member_left", timeout=GONE_WITHIN)
+    finally:
+        frozen.ws.transport.abort()  # type: ignore[attr-defined]
+    assert left["type"] == "member_left"
+    await asyncio.sleep(1.0)  # ~10 more Pings to the quiet one, through the fallback
+    await quiet.ping()
+    await quiet.nothing_more()
+    assert server.keepalive is not None and server.keepalive.dropped == 1

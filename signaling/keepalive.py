@@ -124,7 +124,11 @@ class Keepalive:
         pong.add_done_callback(partial(self._ponged, ws))
 
     def _ponged(self, ws: ServerConnection, pong: asyncio.Future[float]) -> None:
-        if ws in self._watched and not pong.cancelled() and pong.exception() is None:
+        # The exception is read in every case (a closed connection fails its pending Pings):
+        # an unread one would be logged as "never retrieved" for every socket that closes.
+        if pong.cancelled() or pong.exception() is not None:
+            return
+        if ws in self._watched:
             self._due.append((asyncio.get_running_loop().time() + self.interval, ws))
 
 

@@ -70,13 +70,17 @@ class RoomRegistry:
         max_users: int = 15,
         floor_settings: FloorSettings | None = None,
         max_rooms: int = 10_000,
+        secret: bytes | None = None,
     ) -> None:
+        """``secret`` salts the password keys (see the module docstring): the nodes of a
+        cluster share one, so that any of them can check a room's password; None: a
+        random one, fine for a single server."""
         if max_users < 1:
             raise ValueError("max_users must be at least 1")
         self.max_users = max_users
         self.max_rooms = max_rooms
         self.floor_settings = floor_settings or FloorSettings()
-        self._secret = secrets.token_bytes(32)
+        self._secret = secret or secrets.token_bytes(32)
         self._rooms: dict[str, Room] = {}
         self._members: dict[str, Member] = {}
 

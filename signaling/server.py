@@ -21,7 +21,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,7 @@ class ServerConfig:
     ping_timeout: float = 2.5
     close_timeout: float = 2.0
     ssl: ssl.SSLContext | None = None
+    room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
 
 
 class _Conn:
@@ -157,6 +158,7 @@ class SignalingServer:
             FloorSettings(config.max_talk_time, config.queue, config.no_media_timeout,
                           config.media_wait),
             config.max_rooms,
+            config.room_secret,
         )
         if config.force_relay and not (config.turn is not None and config.turn.has_turn):
             raise ValueError("force_relay needs a TURN server: with no relay candidate a "

@@ -330,6 +330,7 @@ class Config:
             force_relay=self.force_relay,
             max_connections_per_ip=self.max_connections_per_ip,
             budgets=self.budget_settings(),
+            room_secret=self.room_secret,
         )
 
     @property

@@ -21,6 +21,8 @@ from typing import Any
 
 import sfu
 from signaling import tls
+from signaling.cluster import ClusterError
+from signaling.cluster.store import redacted
 from signaling.hosts import parse_server_name
 from signaling.server import SignalingServer
 from signaling.tls import CertificateError
@@ -45,7 +47,7 @@ def run(config: Config) -> int:
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         _run_loop(serve(config))
-    except (OSError, CertificateError) as exc:
+    except (OSError, CertificateError, ClusterError) as exc:
         print(f"walkie: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -92,21 +94,42 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
 
     media = await start_media(config)
     server = None
+    node = None
     try:
         server = await SignalingServer.start(
             config.server_config(https.context, https.names), media)
-        for line in _startup_lines(config, server, media, https):
+        lines = _startup_lines(config, server, media, https)
+        if config.redis:
+            node = await _join_cluster(config, server, media)
+            lines.append(f"walkie: cluster node {node.node_id} (Redis {redacted(config.redis)}, "
+                         f"{config.rooms_capacity} rooms at most)")
+        for line in lines:
             print(line, flush=True)
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("shutting down")
     finally:
+        if node is not None:
+            await node.close()
         if server is not None:
             await server.close()
         await media.close()
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+async def _join_cluster(config: Config, server: SignalingServer, media: Media) -> Any:
+    """``--redis``: this server becomes a node of the cluster (signaling/cluster/node.py).
+    Imported here: a single server never loads the cluster's bridge, nor ``redis``."""
+    from signaling.cluster.node import ClusterNode, NodeSettings
+
+    settings = NodeSettings(
+        redis_url=config.redis or "", node_id=config.node_id, prefix=config.redis_prefix,
+        heartbeat=config.heartbeat, node_ttl=config.node_ttl,
+        advertise_url=config.advertise_url or server.url.rstrip("/"),
+        room_capacity=config.rooms_capacity)
+    return await ClusterNode.start(settings, server, media)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,7 @@ class Bridge:
         self._remotes: dict[str, RemoteContext] = {}     # owner side, by conn id
         self._active: dict[str, float] = {}  # room -> last placement or open seen here
         self._empty_since: dict[str, float] = {}
+        self._keys_saved: dict[str, bytes] = {}  # room -> the password key written to Redis
 
     # -- ingress side: called by the server for each validated message -------------------
 
@@ -388,7 +389,21 @@ class Bridge:
             if record.owner != self.node_id:
                 log.error("room %s is hosted here but Redis gives it to node %s", room,
                           record.owner)
+        await self._save_password_keys(hosted - owned)
         self._active = {r: t for r, t in self._active.items() if now - t < RELEASE_GRACE}
+
+    async def _save_password_keys(self, claimed_again: set[str]) -> None:
+        """Keep each protected room's password key in its record, so that a node that takes
+        the room over (phase 2) checks later joins against it (never the password)."""
+        for room in self.server.registry.rooms():
+            key = room.password_key
+            if key is None or (self._keys_saved.get(room.id) == key
+                               and room.id not in claimed_again):
+                continue
+            await self.store.set_password_key(room.id, self.node_id, key)
+            self._keys_saved[room.id] = key
+        for room_id in [r for r in self._keys_saved if self.server.registry.get(r) is None]:
+            del self._keys_saved[room_id]
 
     def _busy(self, room: str, now: float) -> bool:
         """A join of ``room`` may be on its way here."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import Bridge
 from .bus import RedisBus
 from .model import ClusterError, NodeInfo, NodeLoad, new_node_id
-from .store import DEFAULT_HEARTBEAT, DEFAULT_NODE_TTL, DEFAULT_PREFIX, RedisStore
+from .store import DEFAULT_HEARTBEAT, DEFAULT_NODE_TTL, DEFAULT_PREFIX, RedisStore, redacted
 
 if TYPE_CHECKING:
     from ..server import SignalingServer
@@ -90,7 +90,7 @@ class ClusterNode:
         server.cluster = bridge
         store.start_heartbeat(node.load)
         node._sweeper = asyncio.create_task(node._sweep_forever(), name="cluster-sweep")
-        log.info("node %s joined the cluster at %s", info.id, _where(store))
+        log.info("node %s joined the cluster at %s", info.id, redacted(settings.redis_url))
         return node
 
     def load(self) -> NodeLoad:
@@ -135,6 +135,3 @@ def _cpu_percent(media: Any) -> float:
     workers = media.stats().get("workers") or []
     return float(sum(w.get("cpu_percent") or 0.0 for w in workers if isinstance(w, dict)))
 
-
-def _where(store: RedisStore) -> str:
-    return getattr(store, "_where", "Redis")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
@@ -23,26 +22,23 @@ from signaling.messages import Ping
 from tests.signaling.conftest import WsClient
 
 from .nodes import Node, running_nodes
-from .redis_server import REDIS_SERVER, RedisServer
-
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server")
+from .redis_server import RedisServer
 
 #: Generous bound for a condition to come true on a loaded 2-core machine (not a measurement).
 DEADLINE = 15.0
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+async def nodes(redis_url: str) -> AsyncIterator[list[Node]]:
+    """Three nodes, node-1 to node-3, on the session's redis-server."""
+    async for started in running_nodes(redis_url, 3):
+        yield started
 
 
 @pytest.fixture
-async def nodes(redis_server: RedisServer) -> AsyncIterator[list[Node]]:
-    async for started in running_nodes(redis_server.url, 3):
+async def nodes_own_redis(own_redis: RedisServer) -> AsyncIterator[list[Node]]:
+    """Three nodes on a redis-server of the test's own (it may stop and start it)."""
+    async for started in running_nodes(own_redis.url, 3):
         yield started
 
 
@@ -167,7 +163,7 @@ async def test_the_claim_is_released_when_the_last_member_leaves(
 
 
 async def test_junk_on_a_nodes_channel_changes_nothing(
-        nodes: list[Node], clients: list[WsClient], redis_server: RedisServer) -> None:
+        nodes: list[Node], clients: list[WsClient], redis_url: str) -> None:
     import redis.asyncio
 
     ann = await ws_client(nodes[0], clients)
@@ -190,7 +186,7 @@ async def test_junk_on_a_nodes_channel_changes_nothing(
         env.encode(env.Send("node-x", env.conn_id(owner.id, 12345), '{"type":"pong"}'), 1),
         env.encode(env.Close("node-x", env.conn_id(owner.id, 1), 1000, "bye"), 2),
     ]
-    client = redis.asyncio.from_url(redis_server.url)
+    client = redis.asyncio.from_url(redis_url)
     try:
         for target in (owner, ingress):
             channel = target.cluster.bus.channel
@@ -214,11 +210,12 @@ async def test_junk_on_a_nodes_channel_changes_nothing(
 
 
 async def test_a_join_that_needs_the_cluster_gets_try_later_while_redis_is_away(
-        nodes: list[Node], clients: list[WsClient], redis_server: RedisServer) -> None:
+        nodes_own_redis: list[Node], clients: list[WsClient], own_redis: RedisServer) -> None:
+    nodes = nodes_own_redis
     ann = await ws_client(nodes[0], clients)
     bob = await ws_client(nodes[0], clients)
     await ann.join("local", "Ann")
-    redis_server.stop()
+    own_redis.stop()
     # a room this node hosts keeps working, new members included
     await bob.join("local", "Bob")
     await bob.send({"type": "floor_request"})
@@ -231,7 +228,7 @@ async def test_a_join_that_needs_the_cluster_gets_try_later_while_redis_is_away(
     await cy.ping()
     health = json.loads(nodes[1].server._healthz("GET").body)["cluster"]
     assert health["redis_ok"] is False
-    redis_server.start()  # back (empty: nothing persisted): joins work again
+    own_redis.start()  # back (empty: nothing persisted): joins work again
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
     while True:

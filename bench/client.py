@@ -88,6 +88,8 @@ class SyntheticClient:
         self.name = name
         ctx.rooms.setdefault(room, []).append(self)
         self.id: str | None = None
+        #: the WebSocket URL it joined through (a multi-node run spreads users over nodes)
+        self.via: str | None = None
         self.ssrc = secrets.randbits(32) or 1
         while self.ssrc in ctx.talkers:
             self.ssrc = secrets.randbits(32) or 1
@@ -143,6 +145,7 @@ class SyntheticClient:
         """
         t0 = time.perf_counter()
         self._timeout = timeout
+        self.via = ws_url
         extra: dict[str, Any] = {}
         if self.ctx.ws_source_addresses:
             extra["local_addr"] = (self.ctx.allocate_address(), 0)

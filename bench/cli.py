@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from .clusterreport import format_cluster
 from .clusterrun import check_multi, is_multi, run_multi
+from .nodekill import NODE_ATTACKS
 from .flood import DEFAULT_OFFER_BYTES, FloodSettings
 from .probes import PROBES, ProbeSettings, run_probe
 from .report import (client_bound, format_find_max, format_table, plot_find_max, plot_rss,
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
-    p.add_argument("--attack", choices=["offer-flood", "uplink-flood", *PROBES], default=None,
+    p.add_argument("--attack", choices=["offer-flood", "uplink-flood", *PROBES, *NODE_ATTACKS],
+                   default=None,
                    help="stage an attack while the rooms talk: offer-flood = WebSockets from "
                         "one address (at the per-address limit), each sending invalid offers "
                         "as large as the server parses at the per-connection message rate; "
@@ -129,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "address, and a legitimate password join's time meanwhile. uplink-flood = "
                         "the first room's floor holder floods its SRTP uplink "
                         "(--uplink-flood-rate); reports the packets/s each of its listeners "
-                        "received and the other rooms' longest audio gap and loss")
+                        "received and the other rooms' longest audio gap and loss. With --cluster: "
+                        "kill-node = SIGKILL to the node owning the most rooms (and its "
+                        "workers), drain-node = SIGTERM to it; reports when every member of "
+                        "its rooms had media and audio again")
     p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
                    help="the attack starts S seconds after talking starts (default 5)")
     p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
@@ -232,6 +237,7 @@ class _Bench:
             ) if a.attack == "offer-flood" else None,
             attack_after=a.attack_after,
             kill_worker_after=a.kill_worker,
+            node_attack=a.attack if a.attack in NODE_ATTACKS else None,
             uplink_flood=UplinkFloodSettings(rate=a.uplink_flood_rate, seconds=a.attack_seconds)
             if a.attack == "uplink-flood" else None,
             rss_every=a.rss_every,

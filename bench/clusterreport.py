@@ -66,5 +66,39 @@ def format_cluster(r: dict[str, Any]) -> str:
             f"x{v['join_p99_through_other_over_single']}; via owner p50 "
             f"x{v['join_p50_through_owner_over_single']}; CPU per packet "
             f"x{v['cpu_per_packet_over_single']}; p99 latency x{v['latency_p99_over_single']}")))
+    incident = r.get("incident") or {}
+    if incident.get("kind") in ("kill-node", "drain-node"):
+        rows.extend(_node_incident_rows(incident))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _node_incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:
+    """``--attack kill-node`` / ``drain-node``: the node, then when its rooms' members were back."""
+    signal = "SIGKILL to its tree" if i["kind"] == "kill-node" else "SIGTERM"
+    rows = [(i["kind"], (f"node {i['node'] or '-'} ({i['rooms']} rooms) got {signal} at "
+                         f"{i['after_s']} s" + (f"; error: {i['error']}" if i.get("error") else "")))]
+    if "affected_members" not in i:
+        return rows
+    media, audio = i["reoffer_ms"], i["audio_back_ms"]
+    other = i["audio_back_ms_floor_changed"]
+    owners = sorted(set(i["owners_after"].values()), key=str)
+    rows += [
+        ("media back", (f"p50 {_ms(media['p50'])}  max {_ms(media['max'])} ms after the signal "
+                        f"(n={media['n']} of {i['affected_members']} members; not back: "
+                        f"{i['members_not_reconnected_count']})")),
+        ("audio back", (f"p50 {_ms(audio['p50'])}  max {_ms(audio['max'])} ms (n={audio['n']}, "
+                        f"talker held the floor across); p50 {_ms(other['p50'])}  max "
+                        f"{_ms(other['max'])} ms (n={other['n']}, a new turn first)")),
+        ("back in their rooms", (f"{'all' if i['all_back_in_their_rooms'] else 'NOT all'}, no "
+                                 f"action; rooms now on {', '.join(map(str, owners)) or '-'}"
+                                 f"{'' if i['rooms_on_live_nodes'] else ' (NOT all on live nodes)'}")),
+    ]
+    for move in i.get("moves") or []:
+        if move["moved"]:
+            out = move["member_outage_ms"]
+            rows.append((f"moved {move['room']}", (
+                f"began {move['began_after_signal_ms']} ms after SIGTERM, floor "
+                f"{'BUSY' if move['floor_busy_when_it_began'] else 'idle'}; members' media "
+                f"down p50 {_ms(out['p50'])}  max {_ms(out['max'])} ms")))
+    return rows

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from .cluster import Cluster
+from .nodekill import NODE_ATTACKS
 from .runner import RunSettings, run_load
 
 __all__ = ["check_multi", "is_multi", "run_multi"]
@@ -51,11 +52,14 @@ def check_multi(args: argparse.Namespace) -> str | None:
         return "give one --server-pid per --url, in the same order"
     if args.compare_single and not args.cluster:
         return "--compare-single needs --cluster (both runs on this machine, pinned alike)"
+    if args.attack in NODE_ATTACKS and (args.cluster or 0) < 2:
+        return f"--attack {args.attack} needs --cluster 2 or more (nodes the bench started)"
     if not is_multi(args):
         return None
     if args.server_pids and len(args.server_pids) != len(args.urls):
         return "give one --server-pid per --url, in the same order, or none"
-    if args.attack or args.kill_worker is not None or args.rss_every is not None:
+    if (args.attack not in (None, *NODE_ATTACKS) or args.kill_worker is not None
+            or args.rss_every is not None):
         return ("--attack, --kill-worker and --rss-every measure one server; a multi-node run "
                 "takes none of them yet")
     if args.compare_single and args.find_max:

@@ -44,7 +44,9 @@ class ClusterWindow:
     async def mark(self, clients: Sequence[SyntheticClient]) -> None:
         for i, node in enumerate(self.cluster.nodes):
             previous = self.trees[i][-1] if self.trees[i] else None
-            self.trees[i].append(sample_server(node.pid, previous))
+            stopped = node.process is not None and node.process.proc.poll() is not None
+            # a node killed or stopped in the window (--attack): its CPU is not comparable
+            self.trees[i].append(None if stopped else sample_server(node.pid, previous))
         redis = self.cluster.redis
         self.redis.append(sample_server(redis.pid if redis is not None else None))
         by_room: dict[str, int] = {}
@@ -141,8 +143,8 @@ def apply_cluster(result: dict[str, Any], cw: ClusterWindow, window: Window,
     r0, r1 = (cw.redis + [None, None])[:2]
     if r0 is not None and r1 is not None:
         redis_cpu = tree_cpu(r0, r1).cpu_s
-    cpus = [n.get("cpu_s") for n in nodes]
-    total = None if None in cpus else sum(cpus) + (redis_cpu or 0.0)  # type: ignore[arg-type]
+    cpus = [n["cpu_s"] for n in nodes if n.get("cpu_s") is not None]
+    total = sum(cpus) + (redis_cpu or 0.0) if cpus else None
     counted = [n["packets_forwarded_server_count"] for n in nodes]
     forwarded = window.forwarded
     section: dict[str, Any] = {
@@ -153,6 +155,7 @@ def apply_cluster(result: dict[str, Any], cw: ClusterWindow, window: Window,
                   "cpu_percent": round(100 * redis_cpu / wall, 1) if redis_cpu is not None
                   and wall else None},
         "join_ms": join_split(cluster, clients, owners),
+        "nodes_in_cpu": len(cpus),  # fewer than the nodes: one was killed or stopped
         "cpu_s": None if total is None else round(total, 3),
         "cpu_percent": round(100 * total / wall, 1) if total is not None and wall else None,
     }
@@ -165,8 +168,9 @@ def apply_cluster(result: dict[str, Any], cw: ClusterWindow, window: Window,
                   nodes=len(nodes))
     if total is not None and wall:  # the nodes' split (Redis is in the total only)
         for key in ("user", "system"):
-            server[f"{key}_percent"] = round(100 * sum(n[f"{key}_s"] for n in nodes) / wall, 1)
-        server["rss_bytes"] = sum(n["rss_bytes"] for n in nodes)
+            server[f"{key}_percent"] = round(100 * sum(n.get(f"{key}_s", 0.0) for n in nodes)
+                                             / wall, 1)
+        server["rss_bytes"] = sum(n.get("rss_bytes", 0) for n in nodes)
         if clients:
             server["rss_per_user_bytes"] = round(server["rss_bytes"] / len(clients))
     bench = window.bench_cpu[1] - window.bench_cpu[0] if len(window.bench_cpu) == 2 else 0.0

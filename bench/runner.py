@@ -38,6 +38,7 @@ from .clusterwatch import ClusterWindow, apply_cluster, room_owners
 from .context import BenchContext
 from .flood import FloodSettings
 from .incidents import OfferFlood, WorkerKill
+from .nodekill import NodeIncident
 from .procstat import sample
 from .proctree import TreeSample
 from .rsslog import RssLog, rss_summary
@@ -84,6 +85,8 @@ class RunSettings:
     attack_after: float = 5.0
     #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
     kill_worker_after: float | None = None
+    #: ``--attack kill-node`` / ``drain-node`` (a cluster the bench started), at attack_after
+    node_attack: str | None = None
     #: ``--attack uplink-flood``: the first room's floor holder floods its uplink
     uplink_flood: UplinkFloodSettings | None = None
     #: ``--rss-every S``: sample the server tree's RSS every S s through the talking (soak)
@@ -250,6 +253,7 @@ async def run_load(
     if cluster is not None:
         entries = [(n.ws_url, n.origin) for n in cluster.nodes]
         cluster_window = ClusterWindow(cluster)
+        ctx.reconnect_to = entries
         server_pid = None
     idle = sample_server(server_pid)
 
@@ -282,7 +286,7 @@ async def run_load(
     window = Window()
     gaps = GapLog()
     live_rooms = [[c for c in members if c.monitor is not None and not c.closed] for members in rooms]
-    incident: OfferFlood | WorkerKill | UplinkFlood | None = None
+    incident: OfferFlood | WorkerKill | UplinkFlood | NodeIncident | None = None
     if settings.uplink_flood is not None:  # the first room is the attacker's: no talk pattern
         incident = UplinkFlood(settings.uplink_flood, settings.attack_after, live_rooms[0],
                                [c for members in live_rooms[1:] for c in members], metronome,
@@ -291,6 +295,8 @@ async def run_load(
     elif settings.flood is not None:
         incident = OfferFlood(settings.flood, settings.attack_after, ws_url, origin, url, run_id,
                               ctx, gaps)
+    elif settings.node_attack is not None and cluster is not None:
+        incident = NodeIncident(settings.node_attack, settings.attack_after, cluster, ctx)
     elif settings.kill_worker_after is not None and server_pid is not None:
         incident = WorkerKill(settings.kill_worker_after, server_pid, ctx)
     staged = None

@@ -98,8 +98,10 @@ class SyntheticClient:
         self.name = name
         ctx.rooms.setdefault(room, []).append(self)
         self.id: str | None = None
-        #: the WebSocket URL it joined through (a multi-node run spreads users over nodes)
+        #: the WebSocket URL of its current socket, and of its first join (a multi-node run
+        #: spreads users over nodes; a reconnect goes through another)
         self.via: str | None = None
+        self.join_via: str | None = None
         self.ssrc = secrets.randbits(32) or 1
         while self.ssrc in ctx.talkers:
             self.ssrc = secrets.randbits(32) or 1
@@ -161,6 +163,7 @@ class SyntheticClient:
             await self._negotiate(self._ws_offer, timeout)
         self.joined_at = time.perf_counter()
         self.join_ms = (self.joined_at - t0) * 1000
+        self.join_via = ws_url
         return self.join_ms
 
     async def _enter_room(self, ws_url: str, origin: str | None, timeout: float) -> None:

@@ -8,14 +8,16 @@
 * **Join time, split**: a user joined *through the owning node* (its WebSocket is on the
   node that hosts the room: a single server's path) or *through another node* (the join
   and the offer/answer are bridged over Redis). Which node owns a room is read from Redis
-  right after the joins, with the store's own reader (``RedisStore.room``, an observer that
-  registers nothing); without a Redis URL (``--url`` without ``--redis``) the split is not
-  reported.
+  right after the joins, as an operator reads it (``walkie nodes --json``); without a
+  Redis URL (``--url`` without ``--redis``) the split is not reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from .cluster import Cluster
 
 __all__ = ["ClusterWindow", "apply_cluster", "join_split", "room_owners"]
+
+#: A bound on one ``walkie nodes`` (a Python start on a loaded machine), not a measurement.
+NODES_TIMEOUT = 30.0
 
 
 class ClusterWindow:
@@ -63,25 +68,39 @@ class ClusterWindow:
 
 
 async def room_owners(cluster: Cluster, rooms: Sequence[str]) -> dict[str, int | None]:
-    """Room -> index of the node that owns it now (None: unknown); {} without a Redis URL."""
+    """Room -> index of the live node that owns it now (None: unknown); {} without a Redis URL.
+
+    Read as an operator reads it, with ``walkie nodes --json`` (the bench is a client: it
+    imports nothing of signaling; docs/CLUSTER.md, "walkie nodes")."""
     if cluster.redis_url is None or not rooms:
         return {}
-    from signaling.cluster import ClusterError, RedisStore  # imports redis: cluster runs only
-
+    listing = await _walkie_nodes(cluster.redis_url, cluster.prefix)
     index = cluster.by_id()
-    store = await RedisStore.connect(cluster.redis_url, None, prefix=cluster.prefix)
-    try:
-        async def owner(room: str) -> int | None:
-            try:
-                record = await store.room(room)
-            except ClusterError:
-                return None
-            return None if record is None else index.get(record.owner)
+    owner_of: dict[str, int | None] = {}
+    for node in listing.get("nodes") or []:
+        if isinstance(node, dict) and node.get("id") in index:
+            for room in node.get("room_ids") or []:
+                owner_of[room] = index[node["id"]]
+    return {room: owner_of.get(room) for room in rooms}
 
-        found = await asyncio.gather(*(owner(r) for r in rooms))
-    finally:
-        await store.close()
-    return dict(zip(rooms, found, strict=True))
+
+async def _walkie_nodes(redis_url: str, prefix: str) -> dict[str, Any]:
+    """The JSON of ``walkie nodes``; {} if it fails (Redis away: exit status 2)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "walkie", "nodes", "--json", "--redis-prefix", prefix,
+        env={**os.environ, "WALKIE_REDIS": redis_url},  # not on a command line
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), NODES_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {}
+    try:
+        listing = json.loads(out) if proc.returncode == 0 else {}
+    except ValueError:
+        return {}
+    return listing if isinstance(listing, dict) else {}
 
 
 def join_split(cluster: Cluster, clients: Sequence[SyntheticClient],
@@ -95,7 +114,7 @@ def join_split(cluster: Cluster, clients: Sequence[SyntheticClient],
         if c.join_ms is None:
             continue
         owner = owners.get(c.room)
-        ingress = ws_index.get(c.via or "")
+        ingress = ws_index.get(c.join_via or "")
         if owner is None or ingress is None:
             unknown += 1
         elif owner == ingress:
@@ -111,7 +130,7 @@ def _node_row(cw: ClusterWindow, i: int, wall: float, owners: dict[str, int | No
     node = cw.cluster.nodes[i]
     row: dict[str, Any] = {"node_id": node.node_id, "url": node.url, "pid": node.pid,
                            "rooms_owned": sum(1 for o in owners.values() if o == i),
-                           "users_joined_through": sum(1 for c in clients if c.via == node.ws_url)}
+                           "users_joined_through": sum(1 for c in clients if c.join_via == node.ws_url)}
     s0, s1 = (cw.trees[i] + [None, None])[:2]
     received = 0
     if len(cw.received) == 2:

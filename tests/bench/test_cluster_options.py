@@ -33,7 +33,7 @@ def test_refused_before_anything_starts(argv: list[str], message: str,
 
 
 def _client(room: str, via: str, ms: float | None) -> SimpleNamespace:
-    return SimpleNamespace(room=room, via=via, join_ms=ms)
+    return SimpleNamespace(room=room, join_via=via, join_ms=ms)
 
 
 def test_join_times_are_split_by_whether_the_ingress_owns_the_room() -> None:

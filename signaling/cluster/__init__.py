@@ -5,7 +5,8 @@ imports it when it connects). Modules, one concern each:
 
 - ``model``: node and room records, and the strict reading of them back from Redis (pure)
 - ``placement``: which live node a new room goes to (pure)
-- ``store``: ``RedisStore``, the shared state in Redis (keys, Lua scripts, the heartbeat)
+- ``store``: ``RedisStore``, the shared state in Redis (its keys, the heartbeat)
+- ``scripts``: the Lua scripts that change room records atomically
 """
 
 from __future__ import annotations

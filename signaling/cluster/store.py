@@ -1,14 +1,16 @@
 """The cluster's shared state in Redis: node records, room records, their scripts, the heartbeat.
 
 This is the only module that reads or writes cluster *state* in Redis (the message bus is
-bus.py). Its keys, with the default prefix ``walkie:`` (docs/CLUSTER.md has the full table):
+bus.py; the Lua scripts are scripts.py). A little over 400 lines: every operation on the
+shared state is here, each a few lines, so that the keys are named in one place. The keys,
+with the default prefix ``walkie:`` (docs/CLUSTER.md has the full table):
 
 * ``walkie:node:<id>``: the node's JSON record (model.encode_node), written with a ``PX`` TTL
   by the heartbeat. A node is live exactly while this key exists.
 * ``walkie:nodes``: the ids of nodes that registered (for listing; pruned when a key is gone).
 * ``walkie:room:<room>``: a hash ``owner``, ``epoch``, ``created`` and, for a room with a
-  password, ``password_key`` (hex). No TTL; written only by the Lua scripts below, each of
-  which reads and writes atomically, so nodes racing for a room all get the same answer.
+  password, ``password_key`` (hex). No TTL; written only by the Lua scripts (scripts.py),
+  each of which reads and writes atomically, so nodes racing for a room get the same answer.
 * ``walkie:rooms:<id>``: the rooms a node owns (kept in step by the same scripts).
 
 Everything read back is checked by model.py (junk raises ClusterDataError). Every failure to
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .model import (NODE_ID_RE, PASSWORD_KEY_BYTES, ClusterDataError, ClusterUnavailable,
                     NodeInfo, NodeLoad, NoNodeAvailable, RoomRecord, check_node_id,
                     check_room_id, decode_node, decode_room, encode_node)
+from . import scripts
 from .placement import choose_node
 
 __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_NODE_TTL", "DEFAULT_PREFIX", "DEFAULT_TIMEOUT",
@@ -48,65 +51,6 @@ PLACE_TRIES = 3
 JUNK_LOG_INTERVAL = 10.0
 
 T = TypeVar("T")
-
-# claim: KEYS room, candidate's rooms set; ARGV node key prefix, rooms key prefix, candidate
-# ('' = only look), room id, now. Returns the record (HGETALL) if its owner is live or the
-# candidate (live) took it; 0 if nobody live owns it and the candidate is '' or not live.
-_CLAIM = """
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and redis.call('EXISTS', ARGV[1] .. owner) == 1 then
-  return redis.call('HGETALL', KEYS[1])
-end
-if ARGV[3] == '' or redis.call('EXISTS', ARGV[1] .. ARGV[3]) == 0 then
-  return 0
-end
-local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch')) or 0
-if owner then
-  redis.call('SREM', ARGV[2] .. owner, ARGV[4])
-else
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'created', ARGV[5])
-end
-redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'epoch', tostring(epoch + 1))
-redis.call('SADD', KEYS[2], ARGV[4])
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# move: KEYS room, from's rooms set, to's rooms set; ARGV node key prefix, from, to, epoch,
-# room id. Compare-and-set: only from the expected owner at the expected epoch, only to a
-# live node. Returns the new record, or 0.
-_MOVE = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2]
-   or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4]
-   or redis.call('EXISTS', ARGV[1] .. ARGV[3]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'epoch', tostring(tonumber(ARGV[4]) + 1))
-redis.call('SREM', KEYS[2], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[5])
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# release: KEYS room, node's rooms set; ARGV node, room id. 1 if the node owned it (gone now).
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-return 1
-"""
-
-# set_password_key: KEYS room; ARGV node, key (hex). 1 if the node owns the room and the room
-# had no key yet.
-_SET_PASSWORD_KEY = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
-   or redis.call('HEXISTS', KEYS[1], 'password_key') == 1 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'password_key', ARGV[2])
-return 1
-"""
 
 
 def redacted(url: str) -> str:
@@ -145,15 +89,15 @@ class RedisStore:
         self._load = NodeLoad()
         self._beats: asyncio.Task[None] | None = None
         self._junk_logged = -JUNK_LOG_INTERVAL
-        self._claim = client.register_script(_CLAIM)
-        self._move = client.register_script(_MOVE)
-        self._release = client.register_script(_RELEASE)
-        self._set_password_key = client.register_script(_SET_PASSWORD_KEY)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._move = client.register_script(scripts.MOVE)
+        self._release = client.register_script(scripts.RELEASE)
+        self._set_password_key = client.register_script(scripts.SET_PASSWORD_KEY)
 
     @classmethod
-    async def connect(cls, url: str, node: NodeInfo | None = None, *,
+    async def connect(cls, url: str, node: NodeInfo | None = None,
                       prefix: str = DEFAULT_PREFIX, heartbeat: float = DEFAULT_HEARTBEAT,
-                      node_ttl: float = DEFAULT_NODE_TTL,
+                      node_ttl: float = DEFAULT_NODE_TTL, *,
                       timeout: float = DEFAULT_TIMEOUT) -> RedisStore:
         """A store on the Redis at ``url`` (``redis://`` or ``rediss://``, password in the
         URL), checked with a PING; raises ClusterUnavailable if Redis does not answer.
@@ -256,12 +200,16 @@ class RedisStore:
     async def _beat_forever(self, load: Callable[[], NodeLoad]) -> None:
         loop = asyncio.get_running_loop()
         lost_at: float | None = None
+        load_failing = False
         while True:
             started = loop.time()
             try:
-                current = load()
+                current: NodeLoad | None = load()
+                load_failing = False
             except Exception:  # noqa: BLE001 - a broken load probe must not stop the heartbeat
-                log.exception("the node's load could not be read; reporting the last one")
+                if not load_failing:  # once until it works again, not at every beat
+                    log.exception("the node's load could not be read; reporting the last one")
+                load_failing = True
                 current = None
             try:
                 await self.beat(current)

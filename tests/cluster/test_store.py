@@ -63,6 +63,27 @@ async def test_a_silent_node_expires_and_is_pruned(stores: MakeStore) -> None:
     assert await (await raw(b)).smembers("walkie:nodes") == {b"node-b"}  # pruned
 
 
+async def test_a_failing_load_probe_does_not_stop_the_heartbeat(stores: MakeStore) -> None:
+    a = await stores("node-a", heartbeat=0.05, node_ttl=0.5)
+    observer = await stores(None)
+    calls: list[int] = []
+
+    def load() -> NodeLoad:
+        calls.append(1)
+        if len(calls) % 2:
+            raise RuntimeError("the probe broke")
+        return NodeLoad(members=len(calls), capacity_rooms=1)
+
+    a.start_heartbeat(load)
+
+    async def later_loads_seen() -> bool:
+        return any(load.members >= 6 for _, load in await observer.nodes())
+
+    await eventually(later_loads_seen, "the beats go on after a failing load()")
+    with pytest.raises(RuntimeError):
+        a.start_heartbeat(load)  # one heartbeat per store
+
+
 async def test_draining_nodes_get_no_new_rooms(stores: MakeStore) -> None:
     a = await registered(stores, "node-a")
     b = await registered(stores, "node-b")

@@ -24,6 +24,9 @@ from .server import ServerError, ServerProcess, fetch_healthz
 
 __all__ = ["Cluster", "Node"]
 
+#: Seconds a node has to stop after SIGTERM before SIGKILL (a loaded machine; not a figure).
+STOP_GRACE = 30.0
+
 
 @dataclass(slots=True)
 class Node:
@@ -54,6 +57,8 @@ class Cluster:
     redis: RedisProcess | None = None
     started_by_bench: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    #: the last lines of a node that did not exit with 0 (why)
+    last_output: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, count: int, *, core: int | None, max_users: int,
@@ -101,10 +106,14 @@ class Cluster:
         return {n.node_id: i for i, n in enumerate(self.nodes) if n.node_id is not None}
 
     def stop(self) -> None:
-        """Stop what the bench started (nodes, then Redis), each by its PID."""
+        """Stop what the bench started (nodes, then Redis), each by its PID: SIGTERM, and
+        SIGKILL only after a generous STOP_GRACE (a node leaves the cluster cleanly first)."""
         for node in self.nodes:
             if node.process is not None:
-                self.exit_codes[node.node_id or node.url] = node.process.stop()
+                code = node.process.stop(STOP_GRACE)
+                self.exit_codes[node.node_id or node.url] = code
+                if code not in (0, None):
+                    self.last_output[node.node_id or node.url] = node.process.output[-10:]
         if self.redis is not None:
             self.exit_codes["redis"] = self.redis.stop()
 
@@ -116,4 +125,5 @@ class Cluster:
             "prefix": self.prefix,
             "started_by_bench": self.started_by_bench,
             "exit_codes": self.exit_codes,
+            "last_output": self.last_output,
         }

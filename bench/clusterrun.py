@@ -89,7 +89,7 @@ def run_multi(bench: BenchLike, rooms: int,
         result = run(_identified_run(bench.settings(rooms), cluster, progress))
     finally:
         cluster.stop()
-    result["cluster"].update(exit_codes=cluster.exit_codes)
+    result["cluster"].update(exit_codes=cluster.exit_codes, last_output=cluster.last_output)
     result["server"]["started_by_bench"] = cluster.started_by_bench
     result["bench"]["core"] = a.client_core if bench.pin else None
     result = bench._with_floor(result)

@@ -263,10 +263,12 @@ def test_service_worker_installs_and_shows_offline(browser, www_copy: Path, tmp_
         page.wait_for_function("() => document.body.dataset.state === 'join'", timeout=15000)
 
         # A new version (a changed sw.js, a changed offline page) replaces the old one and its cache.
-        sw = www_copy / "sw.js"
-        sw.write_text(sw.read_text().replace("const VERSION = 1;", "const VERSION = 2;"))
+        # The offline page first: the page's own register() may still be checking sw.js, and a
+        # new sw.js seen before the new offline page would install (and cache) the old one.
         offline = www_copy / "offline.html"
         offline.write_text(offline.read_text().replace("You are offline", "You are offline (v2)"))
+        sw = www_copy / "sw.js"
+        sw.write_text(sw.read_text().replace("const VERSION = 1;", "const VERSION = 2;"))
         page.evaluate("() => navigator.serviceWorker.getRegistration().then((r) => r.update())")
         page.wait_for_function(
             "() => caches.keys().then((k) => k.join() === 'walkie-offline-v2')", polling=200, timeout=15000

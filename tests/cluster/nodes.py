@@ -39,10 +39,29 @@ class Node:
         host, port = self.server.address
         return f"http://{host}:{port}"
 
+    killed: bool = False
+
     def hosts(self, room: str) -> bool:
         return self.server.registry.get(room) is not None
 
+    async def kill(self) -> None:
+        """What kill -9 does to a node, in-process: no goodbye (its record in Redis expires
+        after the TTL, its channel loses its subscriber), its sockets and UDP port vanish."""
+        self.killed = True
+        cluster = self.cluster
+        if cluster._sweeper is not None:
+            cluster._sweeper.cancel()
+        await cluster.store.stop_heartbeat()
+        for conn in self.server.connections():
+            conn.ws.transport.abort()
+        await cluster.bus.close()
+        await self.server.close()
+        await self.router.close()
+
     async def close(self) -> None:
+        if self.killed:
+            await self.cluster.store.close()
+            return
         await self.cluster.close()
         await self.server.close()
         await self.router.close()

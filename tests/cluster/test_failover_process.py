@@ -39,9 +39,11 @@ async def nodes(redis_url: str) -> AsyncIterator[list[Node]]:
         yield started
 
 
-def node_process(tmp_path: Path, redis_url: str, node_id: str) -> Serve:
+def node_process(tmp_path: Path, redis_url: str, node_id: str, *extra: str) -> Serve:
+    """A node process with the default --heartbeat 0.5 and --node-ttl 2 (the ingress nodes
+    of tests/cluster/nodes.py sweep every 0.2 s)."""
     return Serve(tmp_path, "--redis", redis_url, "--redis-prefix", PREFIX, "--node-id", node_id,
-                 "--heartbeat", "0.2", "--node-ttl", "1", env={"WALKIE_SECRET": SECRET})
+                 *extra, env={"WALKIE_SECRET": SECRET})
 
 
 def children(pid: int) -> list[int]:

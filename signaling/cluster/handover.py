@@ -19,11 +19,12 @@ list and floor) and ``media`` ``reset`` with the reason (``node_failed``, ``room
 page offers again on the same socket and its audio now goes to the new owner's UDP port.
 
 While a room's owner is *suspect* (a publish to it reached nobody: it may be dead, its
-record not yet expired) the socket's messages are not relayed: a ``ping`` is answered here
-(the page must not give up on its socket), anything else is dropped (the ``joined`` that
-follows the resume resets the page's floor state; a lost offer is made again after the
-``media`` ``reset``). An owner still live ``SUSPECT_GRACE`` after that ends the sessions as a
-gap does (close 1012: the envelopes lost cannot be recovered); a dead one's rooms are placed
+record not yet expired) the socket's messages are dropped (the ``joined`` that follows the
+resume resets the page's floor state; a lost offer is made again after the ``media``
+``reset``). A ``ping`` of a bridged socket is always answered by the ingress: it checks the
+page's path to this node, and one lost on its way to a node that just died would make the
+page give up a socket that is about to work again. An owner still live ``node_ttl + 2 x
+heartbeat`` after it became suspect ends the sessions as a gap does (close 1012: the envelopes lost cannot be recovered); a dead one's rooms are placed
 again, retried each sweep for ``FAILOVER_GIVE_UP`` seconds while Redis does not answer.
 """
 
@@ -79,13 +80,14 @@ class Handover:
                 proxy.suspect_since = now
 
     def held(self, proxy: RemoteRoomProxy, message: ClientMessage) -> bool:
-        """True if ``message`` must not go to the proxy's owner (suspect, or being resumed):
-        a ping is answered here, anything else is dropped."""
-        if proxy.suspect_since is None:
-            return False
+        """True if ``message`` must not go to the proxy's owner. A ``ping`` is answered
+        here: it checks the page's path to this node, and one lost on its way to a node
+        that just died would make the page give up a socket that is about to work again.
+        Anything else is dropped while the owner is suspect or the socket being resumed."""
         if isinstance(message, Ping):
             proxy.conn.enqueue(encode({"type": "pong"}))
-        return True
+            return True
+        return proxy.suspect_since is not None
 
     async def sweep(self, alive: set[str]) -> None:
         """Each heartbeat, with the liveness of every peer: place again the rooms of dead

@@ -119,7 +119,7 @@ async def test_errors_from_the_owner_reach_a_bridged_socket(
     dee = await ws_client(nodes[2], clients)
     joined = await dee.join("locked", "Dee", password="right horse")
     assert [m["name"] for m in joined["members"]] == ["Ann", "Dee"]
-    await dee.ping()  # pings of a bridged socket are answered by the owner
+    await dee.ping()  # pings of a bridged socket are answered by its ingress (handover.py)
     await dee.send({"type": "join", "room": "locked", "name": "Dee"})
     assert (await dee.expect("error"))["code"] == "already_joined"
 

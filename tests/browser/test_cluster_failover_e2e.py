@@ -143,8 +143,8 @@ def test_two_pages_through_two_nodes_hear_each_other_after_the_room_node_is_kill
 
         talk_and_hear(ann, ben, "Ann")
         talk_and_hear(ben, ann, "Ben")
-        for name, log in logs.items():
-            assert len(log.sockets) == 1, (name, [[m["type"] + ":" + str(m.get("reason") or m.get("code") or "") for m in log.received(i)] for i in range(len(log.sockets))])
+        for name, log in logs.items():  # still the first socket, and what came on it
+            assert len(log.sockets) == 1, (name, [m["type"] for m in log.received(0)])
         context.close()
     finally:
         for node in (node_a, node_b, node_c):

@@ -1,8 +1,17 @@
 """Floor control for one room: who may talk, who waits, and for how long.
 
 Modelled on MCPTT floor control (3GPP TS 24.380): request, granted, deny (busy), queued
-(with position), release, revoke (max talk time, no media) and idle. Pre-emption by priority
-is not modelled: every member has the same priority.
+(with position), release, revoke (max talk time, no media, pre-emption) and idle.
+
+Pre-emptive priority (MCPTT's pre-emptive floor request): every request carries the
+member's priority (0-255, 0 for everyone unless a signed join token says otherwise). A
+request of a higher priority than the holder's takes the floor at once: the holder gets
+``Revoked(reason="preempted", by=requester)`` and is *not* queued again (it was talking and
+would otherwise be granted the floor back the moment the pre-emptor lets go, talking over
+whatever was said meanwhile; it may press again). A requester that was waiting in the queue
+leaves it. Requests of equal or lower priority behave exactly as without priorities (queued
+first come, first served, or denied busy); the queue is not ordered by priority, so a
+member's position only ever moves up.
 
 The end-of-media timer (MCPTT's T1): a holder whose audio stops reaching the media plane is
 revoked (reason ``no_media``), so that a frozen tab or a dead network cannot keep the floor.
@@ -73,11 +82,12 @@ class Granted:
 
 @dataclass(frozen=True, slots=True)
 class Denied:
-    """``member``'s request was refused because ``holder`` talks and queueing is off."""
+    """``member``'s request was refused: ``busy`` (``holder`` talks and queueing is off), or
+    ``listen_only`` (the hub's refusal for a member whose token forbids talking)."""
 
     member: str
     reason: str
-    holder: str
+    holder: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +100,13 @@ class Queued:
 
 @dataclass(frozen=True, slots=True)
 class Revoked:
-    """``member`` lost the floor against its will (``reason``: ``max_talk_time``, or
-    ``no_media``: its audio stopped reaching the media plane)."""
+    """``member`` lost the floor against its will (``reason``: ``max_talk_time``,
+    ``no_media``: its audio stopped reaching the media plane, or ``preempted``: ``by``, of
+    a higher priority, took it)."""
 
     member: str
     reason: str
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +135,7 @@ class Floor:
     always hands the floor to the head of the queue).
     """
 
-    __slots__ = ("settings", "_holder", "_granted_at", "_queue", "_media_due")
+    __slots__ = ("settings", "_holder", "_granted_at", "_queue", "_media_due", "_priority")
 
     def __init__(self, settings: FloorSettings | None = None) -> None:
         self.settings = settings or FloorSettings()
@@ -132,6 +144,8 @@ class Floor:
         self._queue: deque[str] = deque()
         # When the holder is revoked for no media unless its audio is heard (None: it is).
         self._media_due: float | None = None
+        # The priority each request came with, for the holder and every queued member.
+        self._priority: dict[str, int] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -164,8 +178,8 @@ class Floor:
 
     # -- operations ---------------------------------------------------------------------
 
-    def request(self, member: str, now: float) -> list[Effect]:
-        """``member`` asks to talk.
+    def request(self, member: str, now: float, priority: int = 0) -> list[Effect]:
+        """``member`` asks to talk, with its ``priority`` (higher pre-empts a lower holder).
 
         A repeated request is answered again (same grant with the time left, or the same
         queue position) without changing anything: clients may retry after a lost reply.
@@ -173,14 +187,21 @@ class Floor:
         if self._holder == member:
             return [Granted(member, self._remaining_ms(now))]
         if self._holder is None:
-            return self._grant(member, now)
+            return self._grant(member, now, priority)
+        if priority > self._priority[self._holder]:
+            return self._preempt(member, now, priority)
         position = self.position(member)
         if position is not None:
             return [Queued(member, position)]
         if not self.settings.queue:
             return [Denied(member, "busy", self._holder)]
         self._queue.append(member)
+        self._priority[member] = priority
         return [Queued(member, len(self._queue)), self._changed()]
+
+    def holder_priority(self) -> int | None:
+        """The priority the holder's request came with (None: idle)."""
+        return None if self._holder is None else self._priority[self._holder]
 
     def release(self, member: str, now: float) -> list[Effect]:
         """``member`` lets go: the holder ends its talk, a queued member stops waiting.
@@ -229,10 +250,26 @@ class Floor:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _preempt(self, member: str, now: float, priority: int) -> list[Effect]:
+        """``member`` outranks the holder: the holder is revoked (not queued again), the
+        requester leaves the queue if it waited there and holds the floor at once."""
+        holder = self._holder
+        assert holder is not None
+        del self._priority[holder]
+        effects: list[Effect] = [Revoked(holder, "preempted", by=member)]
+        position = self.position(member)
+        if position is not None:
+            del self._queue[position - 1]
+            effects.extend(Queued(m, i) for i, m in enumerate(self._queue, start=1)
+                           if i >= position)
+        effects.extend(self._grant(member, now, priority))
+        return effects
+
     def _revoke(self, reason: str, now: float) -> list[Effect]:
         holder = self._holder
         assert holder is not None
         self._holder = None
+        del self._priority[holder]
         effects: list[Effect] = [Revoked(holder, reason)]
         effects.extend(self._next(now))
         return effects
@@ -240,11 +277,13 @@ class Floor:
     def _drop(self, member: str, now: float) -> list[Effect]:
         if self._holder == member:
             self._holder = None
+            del self._priority[member]
             return self._next(now)
         position = self.position(member)
         if position is None:
             return []
         del self._queue[position - 1]
+        del self._priority[member]
         effects: list[Effect] = [
             Queued(m, i) for i, m in enumerate(self._queue, start=1) if i >= position
         ]
@@ -255,13 +294,15 @@ class Floor:
         """Hand the (just freed) floor to the head of the queue, or go idle."""
         if not self._queue:
             return [self._changed()]
-        effects = self._grant(self._queue.popleft(), now)
+        member = self._queue.popleft()
+        effects = self._grant(member, now, self._priority[member])
         # Everyone still waiting moved up by one.
         effects[1:1] = [Queued(m, i) for i, m in enumerate(self._queue, start=1)]
         return effects
 
-    def _grant(self, member: str, now: float) -> list[Effect]:
+    def _grant(self, member: str, now: float, priority: int) -> list[Effect]:
         self._holder = member
+        self._priority[member] = priority
         self._granted_at = now
         self._media_due = now + self.settings.media_wait
         return [Granted(member, self.settings.max_talk_ms), self._changed()]

@@ -43,6 +43,7 @@ from .messages import (
 from .metrics import NO_OBSERVER, Observer
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
+from .tokens import TokenCheck, admit_token
 
 # The session vocabulary (session.py) is re-exported: the server and tests speak it with the hub.
 __all__ = ["Action", "Client", "Close", "Hub", "MediaPlane", "Negotiate", "Send", "CLOSE_FATAL",
@@ -59,7 +60,8 @@ CLOSE_TOO_LARGE = 1009
 
 #: Error codes that end the session when they answer a join.
 FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "too_large",
-                         "too_many_rooms", "join_timeout", "room_not_protected"})
+                         "too_many_rooms", "join_timeout", "room_not_protected",
+                         "bad_token", "token_expired"})
 
 
 class Hub:
@@ -73,6 +75,7 @@ class Hub:
         clock: Callable[[], float] = time.monotonic,
         ice_transport_policy: str = "all",
         observer: Observer = NO_OBSERVER,
+        tokens: TokenCheck | None = None,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
@@ -83,6 +86,7 @@ class Hub:
         self.media = media
         self.clock = clock
         self.observer = observer  # metrics (signaling/metrics.py): told as things happen
+        self.tokens = tokens  # joins need a signed token (signaling/tokens.py) when set
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
@@ -124,7 +128,11 @@ class Hub:
         if isinstance(message, FloorRequest):
             room = self._room_of(client.member)
             self.observer.floor_requested(client.member.id, self.clock())
-            return self._floor_effects(room, room.floor.request(client.member.id, self.clock()))
+            if client.member.listen_only:  # its token forbids talking: nothing changes
+                return self._floor_effects(room, [fl.Denied(client.member.id, "listen_only",
+                                                            room.floor.holder)])
+            effects = room.floor.request(client.member.id, self.clock(), client.member.priority)
+            return self._floor_effects(room, effects)
         if isinstance(message, FloorRelease):
             room = self._room_of(client.member)
             return self._floor_effects(room, room.floor.release(client.member.id, self.clock()))
@@ -273,8 +281,12 @@ class Hub:
         if msg.password is not None and password_key is None:
             raise ValueError("a join with a password needs its password_key")
         try:
-            member = self.registry.join(msg.room, msg.name, password_key)
-        except JoinError as exc:
+            grant = admit_token(self.tokens, msg)  # None: no tokens on this server
+            member = self.registry.join(
+                msg.room, grant.name if grant else msg.name, password_key,
+                listen_only=grant is not None and grant.listen_only,
+                priority=grant.priority if grant else 0)
+        except (JoinError, ProtocolError) as exc:
             return self.error(client, exc)
         return self._welcome(client, member)
 
@@ -282,7 +294,7 @@ class Hub:
         """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others."""
         client.member = member
         self._by_member[member.id] = client
-        self.observer.joined()
+        self.observer.joined(member)
         room = self._room_of(member)
         floor = room.floor
         joined = {
@@ -297,6 +309,7 @@ class Hub:
             "max_talk_ms": floor.settings.max_talk_ms,
             "queue": floor.settings.queue,
             "password_protected": room.password_protected,
+            "permissions": {"listen_only": member.listen_only, "priority": member.priority},
         }
         actions: list[Action] = [Send(client, encode(joined))]
         notice = encode({"type": "member_joined", "member": member.public()})
@@ -307,15 +320,17 @@ class Hub:
     # -- a room that changes node (cluster: signaling/cluster/handover.py) ----------------
 
     def resume(self, client: Client, room_id: str, member_id: str, name: str,
-               password_key: bytes | None, reason: str) -> list[Action]:
+               password_key: bytes | None, reason: str, *, listen_only: bool = False,
+               priority: int = 0) -> list[Action]:
         """A member whose room moved here from another node: admitted without a password
-        check, keeping its id; it gets a ``joined`` (the room as it is here: its state
+        check (nor token: its permissions come along), keeping its id; it gets a ``joined`` (the room as it is here: its state
         replaces the page's) and a ``media`` ``reset`` (``reason``) so that it offers again,
         to this node's media plane, on the same socket."""
         if client.member is not None or client.closed:
             return []
         try:
-            member = self.registry.resume(room_id, member_id, name, password_key)
+            member = self.registry.resume(room_id, member_id, name, password_key,
+                                          listen_only=listen_only, priority=priority)
         except JoinError as exc:
             return self.error(client, exc)
         actions = self._welcome(client, member)
@@ -437,6 +452,8 @@ class Hub:
                 message = {"type": "floor_queued", "position": effect.position}
             elif isinstance(effect, fl.Revoked):
                 message = {"type": "floor_revoked", "reason": effect.reason}
+                if effect.by is not None:  # pre-empted: by whom
+                    message["by"] = self._public(room, effect.by)
             else:
                 message = {"type": "floor_released"}
             actions.append(Send(client, encode(message)))

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "MAX_PASSWORD_CHARS",
+    "MAX_TOKEN_CHARS",
     "Offer",
     "Ping",
     "ProtocolError",
@@ -36,6 +37,8 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 65536
 MAX_PASSWORD_CHARS = 128
+#: Longest join token (signaling/tokens.py): ~250 characters are enough for ours.
+MAX_TOKEN_CHARS = 2048
 ROOM_RE = re.compile(r"[a-z0-9-]{1,64}")
 
 
@@ -51,8 +54,9 @@ class ProtocolError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Join:
     room: str
-    name: str
+    name: str  # "" when a token is given: the token names the member
     password: str | None = None
+    token: str | None = None  # a signed join token (signaling/tokens.py), checked by the hub
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +127,14 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
 
 def _parse_join(data: dict[str, object]) -> Join:
     room = validate_room(_field(data, "room", str))
-    name = validate_name(_field(data, "name", str))
+    token = data.get("token")
+    if token is not None:
+        if not isinstance(token, str):
+            raise ProtocolError("bad_message", 'field "token" must be a string')
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ProtocolError("bad_token", f"token longer than {MAX_TOKEN_CHARS} characters")
+    # With a token the name is the token's: the join's own name is not used (nor checked).
+    name = "" if token else validate_name(_field(data, "name", str))
     password = data.get("password")
     if password is not None and not isinstance(password, str):
         raise ProtocolError("bad_message", 'field "password" must be a string')
@@ -133,7 +144,7 @@ def _parse_join(data: dict[str, object]) -> Join:
         )
     if password is not None and _has_surrogate(password):
         raise ProtocolError("bad_message", 'field "password" contains a lone surrogate')
-    return Join(room, name, password or None)
+    return Join(room, name, password or None, token or None)
 
 
 def validate_room(room: str) -> str:

@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from . import floor as fl
+from .rooms import Member
 
-__all__ = ["CONTENT_TYPE", "NO_OBSERVER", "Metrics", "Observer"]
+__all__ = ["CONTENT_TYPE", "NO_OBSERVER", "Metrics", "Observer", "Observers"]
 
 #: The media plane's drop counters in its stats, exported as walkie_media_dropped_total{reason}.
 DROP_REASONS: Mapping[str, str] = {
@@ -63,7 +64,7 @@ ACCESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 class Observer(Protocol):
     """What the hub and the server report as it happens (all cheap, never raising)."""
 
-    def joined(self) -> None: ...
+    def joined(self, member: Member) -> None: ...
     def left(self, member_id: str) -> None: ...
     def floor_requested(self, member_id: str, now: float) -> None: ...
     def floor_effect(self, effect: fl.Effect, now: float) -> None: ...
@@ -73,7 +74,7 @@ class Observer(Protocol):
 
 
 class _NoObserver:
-    def joined(self) -> None: pass
+    def joined(self, member: Member) -> None: pass
     def left(self, member_id: str) -> None: pass
     def floor_requested(self, member_id: str, now: float) -> None: pass
     def floor_effect(self, effect: fl.Effect, now: float) -> None: pass
@@ -83,6 +84,49 @@ class _NoObserver:
 
 
 NO_OBSERVER: Observer = _NoObserver()
+
+
+class Observers:
+    """Several observers told the same things, in order (metrics, then webhooks)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._all = observers
+
+    @classmethod
+    def of(cls, *maybe: Observer | None) -> Observer:
+        """The observers given (None: left out) as one: NO_OBSERVER, the one, or all."""
+        present = [o for o in maybe if o is not None]
+        if not present:
+            return NO_OBSERVER
+        return present[0] if len(present) == 1 else cls(*present)
+
+    def joined(self, member: Member) -> None:
+        for o in self._all:
+            o.joined(member)
+
+    def left(self, member_id: str) -> None:
+        for o in self._all:
+            o.left(member_id)
+
+    def floor_requested(self, member_id: str, now: float) -> None:
+        for o in self._all:
+            o.floor_requested(member_id, now)
+
+    def floor_effect(self, effect: fl.Effect, now: float) -> None:
+        for o in self._all:
+            o.floor_effect(effect, now)
+
+    def error(self, code: str) -> None:
+        for o in self._all:
+            o.error(code)
+
+    def media_event(self, kind: str) -> None:
+        for o in self._all:
+            o.media_event(kind)
+
+    def join_time(self, seconds: float) -> None:
+        for o in self._all:
+            o.join_time(seconds)
 
 #: The text exposition format's content type (prometheus_client.CONTENT_TYPE_LATEST).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -126,8 +170,9 @@ class Metrics:
         for queued in ("false", "true"):
             self._grants.labels(queued)
             self._access_seconds.labels(queued)
-        self._denials.labels("busy")
-        for reason in ("max_talk_time", "no_media"):
+        for reason in ("busy", "listen_only"):
+            self._denials.labels(reason)
+        for reason in ("max_talk_time", "no_media", "preempted"):
             self._revocations.labels(reason)
         for kind in ("connected", "reset", "consent_lost", "dtls_failed", "closed"):
             self._media_events.labels(kind)
@@ -137,7 +182,7 @@ class Metrics:
 
     # -- Observer ----------------------------------------------------------------------
 
-    def joined(self) -> None:
+    def joined(self, member: Member) -> None:
         self._joins.inc()
 
     def left(self, member_id: str) -> None:

@@ -44,6 +44,9 @@ class Member:
     id: str
     name: str
     room_id: str
+    # Permissions from a signed join token (signaling/tokens.py); without tokens, none.
+    listen_only: bool = False
+    priority: int = 0
 
     def public(self) -> dict[str, str]:
         """The member as other clients see it."""
@@ -123,7 +126,8 @@ class RoomRegistry:
 
     # -- operations ---------------------------------------------------------------------
 
-    def join(self, room_id: str, name: str, password_key: bytes | None = None) -> Member:
+    def join(self, room_id: str, name: str, password_key: bytes | None = None, *,
+             listen_only: bool = False, priority: int = 0) -> Member:
         """Add a member called ``name`` to ``room_id`` (creating the room if needed).
 
         ``password_key`` is :meth:`password_key` of the password the joiner gave, or None.
@@ -153,17 +157,18 @@ class RoomRegistry:
         if len(room.members) >= self.max_users:
             raise JoinError("room_full", f"room is full ({self.max_users} members)")
         name = unique_name(name, (other.name for other in room.members.values()))
-        member = Member(self._new_id(), name, room_id)
+        member = Member(self._new_id(), name, room_id, listen_only, priority)
         self._rooms[room_id] = room
         room.members[member.id] = member
         self._members[member.id] = member
         return member
 
-    def resume(self, room_id: str, member_id: str, name: str,
-               password_key: bytes | None) -> Member:
+    def resume(self, room_id: str, member_id: str, name: str, password_key: bytes | None, *,
+               listen_only: bool = False, priority: int = 0) -> Member:
         """Re-admit a member whose room moved here from another node of a cluster (a drain,
         or its node failed): no password check (it passed one when it joined), the same id
-        unless a member here already has it, and its name (made unique as on a join).
+        unless a member here already has it, its name (made unique as on a join) and the
+        permissions its join token gave it.
 
         ``password_key`` is the one the room's cluster record keeps: it protects the room if
         this creates it, so that later joins are checked against the same password."""
@@ -177,7 +182,7 @@ class RoomRegistry:
         name = unique_name(name, (other.name for other in room.members.values()))
         if member_id in self._members:
             member_id = self._new_id()
-        member = Member(member_id, name, room_id)
+        member = Member(member_id, name, room_id, listen_only, priority)
         self._rooms[room_id] = room
         room.members[member.id] = member
         self._members[member.id] = member

@@ -41,13 +41,16 @@ from .headers import security_headers
 from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import Keepalive
+from .logcontext import connection_id
 from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
                        parse_client_message)
-from .metrics import CONTENT_TYPE, NO_OBSERVER, Metrics
+from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
+from .tokens import TokenCheck
+from .webhooks import RoomEvents, WebhookSender
 
 if TYPE_CHECKING:  # only with --redis: a single node never imports the cluster package
     from .cluster.bridge import Bridge
@@ -101,6 +104,11 @@ class ServerConfig:
     # a scrape must send "Authorization: Bearer <token>".
     metrics: bool = False
     metrics_token: str | None = None
+    # Signed join links (signaling/tokens.py): with a secret, every join needs a token.
+    token_secret: str | None = field(default=None, repr=False)
+    # Webhooks (signaling/webhooks.py): events POSTed to each URL, signed with the secret.
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
     room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
 
 
@@ -170,12 +178,16 @@ class SignalingServer:
             raise ValueError("force_relay needs a TURN server: with no relay candidate a "
                              "browser could not connect at all")
         self.metrics = Metrics(self._state) if config.metrics else None
+        self.webhooks = (WebhookSender(config.webhook_urls, config.webhook_secret or "")
+                         if config.webhook_urls else None)
         self.hub = Hub(
             self.registry,
             media,
             ice_servers=self._ice_servers,
             ice_transport_policy="relay" if config.force_relay else "all",
-            observer=self.metrics or NO_OBSERVER,
+            observer=Observers.of(self.metrics,
+                                  RoomEvents(self.webhooks.submit) if self.webhooks else None),
+            tokens=TokenCheck(config.token_secret) if config.token_secret else None,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
@@ -250,6 +262,9 @@ class SignalingServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self.webhooks is not None:  # the last member_left / room_finished, briefly
+            await self.webhooks.flush(2.0)
+            await self.webhooks.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -275,6 +290,7 @@ class SignalingServer:
         conn = _Conn(ws, ip, TokenBucket(self.config.rate, self.config.burst, time.monotonic()))
         client = self.hub.connect(conn)
         conn.client = client
+        connection_id.set(f"c{client.serial}")  # on every line logged for this session
         conn.writer = asyncio.create_task(conn.run_writer())
         self._conns.add(conn)
         join_timeout = self.config.budgets.join_timeout

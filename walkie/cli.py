@@ -1,4 +1,4 @@
-"""The ``walkie`` command: ``walkie serve``, ``walkie nodes`` and ``walkie bench``.
+"""The ``walkie`` command: ``walkie serve``, ``walkie token``, ``walkie nodes`` and ``walkie bench``.
 
 Every ``serve`` flag has an environment variable (``WALKIE_<FLAG>``, e.g. ``WALKIE_PORT``)
 so that containers and systemd units need no command line; a flag beats its variable. The
@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import config, nodes, serve
+from . import config, nodes, serve, tokencmd
 
 __all__ = ["BENCH_EXTRA_MODULES", "build_parser", "main"]
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the walkie server. Every flag also reads the environment variable "
                     "shown in brackets; a flag beats its variable.")
     config.add_arguments(serve_parser)
+    tokencmd.add_parser(sub)
     nodes_parser = sub.add_parser(
         "nodes", help="list a cluster's live nodes, their load and rooms (from its Redis)",
         description="List the live nodes of a walkie cluster, their load and the rooms each "
@@ -55,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.command == "token":
+        return tokencmd.run(args, os.environ)
     if args.command == "nodes":
         return nodes.run(args, os.environ)
     if args.command != "serve":

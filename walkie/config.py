@@ -40,12 +40,14 @@ from sfu import RouterConfig
 from signaling.budgets import BudgetSettings
 from signaling.cluster import store as cluster_store
 from signaling.server import ServerConfig
+from signaling.tokens import check_secret
+from signaling.webhooks import check_url
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
 from .parsers import (as_is, bind_address, http_url, ice_url, interval, ip_address, key_prefix,
-                      log_level, node_id, origin, rate, redis_url, seconds, server_name,
-                      switch_word, whole)
+                      log_format, log_level, node_id, origin, rate, redis_url, seconds,
+                      server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -264,8 +266,30 @@ class Config:
         metavar="TOKEN", secret=True)
     metrics_token_file: str | None = _setting(
         None, "read the metrics token from FILE (implies --metrics)", metavar="FILE")
+    # -- issue 11: tokens. Signed join links (signaling/tokens.py; `walkie token` makes them)
+    token_secret: str | None = _setting(
+        None, "every join needs a join token signed with SECRET (JWT HS256, at least 32 "
+              "characters; `walkie token` prints links); rooms then take no passwords. Prefer "
+              "the variable or --token-secret-file",
+        metavar="SECRET", secret=True)
+    token_secret_file: str | None = _setting(
+        None, "read the token secret from FILE", metavar="FILE")
+    # -- issue 11: webhooks (signaling/webhooks.py), signed JSON POSTs about rooms and talk
+    webhook_url: tuple[str, ...] = _each(
+        "POST signed JSON events (room_started, member_joined, transmission_started, ...) to "
+        "URL (repeatable; needs --webhook-secret)", check_url, "URL")
+    webhook_secret: str | None = _setting(
+        None, "sign each webhook with HMAC-SHA256 under SECRET (X-Walkie-Signature); prefer "
+              "the variable or --webhook-secret-file", metavar="SECRET", secret=True)
+    webhook_secret_file: str | None = _setting(
+        None, "read the webhook secret from FILE", metavar="FILE")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
+    # -- issue 11: JSON logs (sfu/logs.py), also in the media workers
+    log_format: str = _setting(
+        "text", "text, or json: one JSON object per line (time, level, logger, message, "
+                "conn: the WebSocket connection), in the media workers too", log_format,
+        metavar="FORMAT")
     # -- cluster (issue 10): many nodes behind one URL, coordinated through Redis
     #    (docs/CLUSTER.md). Without --redis none of these matter and redis is never imported.
     redis: str | None = _setting(
@@ -343,6 +367,9 @@ class Config:
             room_secret=self.room_secret,
             metrics=self.metrics or self.metrics_token is not None,
             metrics_token=self.metrics_token,
+            token_secret=self.token_secret,
+            webhook_urls=self.webhook_url,
+            webhook_secret=self.webhook_secret,
         )
 
     @property
@@ -482,13 +509,38 @@ def _checked(config: Config) -> Config:
                 f"to {config.media_host} and no primary address could be found")
     token = _secret(config.metrics_token, config.metrics_token_file, "--metrics-token")
     config = dataclasses.replace(config, turn_secret=secret, secret=shared,
-                                 announced_ip=announced, metrics_token=token or None)
+                                 announced_ip=announced, metrics_token=token or None,
+                                 token_secret=read_token_secret(config),
+                                 webhook_secret=_webhook_secret(config))
     try:  # the libraries' own checks, on exactly what the server will be given
         config.router_config()
         config.turn_config()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return config
+
+
+def read_token_secret(config: Any) -> str | None:
+    """The join-token secret of ``--token-secret`` or ``--token-secret-file`` (issue 11),
+    checked (``walkie token`` reads it the same way), or None: no tokens."""
+    secret = _secret(config.token_secret, config.token_secret_file, "--token-secret")
+    if secret:
+        try:
+            check_secret(secret)
+        except ValueError as exc:
+            raise ConfigError(f"--token-secret: {exc}") from None
+    return secret or None
+
+
+def _webhook_secret(config: Config) -> str | None:
+    """The webhook signing secret (issue 11): needed by --webhook-url, useless without it."""
+    secret = _secret(config.webhook_secret, config.webhook_secret_file, "--webhook-secret")
+    if config.webhook_url and not secret:
+        raise ConfigError("--webhook-url needs --webhook-secret (or --webhook-secret-file): "
+                          "receivers must be able to tell our events from forged ones")
+    if secret and not config.webhook_url:
+        raise ConfigError("--webhook-secret needs at least one --webhook-url")
+    return secret or None
 
 
 def _secret(given: str | None, path: str | None, flag: str) -> str | None:

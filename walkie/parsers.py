@@ -18,8 +18,8 @@ from signaling.origin import parse_origin
 from signaling.turn import parse_ice_url
 
 __all__ = ["LOG_LEVELS", "as_is", "bind_address", "http_url", "ice_url", "interval", "ip_address",
-           "key_prefix", "log_level", "node_id", "origin", "redis_url", "seconds", "server_name",
-           "switch_word", "whole"]
+           "key_prefix", "log_format", "log_level", "node_id", "origin", "redis_url", "seconds",
+           "server_name", "switch_word", "whole"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TRUE = ("1", "true", "yes", "on")
@@ -107,6 +107,14 @@ def log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
     return text.lower()
+
+
+def log_format(text: str) -> str:
+    """``text`` or ``json``, any case."""
+    word = text.strip().lower()
+    if word not in ("text", "json"):
+        raise ValueError(f"{text!r} is not text or json")
+    return word
 
 
 def switch_word(text: str) -> bool:

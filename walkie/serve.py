@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -21,17 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import sfu
+from sfu import logs
+from sfu.logs import LOG_FORMAT_ENV
 from signaling import tls
 from signaling.cluster import ClusterError
 from signaling.cluster.store import redacted
 from signaling.hosts import parse_server_name
+from signaling.logcontext import ConnectionFilter
 from signaling.server import SignalingServer
 from signaling.tls import CertificateError
 
 from .addresses import WILDCARDS, is_loopback, primary_address
 from .config import Config
 
-__all__ = ["run", "serve", "start_media"]
+__all__ = ["run", "serve", "setup_logging", "start_media"]
 
 log = logging.getLogger("walkie")
 
@@ -42,16 +46,27 @@ Media = sfu.Router | sfu.WorkerPool
 
 def run(config: Config) -> int:
     """Log at ``config.log_level`` and serve until SIGINT/SIGTERM; the process exit status."""
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # websockets logs every plain HTTP response at INFO; that is noise next to ours.
-    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(config)
     try:
         _run_loop(serve(config))
     except (OSError, CertificateError, ClusterError) as exc:
         print(f"walkie: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def setup_logging(config: Config) -> None:
+    """``--log-level`` and ``--log-format`` for this process and its media workers.
+
+    JSON lines carry the WebSocket connection id of the session being handled
+    (signaling/logcontext.py); the workers inherit the format through the environment
+    (sfu/logs.py). websockets' own loggers stay at WARNING or above: at INFO they log every
+    plain HTTP response (noise), at DEBUG every frame, which would put join tokens and
+    passwords in the log.
+    """
+    os.environ[LOG_FORMAT_ENV] = config.log_format  # read by each worker as it starts
+    logs.configure(config.log_level.upper(), config.log_format, filters=(ConnectionFilter(),))
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:

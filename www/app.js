@@ -1,4 +1,4 @@
-// Room page: /r/<room>[?name=<display name>][&raw=1]
+// Room page: /r/<room>[?name=<display name>][&raw=1][#token=<signed join link: walkie token>]
 //
 // Wires the parts and decides nothing itself:
 //   session.js, negotiation.js   the connection life cycle (sans-IO)
@@ -27,6 +27,7 @@ import { Notifier } from "./notify.js";
 import { bindKeyChooser, loadTalkKey, matchesKey, saveTalkKey } from "./settings.js";
 import { registerServiceWorker } from "./install.js";
 import { checkName, normalizeRoom, rememberName } from "./names.js";
+import { tokenFromFragment } from "./joinlink.js";
 import { els, renderConn, renderMode, renderNotice, renderTalkKey, renderTalkKeyStatus } from "./ui.js";
 
 /** Room from the path /r/<room>, or null if the path holds no valid room name. */
@@ -65,6 +66,12 @@ class RoomPage {
     this.view.showRoom(this.room, this.roomLink);
     this.bindUi();
     this.render();
+    const link = tokenFromFragment(location.hash);
+    if (link) {
+      // A signed link (walkie token): it admits us and names us; no form, no password.
+      this.feed((s) => s.join(link.name, "", link.token));
+      return;
+    }
     const fromUrl = params.get("name");
     const checked = fromUrl !== null ? checkName(fromUrl) : null;
     const name = checked ? checked.name : "";
@@ -128,7 +135,7 @@ class RoomPage {
   bindUi() {
     bindTalkInput(els.ptt, els.latch, this.input, {
       op: (op) => this.floorOp(op),
-      canTalk: () => this.session.canTalk,
+      canTalk: () => this.session.canTalk && !this.roomState.listenOnly,
       isTalkKey: (e) => matchesKey(e, this.talkKey),
       gesture: () => this.speaker.unlock(),
       visible: () => {
@@ -137,7 +144,7 @@ class RoomPage {
       },
     });
     // A headset tap talks only when the Talk button would; its stop always may.
-    this.notifier.bindHeadset((op) => this.floorOp(op === "release" || this.session.canTalk ? op : null));
+    this.notifier.bindHeadset((op) => this.floorOp(op === "release" || (this.session.canTalk && !this.roomState.listenOnly) ? op : null));
     bindKeyChooser(els.talkKeyChange, renderTalkKeyStatus, (key) => {
       this.talkKey = key;
       saveTalkKey(key);

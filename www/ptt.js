@@ -33,6 +33,8 @@ export class FloorMachine {
     this.position = 0;
     /** Why we are BUSY or REVOKED (server reason), else "". */
     this.reason = "";
+    /** Who pre-empted us (floor_revoked `by`'s name) while REVOKED for "preempted", else "". */
+    this.revokedBy = "";
     /** Holder named in the last floor_denied, {id, name} or null. */
     this.busyHolder = null;
     /** The user is holding the button (or has latched it on). */
@@ -187,6 +189,8 @@ export class FloorMachine {
     if (this.state !== State.TALKING && this.state !== State.REQUESTING) return [];
     this.state = State.REVOKED;
     this.reason = typeof msg.reason === "string" ? msg.reason : "revoked";
+    // Pre-empted: who took the floor (a member of higher priority), for "pre-empted by Ann".
+    this.revokedBy = msg.by && typeof msg.by === "object" && typeof msg.by.name === "string" ? msg.by.name : "";
     return [{ type: "mic", on: false }, { type: "tone", name: "end" }];
   }
 

@@ -1,7 +1,7 @@
 // What the page knows about the room: who is in it, who talks, how many wait, and who we are.
 //
 // Plain data fed with the server's room messages (docs/PROTOCOL.md: joined, member_joined,
-// member_left, floor, floor_granted; joined.password_protected); no DOM, no I/O. Time is passed in for the talk deadline.
+// member_left, floor, floor_granted; joined.password_protected, joined.permissions); no DOM, no I/O. Time is passed in for the talk deadline.
 // Malformed entries are skipped rather than trusted: names only ever reach the DOM as text.
 
 /** A member as the page keeps it: {id, name} with a string id, or null if unusable. */
@@ -22,6 +22,8 @@ export class RoomState {
     this.talkDeadline = null;
     /** The room has a password (joined.password_protected); null until joined. */
     this.passwordProtected = null;
+    /** Our signed link lets us listen but never talk (joined.permissions.listen_only). */
+    this.listenOnly = false;
   }
 
   /** Session over: forget everything (a rejoin starts from its own `joined`). */
@@ -32,6 +34,7 @@ export class RoomState {
     this.queueLength = 0;
     this.talkDeadline = null;
     this.passwordProtected = null;
+    this.listenOnly = false;
   }
 
   /** Apply one server message; others are ignored. `now` is the caller's clock in ms. */
@@ -43,6 +46,7 @@ export class RoomState {
         for (const m of Array.isArray(msg.members) ? msg.members : []) this._add(m);
         this._floor(msg.floor || {});
         this.passwordProtected = msg.password_protected === true;
+        this.listenOnly = !!(msg.permissions && msg.permissions.listen_only === true);
         return;
       }
       case "member_joined":

@@ -78,6 +78,8 @@ export class Session {
     this.phase = Phase.IDLE;
     this.name = "";
     this.password = "";
+    /** A signed join token from the link's #token= fragment ("" = none): it names us. */
+    this.token = "";
     /** Status line while not ready (why we wait, or why we stopped). */
     this.detail = "";
     /** Alert line: {text, retry} where `retry` is the retry button's label ("" = none). */
@@ -132,11 +134,13 @@ export class Session {
 
   // ---- user ------------------------------------------------------------------------------
 
-  /** Join with this name (from the URL or the form). */
-  join(name, password) {
+  /** Join with this name (from the URL or the form), or with a signed link's `token` (the
+   * token names us: `name` is only what the page shows until `joined` says). */
+  join(name, password, token = "") {
     if (this.phase !== Phase.IDLE && this.phase !== Phase.FORM) return [];
     this.name = name;
     this.password = password;
+    this.token = token;
     return this._join();
   }
 
@@ -214,8 +218,9 @@ export class Session {
   socketOpened(socket) {
     if (socket !== this._socket || this._socketOpen) return [];
     this._socketOpen = true;
-    const message = { type: "join", room: this.room, name: this.name };
-    if (this.password) message.password = this.password;
+    // With a token, the token alone admits us and names us (docs/PROTOCOL.md, "join").
+    const message = this.token ? { type: "join", room: this.room, token: this.token } : { type: "join", room: this.room, name: this.name };
+    if (this.password && !this.token) message.password = this.password;
     return [this._send(message)];
   }
 
@@ -361,6 +366,10 @@ export class Session {
         return this._showForm(`That name cannot be used: ${text}`, "");
       case "bad_room":
         return this._fail(`This room name cannot be used: ${text}`, "", null);
+      case "token_expired":
+        return this._fail("This link has expired. Ask whoever sent it for a new one.", "", null);
+      case "bad_token":
+        return this._fail(`This link does not let you in: ${text}.`, "", null);
       case "bad_offer":
         return this._judge(() => this.media.refused(text));
       case "rate_limited":

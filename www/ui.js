@@ -90,7 +90,8 @@ export function fieldError(el, text) {
  * (aria-describedby) carries the state and the live region (notify.js) announces changes.
  */
 export function renderPtt(state, sub, latch) {
-  const enabled = state !== "disabled";
+  const enabled = state !== "disabled" && state !== "listening";
+  els.ptt.hidden = state === "listening"; // a listen-only member has no Talk button at all
   els.ptt.disabled = !enabled;
   els.ptt.dataset.state = state;
   els.body.dataset.floor = state;

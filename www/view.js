@@ -27,6 +27,8 @@ const REVOKE_TEXT = {
   lost: "You lost the floor.",
   // The server heard no audio from us for a few seconds (frozen tab, dead network, mic gone).
   no_media: "Your audio stopped reaching the room, so your turn ended. Check your connection and microphone, then press again.",
+  // A member of higher priority took the floor (named by describeTalk when the server said who).
+  preempted: "Your turn was taken by someone with priority. Press again when the channel is clear.",
 };
 
 function formatSeconds(ms) {
@@ -38,14 +40,23 @@ function formatSeconds(ms) {
  * The Talk button: `state` (the floor state, or "disabled" while talking is impossible), its
  * small second line `sub`, and the status line under it.
  * @param {{canTalk: boolean, connection: string, detail: string,
- *          floor: {state: string, position: number, reason: string, busyHolder: ?object},
- *          latch: boolean, talker: ?{name: string}, talkDeadline: ?number, now: number}} s
+ *          floor: {state: string, position: number, reason: string, busyHolder: ?object,
+ *                  revokedBy: string},
+ *          latch: boolean, talker: ?{name: string}, talkDeadline: ?number, now: number,
+ *          listenOnly: boolean}} s
+ * `listenOnly` (a signed link that lets us listen only): state "listening", no Talk button.
  */
 export function describeTalk(s) {
   const { floor, latch } = s;
-  const state = s.canTalk ? floor.state : "disabled";
+  const state = s.canTalk ? (s.listenOnly ? "listening" : floor.state) : "disabled";
   const talkerName = s.talker ? s.talker.name : "";
   switch (state) {
+    case "listening":
+      return {
+        state,
+        sub: "Listen only",
+        status: s.talker ? `${talkerName} is talking. You can listen only.` : "You can listen only. The channel is clear.",
+      };
     case "disabled":
       return {
         state,
@@ -72,12 +83,16 @@ export function describeTalk(s) {
       if (floor.reason === "rate_limited") status = "Too many presses. Wait a moment.";
       return { state, sub: "Busy", status };
     }
-    case State.REVOKED:
+    case State.REVOKED: {
+      if (floor.reason === "preempted" && floor.revokedBy) {
+        return { state, sub: "Pre-empted", status: `Pre-empted by ${floor.revokedBy}. Press again when the channel is clear.` };
+      }
       return {
         state,
-        sub: floor.reason === "no_media" ? "No audio" : "Stopped",
+        sub: { no_media: "No audio", preempted: "Pre-empted" }[floor.reason] || "Stopped",
         status: REVOKE_TEXT[floor.reason] || `Your turn was ended (${floor.reason}).`,
       };
+    }
     default:
       return {
         state,
@@ -160,6 +175,7 @@ export class RoomView {
       talker: room.talker,
       talkDeadline: room.talkDeadline,
       now,
+      listenOnly: room.listenOnly,
     });
     renderPtt(talk.state, talk.sub, latch);
     renderSelfStatus(talk.status);

@@ -25,6 +25,7 @@ import sys
 import time
 
 from ..core import OfferError, PeerEvent
+from ..logs import configure
 from ..router import Router
 from .channel import Channel
 from .messages import (
@@ -172,10 +173,10 @@ def main(argv: list[str]) -> int:
     """Entry point; ``argv[1]`` is the control channel's file descriptor."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s media worker %(process)d %(name)s: %(message)s",
-    )
+    # Text or JSON lines, as the parent's (WALKIE_LOG_FORMAT, inherited; sfu/logs.py).
+    configure(logging.WARNING,
+              text_format="%(asctime)s %(levelname)s media worker %(process)d %(name)s: "
+                          "%(message)s")
     sock = socket.socket(fileno=int(argv[1]))
     try:
         import uvloop

@@ -83,6 +83,8 @@ class RemoteRoomProxy:
     name: str = ""                       # the member's name there (a resume asks for it)
     member_id: str | None = None
     suspect_since: float | None = None   # its messages are held (handover.py)
+    listen_only: bool = False            # the member's permissions there (join token)
+    priority: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -246,6 +248,7 @@ class Bridge:
         elif isinstance(envelope, Accepted):
             proxy.member_id = envelope.member_id
             proxy.name = envelope.name or proxy.name
+            proxy.listen_only, proxy.priority = envelope.listen_only, envelope.priority
             if not proxy.verdict.done():
                 proxy.verdict.set_result(True)
         elif isinstance(envelope, Refused):
@@ -318,7 +321,8 @@ class Bridge:
             return  # refused for good (a fatal error): ``close`` went out already
         member = client.member
         if member is not None:
-            self.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id, member.room_id))
+            self.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id, member.room_id,
+                                          member.name, member.listen_only, member.priority))
         else:
             self.to_ingress(ctx, Refused(self.node_id, ctx.conn))
             self.forget_remote(ctx)

@@ -51,6 +51,7 @@ from typing import Any
 from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorRequest, Join,
                         Offer, Ping, ProtocolError, parse_client_message, validate_name,
                         validate_room)
+from ..tokens import MAX_PRIORITY
 from .model import NODE_ID_RE
 
 __all__ = ["Accepted", "Close", "ENVELOPE_VERSION", "Envelope", "EnvelopeError", "Gone",
@@ -110,6 +111,8 @@ class Resume(Envelope):
     name: str
     room: str
     reason: str = "room_moved"  # why: RESUME_REASONS (the member's ``media`` ``reset`` says it)
+    listen_only: bool = False   # the member's permissions from its join token (tokens.py)
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class Accepted(Envelope):
     member_id: str
     room: str
     name: str | None = None  # the member's name in the room (absent from older nodes)
+    listen_only: bool = False  # its permissions, which a later ``resume`` must keep
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,8 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "join", "room": message.room, "name": message.name}
         if message.password is not None:
             data["password"] = message.password
+        if message.token is not None:  # a signed join link (issue 11): the owner checks it
+            data["token"] = message.token
         return data
     if isinstance(message, Offer):
         return {"type": "offer", "sdp": message.sdp}
@@ -191,11 +198,13 @@ def encode(envelope: Envelope, seq: int) -> bytes:
         data["message"] = message_dict(envelope.message)
     elif isinstance(envelope, Resume):
         data.update(ip=envelope.ip, member_id=envelope.member_id, name=envelope.name,
-                    room=envelope.room, reason=envelope.reason)
+                    room=envelope.room, reason=envelope.reason,
+                    listen_only=envelope.listen_only, priority=envelope.priority)
     elif isinstance(envelope, Accepted):
         data.update(member_id=envelope.member_id, room=envelope.room)
         if envelope.name is not None:
             data["name"] = envelope.name
+        data.update(listen_only=envelope.listen_only, priority=envelope.priority)
     elif isinstance(envelope, Send):
         data["text"] = envelope.text
     elif isinstance(envelope, Close):
@@ -275,12 +284,14 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
             raise EnvelopeError(f"bad resume reason {_short(reason)}")
         return Resume(sender, conn, _ip(data.get("ip")), _member(data.get("member_id")),
                       _checked(validate_name, data.get("name"), "name"),
-                      _checked(validate_room, data.get("room"), "room"), str(reason))
+                      _checked(validate_room, data.get("room"), "room"), str(reason),
+                      *_permissions(data))
     if cls is Accepted:
         name = data.get("name")
         return Accepted(sender, conn, _member(data.get("member_id")),
                         _checked(validate_room, data.get("room"), "room"),
-                        None if name is None else _checked(validate_name, name, "name"))
+                        None if name is None else _checked(validate_name, name, "name"),
+                        *_permissions(data))
     if cls is Send:
         text = data.get("text")
         if not isinstance(text, str) or not text:
@@ -302,6 +313,17 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
         return Moved(sender, conn, _checked(validate_room, data.get("room"), "room"),
                      _node(data.get("owner"), "owner"), epoch)
     return cls(sender, conn)  # Gone, Refused: nothing more
+
+
+def _permissions(data: dict[str, Any]) -> tuple[bool, int]:
+    """A member's ``listen_only`` and ``priority`` (signaling/tokens.py); absent: none."""
+    listen_only = data.get("listen_only", False)
+    priority = data.get("priority", 0)
+    if type(listen_only) is not bool:
+        raise EnvelopeError("listen_only must be true or false")
+    if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+        raise EnvelopeError(f"bad priority {_short(priority)}")
+    return listen_only, priority
 
 
 def _client_message(value: object) -> ClientMessage:

@@ -151,7 +151,8 @@ class Handover:
         proxy.suspect_since = None
         conn = proxy.conn
         self.bridge.to_owner(proxy, Resume(self.node_id, proxy.conn_id, conn.ip,
-                                           proxy.member_id, proxy.name, proxy.room, reason))
+                                           proxy.member_id, proxy.name, proxy.room, reason,
+                                           proxy.listen_only, proxy.priority))
 
     def adopt(self, client: Client, member: Member, owner: str, reason: str) -> None:
         """Drain: a socket of this node whose room left for ``owner`` follows it there, this
@@ -160,6 +161,7 @@ class Handover:
         proxy = self.bridge.new_proxy(conn, conn_id(self.node_id, client.serial), owner,
                                       member.room_id, accepted=True)
         proxy.member_id, proxy.name = member.id, member.name
+        proxy.listen_only, proxy.priority = member.listen_only, member.priority
         self.follow(proxy, owner, reason)
 
     async def _resume_here(self, proxy: RemoteRoomProxy, reason: str) -> None:
@@ -185,7 +187,8 @@ class Handover:
         assert proxy.member_id is not None and client is not None
         self.bridge.touch(room)
         server.dispatch(server.hub.resume(client, room, proxy.member_id, proxy.name, key,
-                                          reason))
+                                          reason, listen_only=proxy.listen_only,
+                                          priority=proxy.priority))
 
     # -- owner side --------------------------------------------------------------------------
 
@@ -211,7 +214,9 @@ class Handover:
             key = record.password_key
         self.bridge.touch(room)
         server.dispatch(server.hub.resume(client, room, envelope.member_id, envelope.name,
-                                          key, envelope.reason))
+                                          key, envelope.reason,
+                                          listen_only=envelope.listen_only,
+                                          priority=envelope.priority))
         member = client.member
         if ctx.forgotten or client.closed:
             return  # refused for good (room full): ``close`` went out already
@@ -221,7 +226,8 @@ class Handover:
             self.bridge.forget_remote(ctx)
             return
         self.bridge.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id,
-                                             member.room_id, member.name))
+                                             member.room_id, member.name,
+                                             member.listen_only, member.priority))
 
     # -- tasks -------------------------------------------------------------------------------
 

@@ -87,7 +87,7 @@ class RedisStore:
         self._redis = client
         self._where = redacted(url)
         self._load = NodeLoad()
-        self._beats: asyncio.Task[None] | None = None
+        self._beats: tuple[asyncio.Task[None], asyncio.Event] | None = None
         self._junk_logged = -JUNK_LOG_INTERVAL
         self._claim = client.register_script(scripts.CLAIM)
         self._move = client.register_script(scripts.MOVE)
@@ -152,12 +152,18 @@ class RedisStore:
         self._own_node()
         if self._beats is not None:
             raise RuntimeError("the heartbeat is already running")
-        self._beats = asyncio.create_task(self._beat_forever(load), name="cluster-heartbeat")
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._beat_forever(load, stop), name="cluster-heartbeat")
+        self._beats = (task, stop)
 
     async def stop_heartbeat(self) -> None:
         """Stop writing the record (it expires after ``node_ttl``, as if the node died)."""
-        task, self._beats = self._beats, None
-        if task is not None:
+        beats, self._beats = self._beats, None
+        if beats is not None:
+            task, stop = beats
+            # The flag as well as the cancellation: redis 5.0.0 can turn a cancellation that
+            # lands in a command into a connection error, which the loop survives by design.
+            stop.set()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -197,11 +203,11 @@ class RedisStore:
                             node_id, self.node_ttl, exc)
         await self._close_client()
 
-    async def _beat_forever(self, load: Callable[[], NodeLoad]) -> None:
+    async def _beat_forever(self, load: Callable[[], NodeLoad], stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         lost_at: float | None = None
         load_failing = False
-        while True:
+        while not stop.is_set():
             started = loop.time()
             try:
                 current: NodeLoad | None = load()

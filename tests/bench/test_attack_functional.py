@@ -1,6 +1,6 @@
 """The bench's attack modes at a tiny scale, against a real server process. The offer flood
 comes from one address, each flooding WebSocket joins first, the server's per-address join
-budget binds it (22 asked, a burst of 20 admitted), every offer is refused, and the run
+budget binds it (22 asked, a burst of 20 admitted, plus what refills meanwhile), every offer is refused, and the run
 reports the talking room's gaps, loss and /healthz probes, the machine's floor and the ratio
 to it. The signaling probes (join sweep, password guessing) meet the server's budgets.
 Functional results only: no time is judged, only counts."""
@@ -44,10 +44,12 @@ def test_offer_flood_at_a_tiny_scale(tmp_path: Path) -> None:
     detail = json.dumps({k: r.get(k) for k in ("incident", "join_ms", "checks")}, indent=1)[:6000]
     flood = incident["flood"]
     assert incident["kind"] == "offer-flood" and incident["error"] is None, detail
-    # one address, the server's per-address join budget in force: a burst of 20 joins
+    # one address, the server's per-address join budget in force: a burst of 20 joins (one
+    # or two more when the 22 joins take over half a second: the budget refills 2 per second)
     assert flood["settings"]["address"] == "127.0.0.66"
-    assert flood["connections_joined"] == 20, detail
-    assert flood["connections_refused"] == {"try_later": 2}, detail
+    joined, refused = flood["connections_joined"], flood["connections_refused"]
+    assert 20 <= joined <= 22 and joined + refused.get("try_later", 0) == 22, detail
+    assert set(refused) <= {"try_later"}, detail
     assert flood["offers_sent"] > 0 and flood["replies"].get("bad_offer", 0) > 0, detail
     assert set(flood["replies"]) <= {"bad_offer", "member_joined", "member_left", "rate_limited"}
     # the talking room: every user joined (each from its own address), and was measured

@@ -383,6 +383,11 @@ def test_talk_button_texts(page) -> None:
         {floor: floor('busy', {reason: 'rate_limited'})},
         {floor: floor('revoked', {reason: 'max_talk_time'})},
         {floor: floor('revoked', {reason: 'no_media'})},
+        {floor: floor('revoked', {reason: 'preempted', revokedBy: 'Boss'})},
+        {floor: floor('revoked', {reason: 'preempted'})},
+        {listenOnly: true, talker: {id: 'b', name: 'Bo'}},
+        {listenOnly: true},
+        {listenOnly: true, canTalk: false, connection: 'connecting'},
       ];
       return cases.map((c) => describeTalk({...base, ...c}));
     }"""
@@ -401,4 +406,43 @@ def test_talk_button_texts(page) -> None:
         {"state": "revoked", "sub": "Stopped", "status": "Time is up: release, then press again to talk more."},
         {"state": "revoked", "sub": "No audio", "status": "Your audio stopped reaching the room, so your "
          "turn ended. Check your connection and microphone, then press again."},
+        {"state": "revoked", "sub": "Pre-empted",
+         "status": "Pre-empted by Boss. Press again when the channel is clear."},
+        {"state": "revoked", "sub": "Pre-empted", "status": "Your turn was taken by someone "
+         "with priority. Press again when the channel is clear."},
+        # A listen-only member (signed link): no Talk button (ui.js hides "listening").
+        {"state": "listening", "sub": "Listen only", "status": "Bo is talking. You can listen only."},
+        {"state": "listening", "sub": "Listen only", "status": "You can listen only. The channel is clear."},
+        {"state": "disabled", "sub": "Connecting…", "status": "Connecting…"},
     ]
+
+
+def test_a_signed_link_and_its_permissions(page) -> None:
+    got = page.evaluate(
+        """async () => {
+      const {tokenFromFragment} = await import('/static/joinlink.js');
+      const {RoomState} = await import('/static/room.js');
+      const {FloorMachine} = await import('/static/ptt.js');
+      const b64 = (o) => btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(o))))
+        .replace(/=+$/, '').replace(/[+]/g, '-').replace(/[/]/g, '_');
+      const jwt = `${b64({alg: 'HS256'})}.${b64({room: 'ops', name: 'Zoë', exp: 1})}.sig`;
+      const r = new RoomState();
+      r.handle({type: 'joined', you: {id: 'me', name: 'Lee'}, members: [], floor: {},
+                permissions: {listen_only: true, priority: 0}}, 0);
+      const listenOnly = r.listenOnly;
+      r.clear();
+      const m = new FloorMachine();
+      m.setReady('me');
+      m.press();
+      m.handle({type: 'floor_granted', max_ms: 1000});
+      m.handle({type: 'floor_revoked', reason: 'preempted', by: {id: 'b', name: 'Boss'}});
+      return {link: tokenFromFragment('#token=' + jwt), garbage: tokenFromFragment('#token=abc'),
+              none: tokenFromFragment(''), other: tokenFromFragment('#x=1'),
+              listenOnly, cleared: r.listenOnly, state: m.state, reason: m.reason, by: m.revokedBy};
+    }"""
+    )
+    assert got["link"]["name"] == "Zoë" and got["link"]["token"].endswith(".sig")
+    assert got["garbage"] == {"token": "abc", "name": ""}  # the server judges it
+    assert got["none"] is None and got["other"] is None
+    assert got["listenOnly"] is True and got["cleared"] is False
+    assert (got["state"], got["reason"], got["by"]) == ("revoked", "preempted", "Boss")

@@ -136,6 +136,17 @@ def test_a_password_for_an_open_room_shows_the_form_with_why(page) -> None:
     assert types(again) == ["wakeLock", "openSocket"]  # joining without one is the user's call
 
 
+def test_a_signed_link_joins_with_its_token_and_its_refusals_stop(page) -> None:
+    *_, opened, expired = run(page, [["join", "Ann", "", "h.p.s"], MIC, OPENED,
+                                     error("token_expired", True)])
+    # The token alone admits and names us: no name, no password goes with it.
+    assert opened["actions"][0]["message"] == {"type": "join", "room": "ops-1", "token": "h.p.s"}
+    assert expired["phase"] == "failed" and expired["stopped"] and expired["notice"]["retry"] == ""
+    assert "expired" in expired["detail"]
+    *_, bad = run(page, [["join", "", "", "h.p.s"], MIC, OPENED, error("bad_token", True, "for another room")])
+    assert bad["phase"] == "failed" and "for another room" in bad["detail"]
+
+
 def test_try_later_rejoins_after_the_time_the_server_gives(page) -> None:
     busy = msg({"type": "error", "code": "try_later", "message": "wait 4.0 s", "fatal": False,
                 "retry_ms": 4000})

@@ -15,7 +15,7 @@ import pytest
 
 from signaling.cluster import NodeInfo, RedisStore
 
-from .helpers import MakeStore, flush
+from .helpers import TIMEOUT, MakeStore, flush
 from .redis_server import REDIS_SERVER, RedisServer
 
 NO_REDIS = "redis-server is not installed (Debian package redis-server; ci/test installs it)"
@@ -71,7 +71,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
 
         async def make(node_id: str | None = "node-a", **options: Any) -> RedisStore:
             node = NodeInfo(node_id, started_at=time.time()) if node_id else None
-            store = await RedisStore.connect(url, node, **options)
+            store = await RedisStore.connect(url, node, **options, timeout=TIMEOUT)
             made.append(store)
             return store
 

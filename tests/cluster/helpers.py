@@ -15,6 +15,10 @@ from signaling.cluster import NodeLoad, RedisStore
 #: A generous deadline for conditions that take a node TTL or two (never asserted as a time).
 DEADLINE = 20.0
 
+#: Per-command timeout of the tests' stores on a real redis-server: an outage shows as a refused
+#: connection at once; a loaded 2-core machine must not make a slow reply look like one.
+TIMEOUT = 5.0
+
 MakeStore = Callable[..., Awaitable[RedisStore]]
 
 

@@ -10,6 +10,7 @@ import time
 from signaling.cluster import NodeInfo, NodeLoad, RedisStore
 from tests.walkie.serverproc import walkie
 
+from .helpers import TIMEOUT
 from .redis_server import free_port
 
 
@@ -22,9 +23,9 @@ async def test_walkie_nodes_lists_nodes_load_and_rooms(redis_url: str) -> None:
     started = time.time() - 3725  # up 1h02m05s
     a = await RedisStore.connect(redis_url, NodeInfo(
         "node-a", "https://a.example.org:8443", (("127.0.0.1", 40000), ("127.0.0.1", 40001)),
-        started_at=started), node_ttl=60.0)
+        started_at=started), node_ttl=60.0, timeout=TIMEOUT)
     b = await RedisStore.connect(redis_url, NodeInfo("node-b", started_at=started),
-                                 node_ttl=60.0)
+                                 node_ttl=60.0, timeout=TIMEOUT)
     try:
         await a.beat(NodeLoad(members=4, cpu_percent=12.5, capacity_rooms=200))
         await b.beat(NodeLoad(members=0, capacity_rooms=100))

@@ -9,7 +9,7 @@ import pytest
 
 from signaling.cluster import ClusterUnavailable, NodeInfo, NodeLoad, RedisStore
 
-from .helpers import eventually
+from .helpers import TIMEOUT, eventually
 from .redis_server import RedisServer, free_port
 
 
@@ -25,8 +25,8 @@ async def test_redis_stopped_mid_test_then_back_on_its_port(
         own_redis: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="signaling.cluster.store")
     a = await RedisStore.connect(own_redis.url, NodeInfo("node-a"), heartbeat=0.1,
-                                 node_ttl=0.5)
-    observer = await RedisStore.connect(own_redis.url)
+                                 node_ttl=2.0, timeout=TIMEOUT)
+    observer = await RedisStore.connect(own_redis.url, timeout=TIMEOUT)
     try:
         a.start_heartbeat(lambda: NodeLoad(capacity_rooms=5))
 
@@ -70,7 +70,7 @@ async def test_redis_stopped_mid_test_then_back_on_its_port(
 
 
 async def test_close_while_redis_is_away_does_not_raise(own_redis: RedisServer) -> None:
-    a = await RedisStore.connect(own_redis.url, NodeInfo("node-a"))
+    a = await RedisStore.connect(own_redis.url, NodeInfo("node-a"), timeout=TIMEOUT)
     await a.beat(NodeLoad())
     own_redis.stop()
     await a.close()

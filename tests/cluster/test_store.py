@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from signaling.cluster import (ClusterDataError, NodeInfo, NodeLoad, NoNodeAvailable,
-                               RedisStore, RoomRecord)
+from signaling.cluster import (ClusterDataError, ClusterUnavailable, NodeInfo, NodeLoad,
+                               NoNodeAvailable, RedisStore, RoomRecord)
 
-from .helpers import MakeStore, eventually, registered
+from .helpers import DEADLINE, MakeStore, eventually, registered
 
 KEY = bytes(range(32))
 
@@ -82,6 +82,32 @@ async def test_a_failing_load_probe_does_not_stop_the_heartbeat(stores: MakeStor
     await eventually(later_loads_seen, "the beats go on after a failing load()")
     with pytest.raises(RuntimeError):
         a.start_heartbeat(load)  # one heartbeat per store
+
+
+async def test_stopping_the_heartbeat_survives_a_swallowed_cancellation(
+        stores: MakeStore) -> None:
+    """A Redis client may turn a cancellation that lands inside a command into a connection
+    error (redis 5.0.0 did, under load): the heartbeat must stop all the same."""
+    a = await stores("node-a", heartbeat=0.05, node_ttl=0.5)
+    writing = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def swallowing_beat(load: NodeLoad | None = None) -> None:
+        writing.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(True)  # once: the test's teardown can still end the task
+            raise ClusterUnavailable("the client made this of the cancellation") from None
+
+    a.beat = swallowing_beat  # type: ignore[method-assign]
+    a.start_heartbeat(lambda: NodeLoad())
+    await writing.wait()
+    stopping = asyncio.create_task(a.stop_heartbeat())
+    done, _ = await asyncio.wait({stopping}, timeout=DEADLINE)  # a bound, not a timing
+    assert stopping in done, "the heartbeat goes on after stop_heartbeat()"
 
 
 async def test_draining_nodes_get_no_new_rooms(stores: MakeStore) -> None:

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from signaling.floor import (
     Denied,
+    Effect,
     Floor,
     FloorChanged,
     FloorSettings,
@@ -149,22 +150,27 @@ def test_invariants_hold_for_any_sequence(ops: list[tuple[str, str, float]], que
             effects = floor.tick(now)
         else:
             effects = getattr(floor, op)(member, now)
-        q = floor.queue
-        assert len(set(q)) == len(q)
-        assert floor.holder not in q
-        if floor.holder is None:
-            assert q == ()
+        assert_invariants(floor, effects)
         if not queue:
-            assert q == ()
-        changed = [e for e in effects if isinstance(e, FloorChanged)]
-        assert len(changed) <= 1
-        if changed:
-            assert changed[0] == FloorChanged(floor.holder, len(q))
-            assert effects[-1] is changed[0]
-        # Every queued position announced is the member's real position afterwards.
-        for e in effects:
-            if isinstance(e, Queued):
-                assert floor.position(e.member) == e.position
+            assert floor.queue == ()
+
+
+def assert_invariants(floor: Floor, effects: list[Effect]) -> None:
+    """What holds after every operation, with or without priorities."""
+    q = floor.queue
+    assert len(set(q)) == len(q)
+    assert floor.holder not in q
+    if floor.holder is None:
+        assert q == ()
+    changed = [e for e in effects if isinstance(e, FloorChanged)]
+    assert len(changed) <= 1
+    if changed:
+        assert changed[0] == FloorChanged(floor.holder, len(q))
+        assert effects[-1] is changed[0]
+    # Every queued position announced is the member's real position afterwards.
+    for e in effects:
+        if isinstance(e, Queued):
+            assert floor.position(e.member) == e.position
 
 
 # -- the end-of-media timer (no_media) ---------------------------------------------------------
@@ -278,3 +284,131 @@ def test_no_media_revokes_only_a_holder_unheard_for_its_timeout(
                 assert e.member == holder and due is not None and now >= due
         if floor.holder is not None and floor.holder != holder:
             assert floor.media_deadline() is not None  # a new holder is on the media wait
+
+
+# -- pre-emptive priority (MCPTT pre-emption) --------------------------------------------------
+
+
+def test_a_higher_priority_takes_the_floor_at_once() -> None:
+    floor = Floor()
+    floor.request("a", 0.0, priority=1)
+    assert floor.request("b", 2.0, priority=2) == [
+        Revoked("a", "preempted", by="b"),
+        Granted("b", 60000),
+        FloorChanged("b", 0),
+    ]
+    assert floor.holder == "b"
+    assert floor.holder_priority() == 2
+    # The pre-empted talker is not queued again; its talk time is the pre-emptor's own.
+    assert floor.queue == ()
+    assert floor.deadline() == 62.0
+
+
+def test_equal_or_lower_priority_behaves_as_without_priorities() -> None:
+    for queue in (True, False):
+        floor = Floor(FloorSettings(queue=queue))
+        floor.request("a", 0.0, priority=5)
+        for member, priority in (("b", 5), ("c", 4), ("d", 0)):
+            effects = floor.request(member, 1.0, priority=priority)
+            if queue:
+                assert effects[0] == Queued(member, floor.position(member))
+            else:
+                assert effects == [Denied(member, "busy", "a")]
+        assert floor.holder == "a"
+        assert floor.queue == (("b", "c", "d") if queue else ())
+
+
+def test_everyone_at_priority_zero_is_the_floor_without_priorities() -> None:
+    floor = Floor()
+    floor.request("a", 0.0)
+    assert floor.request("b", 1.0) == [Queued("b", 1), FloorChanged("a", 1)]
+    assert floor.holder_priority() == 0
+
+
+def test_a_queued_member_of_higher_priority_leaves_the_queue_when_it_pre_empts() -> None:
+    floor = Floor()
+    floor.request("a", 0.0, priority=1)
+    floor.request("b", 1.0, priority=0)
+    floor.request("c", 1.0, priority=1)  # equal to the holder: queued
+    floor.request("d", 1.0, priority=0)
+    # c asks again with a higher priority (its token's, e.g. after a rejoin): it pre-empts.
+    assert floor.request("c", 2.0, priority=3) == [
+        Revoked("a", "preempted", by="c"),
+        Queued("d", 2),
+        Granted("c", 60000),
+        FloorChanged("c", 2),
+    ]
+    assert floor.queue == ("b", "d")
+
+
+def test_the_queue_keeps_working_after_a_pre_emption() -> None:
+    floor = Floor()
+    floor.request("a", 0.0, priority=1)
+    floor.request("b", 1.0, priority=1)  # waits behind a
+    floor.request("boss", 2.0, priority=9)
+    assert floor.queue == ("b",)
+    # The pre-emptor releases: the queue's head (not the pre-empted a) is next.
+    assert floor.release("boss", 3.0) == [
+        Released("boss"), Granted("b", 60000), FloorChanged("b", 0)]
+    assert floor.holder_priority() == 1
+    # Priorities are those each request came with: a (1) cannot pre-empt b (1).
+    assert floor.request("a", 4.0, priority=1) == [Queued("a", 1), FloorChanged("b", 1)]
+
+
+def test_a_pre_emptor_can_itself_be_pre_empted_by_a_higher_one() -> None:
+    floor = Floor()
+    floor.request("a", 0.0, priority=1)
+    floor.request("b", 1.0, priority=2)
+    assert floor.request("c", 2.0, priority=3)[0] == Revoked("b", "preempted", by="c")
+    assert floor.request("a", 3.0, priority=1) == [Queued("a", 1), FloorChanged("c", 1)]
+
+
+def test_a_pre_emption_restarts_the_media_wait() -> None:
+    floor = Floor(NO_MEDIA)
+    floor.request("a", 100.0)
+    floor.media_active("a")
+    floor.request("b", 105.0, priority=1)
+    assert floor.media_deadline() == 115.0  # b's own wait, from its grant
+    # a's audio (its tail) changes nothing for b.
+    floor.media_active("a")
+    assert floor.media_deadline() == 115.0
+
+
+def test_the_holder_s_repeated_request_is_answered_whatever_its_priority() -> None:
+    floor = Floor()
+    floor.request("a", 0.0, priority=1)
+    assert floor.request("a", 1.0, priority=7) == [Granted("a", 59000)]
+    assert floor.holder_priority() == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["request", "release", "leave", "tick"]),
+                          st.sampled_from("abcde"), st.integers(0, 3), st.floats(0, 5)),
+                max_size=40),
+       st.booleans())
+def test_pre_emption_rules_hold_for_any_sequence(
+    ops: list[tuple[str, str, int, float]], queue: bool,
+) -> None:
+    """Only a strictly higher priority pre-empts; the pre-empted talker is never queued."""
+    floor = Floor(FloorSettings(max_talk_time=3.0, queue=queue))
+    now = 0.0
+    for op, member, priority, dt in ops:
+        now += dt
+        holder, holder_priority = floor.holder, floor.holder_priority()
+        if op == "request":
+            effects = floor.request(member, now, priority)
+        elif op == "tick":
+            effects = floor.tick(now)
+        else:
+            effects = getattr(floor, op)(member, now)
+        preempted = [e for e in effects if isinstance(e, Revoked) and e.reason == "preempted"]
+        if preempted:
+            assert op == "request" and holder is not None and holder_priority is not None
+            assert priority > holder_priority and holder != member
+            assert preempted == [Revoked(holder, "preempted", by=member)]
+            assert floor.holder == member and floor.holder_priority() == priority
+            assert holder not in floor.queue
+            assert effects.index(preempted[0]) == 0
+        elif op == "request" and holder not in (None, member):
+            assert floor.holder == holder
+        assert_invariants(floor, effects)

@@ -81,7 +81,17 @@ ROWS = [
     Row("metrics", "1", True, "0", False),
     Row("metrics_token", "t1", "t1", "t2", "t2"),
     Row("metrics_token_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two"),
+    Row("token_secret", "a" * 32, "a" * 32, "b" * 40, "b" * 40),
+    Row("token_secret_file", "{tmp}/token-one", "{tmp}/token-one", "{tmp}/token-two",
+        "{tmp}/token-two"),
+    Row("webhook_url", "http://127.0.0.1:9/a", ("http://127.0.0.1:9/a",),
+        "https://hooks.example.org/w,http://127.0.0.1:9/b",
+        ("https://hooks.example.org/w", "http://127.0.0.1:9/b"), ("--webhook-secret", "w")),
+    Row("webhook_secret", "w1", "w1", "w2", "w2", ("--webhook-url", "http://127.0.0.1:9/")),
+    Row("webhook_secret_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two",
+        ("--webhook-url", "http://127.0.0.1:9/")),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
+    Row("log_format", "json", "json", "TEXT", "text"),
     Row("redis", "redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0",
         "rediss://:pw@redis.example:6380", "rediss://:pw@redis.example:6380",
         ("--secret", "s" * 16)),
@@ -104,6 +114,8 @@ SPEC = {s.name: s for s in SETTINGS}
 def tmp(tmp_path: Path) -> Path:
     (tmp_path / "one").write_text("secret-one\n")  # `echo secret > file`: the newline goes
     (tmp_path / "two").write_text("secret-two")
+    (tmp_path / "token-one").write_text("token-secret-one-" + "x" * 32 + "\n")  # >= 32 chars
+    (tmp_path / "token-two").write_text("token-secret-two-" + "y" * 32)
     (tmp_path / "shared-one").write_text("a shared secret, one\n")
     (tmp_path / "shared-two").write_text("a shared secret, two")
     return tmp_path
@@ -403,3 +415,16 @@ def test_a_metrics_token_turns_metrics_on_and_reaches_the_server(tmp: Path) -> N
     assert load(["--metrics"], {}).server_config().metrics_token is None
     with pytest.raises(ConfigError, match="exclude each other"):
         load(["--metrics-token", "x", "--metrics-token-file", f"{tmp}/one"], {})
+
+
+def test_webhooks_need_a_secret_and_a_secret_needs_webhooks(tmp: Path) -> None:
+    server = load(["--webhook-url", "http://127.0.0.1:9/", "--webhook-secret-file",
+                   f"{tmp}/one"], {}).server_config()
+    assert server.webhook_urls == ("http://127.0.0.1:9/",)
+    assert server.webhook_secret == "secret-one" and "secret-one" not in repr(server)
+    with pytest.raises(ConfigError, match="needs --webhook-secret"):
+        load(["--webhook-url", "http://127.0.0.1:9/"], {})
+    with pytest.raises(ConfigError, match="needs at least one --webhook-url"):
+        load(["--webhook-secret", "w"], {})
+    with pytest.raises(ConfigError, match="--webhook-url 'ftp://x/' is not an http"):
+        load(["--webhook-url", "ftp://x/", "--webhook-secret", "w"], {})

@@ -4,11 +4,29 @@ listener (the bench's clients: real ICE, DTLS and SRTP to the owning node's UDP 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
+from bench.audio import encode_loop
 from bench.client import SyntheticClient
+from bench.context import BenchContext
 
-from .test_bridge import until
+from .helpers import until
+
+
+@contextlib.asynccontextmanager
+async def synthetic_users(room: str, count: int) -> AsyncIterator[list[SyntheticClient]]:
+    """``count`` bench users of ``room`` (not joined yet: ``await user.join(url, origin)``)
+    on one shared UDP socket; closed afterwards."""
+    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, shared_socket=True)
+    users = [SyntheticClient(ctx, room, f"user {i}") for i in range(count)]
+    try:
+        yield users
+    finally:
+        for user in users:
+            await user.close()
+        if ctx.mux is not None:
+            ctx.mux.close()
 
 
 async def talk_and_hear(talker: SyntheticClient, listeners: Sequence[SyntheticClient],

@@ -13,28 +13,18 @@ from typing import Any
 
 import pytest
 
-from bench.audio import encode_loop
-from bench.client import SyntheticClient
-from bench.context import BenchContext
 from tests.signaling.conftest import WsClient
 
 from .nodes import Node, running_nodes
-from .talk import media_back, talk_and_hear
-from .test_bridge import DEADLINE, owners, until, ws_client
+from .helpers import until
+from .talk import media_back, synthetic_users, talk_and_hear
+from .test_bridge import DEADLINE, owners, ws_client
 
 
 @pytest.fixture
 async def nodes(redis_url: str) -> AsyncIterator[list[Node]]:
     async for started in running_nodes(redis_url, 3, room_secret=b"s" * 32):
         yield started
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[WsClient]]:
-    opened: list[WsClient] = []
-    yield opened
-    for client in opened:
-        await client.ws.close()
 
 
 async def moved(client: WsClient, first: dict[str, Any]) -> dict[str, Any]:
@@ -50,9 +40,7 @@ async def moved(client: WsClient, first: dict[str, Any]) -> dict[str, Any]:
 
 async def test_a_drain_moves_a_room_with_members_on_three_nodes(
         nodes: list[Node], clients: list[WsClient], record_property: Any) -> None:
-    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, shared_socket=True)
-    users = [SyntheticClient(ctx, "radio", f"user {i}") for i in range(2)]
-    try:
+    async with synthetic_users("radio", 2) as users:
         ann = await ws_client(nodes[0], clients)
         await ann.join("radio", "Ann")  # a socket of the draining node itself
         assert owners(nodes, "radio") == [nodes[0].id]
@@ -82,11 +70,6 @@ async def test_a_drain_moves_a_room_with_members_on_three_nodes(
         await talk_and_hear(users[1], [users[0]])
         await talk_and_hear(users[0], [users[1]])
         assert all(not u.media_failed for u in users)
-    finally:
-        for user in users:
-            await user.close()
-        if ctx.mux is not None:
-            ctx.mux.close()
 
 
 async def test_a_room_whose_floor_is_held_moves_once_it_is_released(

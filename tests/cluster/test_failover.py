@@ -29,14 +29,6 @@ async def nodes(redis_url: str) -> AsyncIterator[list[Node]]:
         yield started
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[WsClient]]:
-    opened: list[WsClient] = []
-    yield opened
-    for client in opened:
-        await client.ws.close()
-
-
 async def test_members_bridged_to_a_dead_node_resume_on_a_live_one(
         nodes: list[Node], clients: list[WsClient]) -> None:
     ann = await ws_client(nodes[1], clients)

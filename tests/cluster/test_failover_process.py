@@ -20,14 +20,11 @@ from typing import Any
 
 import pytest
 
-from bench.audio import encode_loop
-from bench.client import SyntheticClient
-from bench.context import BenchContext
 from tests.walkie.serverproc import Serve
 
 from .nodes import Node, running_nodes
-from .talk import media_back, talk_and_hear
-from .test_bridge import DEADLINE, owners, until
+from .talk import media_back, synthetic_users, talk_and_hear
+from .test_bridge import DEADLINE, owners
 
 SECRET = "0123456789abcdef0123456789abcdef"
 PREFIX = "walkie-test:"  # the prefix of tests/cluster/nodes.py
@@ -73,68 +70,58 @@ async def until_async(read: Callable[[], Any], ok: Callable[[Any], bool], what: 
 async def test_sigkill_of_the_owning_node_process_every_member_hears_again(
         nodes: list[Node], redis_url: str, tmp_path: Path, record_property: Any) -> None:
     owner = node_process(tmp_path, redis_url, "node-3")
-    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, shared_socket=True)
-    users = [SyntheticClient(ctx, "radio", f"user {i}") for i in range(3)]
     try:
-        await owned_by(nodes, "radio", "node-3")
-        for user, node in zip(users, (nodes[0], nodes[1], nodes[0])):
-            await user.join(node.ws_url, node.origin, DEADLINE)
-        assert owners(nodes, "radio") == []  # the room lives in the process
-        await talk_and_hear(users[1], [users[0], users[2]])
+        async with synthetic_users("radio", 3) as users:
+            await owned_by(nodes, "radio", "node-3")
+            for user, node in zip(users, (nodes[0], nodes[1], nodes[0])):
+                await user.join(node.ws_url, node.origin, DEADLINE)
+            assert owners(nodes, "radio") == []  # the room lives in the process
+            await talk_and_hear(users[1], [users[0], users[2]])
 
-        workers = children(owner.proc.pid)
-        killed = time.perf_counter()
-        os.kill(owner.proc.pid, signal.SIGKILL)
-        for pid in workers:  # a machine that dies takes its media workers with it
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        owner.proc.wait(timeout=10)
+            workers = children(owner.proc.pid)
+            killed = time.perf_counter()
+            os.kill(owner.proc.pid, signal.SIGKILL)
+            for pid in workers:  # a machine that dies takes its media workers with it
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            owner.proc.wait(timeout=10)
 
-        await media_back(users, "node_failed")
-        for i, user in enumerate(users):
-            back = user.reoffers[-1].back_at
-            assert back is not None
-            record_property(f"kill_to_media_ms_{i}", round((back - killed) * 1000))
-        assert len(owners(nodes, "radio")) == 1  # a live node took it over
-        # the same members, the same ids: each talker is heard by the two others
-        await talk_and_hear(users[2], [users[0], users[1]])
-        await talk_and_hear(users[0], [users[1], users[2]])
-        assert all(not u.media_failed for u in users)
+            await media_back(users, "node_failed")
+            for i, user in enumerate(users):
+                back = user.reoffers[-1].back_at
+                assert back is not None
+                record_property(f"kill_to_media_ms_{i}", round((back - killed) * 1000))
+            assert len(owners(nodes, "radio")) == 1  # a live node took it over
+            # the same members, the same ids: each talker is heard by the two others
+            await talk_and_hear(users[2], [users[0], users[1]])
+            await talk_and_hear(users[0], [users[1], users[2]])
+            assert all(not u.media_failed for u in users)
     finally:
-        for user in users:
-            await user.close()
-        if ctx.mux is not None:
-            ctx.mux.close()
         owner.stop()
 
 
 async def test_sigterm_drains_a_node_process_and_it_exits(
         nodes: list[Node], redis_url: str, tmp_path: Path, record_property: Any) -> None:
     owner = node_process(tmp_path, redis_url, "node-3")
-    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, shared_socket=True)
-    users = [SyntheticClient(ctx, "calm", f"user {i}") for i in range(2)]
     try:
-        await owned_by(nodes, "calm", "node-3")
-        for user, node in zip(users, nodes):
-            await user.join(node.ws_url, node.origin, DEADLINE)
-        await talk_and_hear(users[0], [users[1]])
-        signalled = time.perf_counter()
-        owner.proc.send_signal(signal.SIGTERM)
-        await media_back(users, "room_moved")
-        for i, user in enumerate(users):
-            record = user.reoffers[-1]
-            assert record.back_at is not None
-            record_property(f"move_outage_ms_{i}", round((record.back_at - record.reset_at) * 1000))
-            record_property(f"sigterm_to_media_ms_{i}", round((record.back_at - signalled) * 1000))
-        assert await asyncio.to_thread(owner.proc.wait, 30) == 0
-        assert "draining" in owner.output()
-        assert len(owners(nodes, "calm")) == 1
-        await talk_and_hear(users[1], [users[0]])
+        async with synthetic_users("calm", 2) as users:
+            await owned_by(nodes, "calm", "node-3")
+            for user, node in zip(users, nodes):
+                await user.join(node.ws_url, node.origin, DEADLINE)
+            await talk_and_hear(users[0], [users[1]])
+            signalled = time.perf_counter()
+            owner.proc.send_signal(signal.SIGTERM)
+            await media_back(users, "room_moved")
+            for i, user in enumerate(users):
+                record = user.reoffers[-1]
+                assert record.back_at is not None
+                record_property(f"move_outage_ms_{i}", round((record.back_at - record.reset_at) * 1000))
+                record_property(f"sigterm_to_media_ms_{i}", round((record.back_at - signalled) * 1000))
+            assert await asyncio.to_thread(owner.proc.wait, 30) == 0
+            assert "draining" in owner.output()
+            assert len(owners(nodes, "calm")) == 1
+            await talk_and_hear(users[1], [users[0]])
     finally:
-        for user in users:
-            await user.close()
-        if ctx.mux is not None:
-            ctx.mux.close()
         owner.stop()

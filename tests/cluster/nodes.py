@@ -9,6 +9,7 @@ across machines.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from signaling.cluster.node import ClusterNode, NodeSettings
 from signaling.server import ServerConfig, SignalingServer
 
 __all__ = ["Node", "start_node", "running_nodes"]
+
+#: Seconds a node gets to stop at the end of a test (a generous bound, not a measurement).
+CLOSE_WITHIN = 30.0
 
 
 @dataclass
@@ -92,5 +96,5 @@ async def running_nodes(redis_url: str, count: int, **server: object) -> AsyncIt
             nodes.append(await start_node(redis_url, f"node-{i + 1}", **server))
         yield nodes
     finally:
-        for node in nodes:
-            await node.close()
+        for node in nodes:  # bounded: a node that cannot stop fails the test, never hangs it
+            await asyncio.wait_for(node.close(), CLOSE_WITHIN)

@@ -88,6 +88,7 @@ class RemoteRoomProxy:
     suspect_since: float | None = None   # its messages are held (handover.py)
     listen_only: bool = False            # the member's permissions there (join token)
     priority: int = 0
+    protected: bool = False              # its room has a password
 
 
 @dataclass(eq=False, slots=True)
@@ -252,6 +253,7 @@ class Bridge:
             proxy.member_id = envelope.member_id
             proxy.name = envelope.name or proxy.name
             proxy.listen_only, proxy.priority = envelope.listen_only, envelope.priority
+            proxy.protected = envelope.protected
             if not proxy.verdict.done():
                 proxy.verdict.set_result(True)
         elif isinstance(envelope, Refused):
@@ -324,8 +326,10 @@ class Bridge:
             return  # refused for good (a fatal error): ``close`` went out already
         member = client.member
         if member is not None:
+            room = self.server.registry.get(member.room_id)
             self.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id, member.room_id,
-                                          member.name, member.listen_only, member.priority))
+                                          member.name, member.listen_only, member.priority,
+                                          bool(room and room.password_protected)))
         else:
             self.to_ingress(ctx, Refused(self.node_id, ctx.conn))
             self.forget_remote(ctx)

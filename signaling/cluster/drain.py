@@ -99,6 +99,9 @@ async def move_room(bridge: Bridge, room_id: str, forced: bool) -> int:
         room = server.registry.get(room_id)
         if room is None or not (forced or quiet(room)):
             return 0  # it emptied, or someone pressed Talk meanwhile: next time
+        if room.password_key is not None and record.password_key is None:
+            # (normally written by the sweep already) the new node checks joins against it
+            await store.set_password_key(room_id, me, room.password_key)
         new = await store.move(room_id, me, target, record.epoch)
     except ClusterError as exc:
         log.warning("draining: cannot move room %s now: %s", room_id, exc)

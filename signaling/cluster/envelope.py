@@ -113,6 +113,7 @@ class Resume(Envelope):
     reason: str = "room_moved"  # why: RESUME_REASONS (the member's ``media`` ``reset`` says it)
     listen_only: bool = False   # the member's permissions from its join token (tokens.py)
     priority: int = 0
+    protected: bool = False     # the room has a password: never re-created without its key
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class Accepted(Envelope):
     name: str | None = None  # the member's name in the room (absent from older nodes)
     listen_only: bool = False  # its permissions, which a later ``resume`` must keep
     priority: int = 0
+    protected: bool = False  # the room has a password (a later ``resume`` says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +201,14 @@ def encode(envelope: Envelope, seq: int) -> bytes:
     elif isinstance(envelope, Resume):
         data.update(ip=envelope.ip, member_id=envelope.member_id, name=envelope.name,
                     room=envelope.room, reason=envelope.reason,
-                    listen_only=envelope.listen_only, priority=envelope.priority)
+                    listen_only=envelope.listen_only, priority=envelope.priority,
+                    protected=envelope.protected)
     elif isinstance(envelope, Accepted):
         data.update(member_id=envelope.member_id, room=envelope.room)
         if envelope.name is not None:
             data["name"] = envelope.name
-        data.update(listen_only=envelope.listen_only, priority=envelope.priority)
+        data.update(listen_only=envelope.listen_only, priority=envelope.priority,
+                    protected=envelope.protected)
     elif isinstance(envelope, Send):
         data["text"] = envelope.text
     elif isinstance(envelope, Close):
@@ -285,13 +289,13 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
         return Resume(sender, conn, _ip(data.get("ip")), _member(data.get("member_id")),
                       _checked(validate_name, data.get("name"), "name"),
                       _checked(validate_room, data.get("room"), "room"), str(reason),
-                      *_permissions(data))
+                      *_permissions(data), _flag(data, "protected"))
     if cls is Accepted:
         name = data.get("name")
         return Accepted(sender, conn, _member(data.get("member_id")),
                         _checked(validate_room, data.get("room"), "room"),
                         None if name is None else _checked(validate_name, name, "name"),
-                        *_permissions(data))
+                        *_permissions(data), _flag(data, "protected"))
     if cls is Send:
         text = data.get("text")
         if not isinstance(text, str) or not text:
@@ -317,13 +321,18 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
 
 def _permissions(data: dict[str, Any]) -> tuple[bool, int]:
     """A member's ``listen_only`` and ``priority`` (signaling/tokens.py); absent: none."""
-    listen_only = data.get("listen_only", False)
     priority = data.get("priority", 0)
-    if type(listen_only) is not bool:
-        raise EnvelopeError("listen_only must be true or false")
     if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
         raise EnvelopeError(f"bad priority {_short(priority)}")
-    return listen_only, priority
+    return _flag(data, "listen_only"), priority
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    """An optional boolean field (absent: false)."""
+    value = data.get(key, False)
+    if type(value) is not bool:
+        raise EnvelopeError(f"{key} must be true or false")
+    return value
 
 
 def _client_message(value: object) -> ClientMessage:

@@ -152,7 +152,8 @@ class Handover:
         conn = proxy.conn
         self.bridge.to_owner(proxy, Resume(self.node_id, proxy.conn_id, conn.ip,
                                            proxy.member_id, proxy.name, proxy.room, reason,
-                                           proxy.listen_only, proxy.priority))
+                                           proxy.listen_only, proxy.priority,
+                                           proxy.protected))
 
     def adopt(self, client: Client, member: Member, owner: str, reason: str) -> None:
         """Drain: a socket of this node whose room left for ``owner`` follows it there, this
@@ -162,6 +163,8 @@ class Handover:
                                       member.room_id, accepted=True)
         proxy.member_id, proxy.name = member.id, member.name
         proxy.listen_only, proxy.priority = member.listen_only, member.priority
+        room = self.bridge.server.registry.get(member.room_id)
+        proxy.protected = bool(room and room.password_protected)
         self.follow(proxy, owner, reason)
 
     async def _resume_here(self, proxy: RemoteRoomProxy, reason: str) -> None:
@@ -175,7 +178,8 @@ class Handover:
             except ClusterError as exc:
                 log.warning("cannot take room %s over: %s", room, exc)
                 record = None
-            if record is None or record.owner != self.node_id:
+            if (record is None or record.owner != self.node_id
+                    or _key_lost(record.password_key, proxy.protected, room)):
                 if self.bridge.current(proxy):
                     self.bridge.lost_proxy(proxy)
                 return
@@ -206,7 +210,8 @@ class Handover:
                     record = await self.bridge.store.claim(room, self.node_id)
                 except ClusterError as exc:
                     log.warning("cannot take room %s over: %s", room, exc)
-            if record is None or record.owner != self.node_id:
+            if (record is None or record.owner != self.node_id
+                    or _key_lost(record.password_key, envelope.protected, room)):
                 self.bridge.to_ingress(ctx, Close(self.node_id, ctx.conn, CLOSE_RECONNECT,
                                                   "room moved"))
                 self.bridge.forget_remote(ctx)
@@ -218,6 +223,7 @@ class Handover:
                                           listen_only=envelope.listen_only,
                                           priority=envelope.priority))
         member = client.member
+        room_now = server.registry.get(room)
         if ctx.forgotten or client.closed:
             return  # refused for good (room full): ``close`` went out already
         if member is None:  # pragma: no cover - resume either admits or closes
@@ -227,7 +233,8 @@ class Handover:
             return
         self.bridge.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id,
                                              member.room_id, member.name,
-                                             member.listen_only, member.priority))
+                                             member.listen_only, member.priority,
+                                             bool(room_now and room_now.password_protected)))
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -245,3 +252,14 @@ class Handover:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _key_lost(key: bytes | None, protected: bool, room: str) -> bool:
+    """A protected room whose record has no password key (its node died before writing it,
+    within a heartbeat of the room's creation) must not be re-created open: its members
+    reconnect and join again with their password instead."""
+    if protected and key is None:
+        log.warning("room %s had a password its record does not keep: its members join "
+                    "again", room)
+        return True
+    return False

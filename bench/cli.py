@@ -19,6 +19,9 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
+from .clusterreport import format_cluster
+from .clusterrun import check_multi, is_multi, run_multi
+from .nodekill import NODE_ATTACKS
 from .flood import DEFAULT_OFFER_BYTES, FloodSettings
 from .probes import PROBES, ProbeSettings, run_probe
 from .report import (client_bound, format_find_max, format_table, plot_find_max, plot_rss,
@@ -53,10 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="members pressing at once in the stress pattern (default 3)")
     p.add_argument("--talk", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
                    help="talk burst length range in seconds (default 2 5)")
-    p.add_argument("--url", default=None,
-                   help="target a running server (http://host:port/) instead of starting one")
-    p.add_argument("--server-pid", type=int, default=None,
-                   help="with --url: the server's pid, for its CPU and memory figures")
+    p.add_argument("--url", action="append", default=[], metavar="URL",
+                   help="target a running server (http://host:port/) instead of starting one; "
+                        "repeat it for the nodes of a cluster (users are spread over them)")
+    p.add_argument("--server-pid", type=int, action="append", default=[], metavar="PID",
+                   help="with --url: the server's pid, for its CPU and memory figures (one "
+                        "per --url, in the same order)")
+    p.add_argument("--cluster", type=int, default=None, metavar="N",
+                   help="start a redis-server and N walkie nodes (walkie serve --redis) on "
+                        "loopback, all pinned to --server-core, and spread every room's "
+                        "members over them round robin (docs/BENCHMARKS.md, \"Several nodes\")")
+    p.add_argument("--redis", default=None, metavar="URL",
+                   help="with several --url: the cluster's Redis, to read which node owns "
+                        "each room (join time through the owner vs through another node)")
+    p.add_argument("--redis-prefix", default="walkie:", metavar="PREFIX",
+                   help="with --redis: the cluster's key prefix (default walkie:)")
+    p.add_argument("--compare-single", action="store_true",
+                   help="with --cluster: run the same load against one server afterwards and "
+                        "report the cluster's figures as ratios to it")
     p.add_argument("--server-core", type=int, default=0,
                    help="core the started server is pinned to (default 0)")
     p.add_argument("--client-core", type=int, default=1,
@@ -102,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sender on the server's core) over this long (median of 3) before the first run, and "
                         "report server CPU per packet as a multiple of it (default 1.5; 0 = "
                         "skip)")
-    p.add_argument("--attack", choices=["offer-flood", "uplink-flood", *PROBES], default=None,
+    p.add_argument("--attack", choices=["offer-flood", "uplink-flood", *PROBES, *NODE_ATTACKS],
+                   default=None,
                    help="stage an attack while the rooms talk: offer-flood = WebSockets from "
                         "one address (at the per-address limit), each sending invalid offers "
                         "as large as the server parses at the per-connection message rate; "
@@ -113,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "address, and a legitimate password join's time meanwhile. uplink-flood = "
                         "the first room's floor holder floods its SRTP uplink "
                         "(--uplink-flood-rate); reports the packets/s each of its listeners "
-                        "received and the other rooms' longest audio gap and loss")
+                        "received and the other rooms' longest audio gap and loss. With --cluster: "
+                        "kill-node = SIGKILL to the node owning the most rooms (and its "
+                        "workers), drain-node = SIGTERM to it; reports when every member of "
+                        "its rooms had media and audio again")
     p.add_argument("--attack-after", type=float, default=5.0, metavar="S",
                    help="the attack starts S seconds after talking starts (default 5)")
     p.add_argument("--attack-seconds", type=float, default=10.0, metavar="S",
@@ -216,6 +237,7 @@ class _Bench:
             ) if a.attack == "offer-flood" else None,
             attack_after=a.attack_after,
             kill_worker_after=a.kill_worker,
+            node_attack=a.attack if a.attack in NODE_ATTACKS else None,
             uplink_flood=UplinkFloodSettings(rate=a.uplink_flood_rate, seconds=a.attack_seconds)
             if a.attack == "uplink-flood" else None,
             rss_every=a.rss_every,
@@ -273,6 +295,12 @@ class _Bench:
             self._saved_affinity = None
 
     def run(self, rooms: int) -> dict[str, Any]:
+        """One run: over several nodes (clusterrun.py), or against one server."""
+        if is_multi(self.args):
+            return run_multi(self, rooms, _run)
+        return self.run_single(rooms)
+
+    def run_single(self, rooms: int) -> dict[str, Any]:
         a = self.args
         progress = None if a.quiet else sys.stderr
         self.floor()  # before any server runs, so nothing else uses the server's core
@@ -430,7 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("walkie bench: --sample-every, --join-concurrency and --pressers must be >= 1",
               file=sys.stderr)
         return 2
-    problem = _check_incidents(args)
+    args.urls, args.server_pids = args.url, args.server_pid
+    args.url = args.urls[0] if len(args.urls) == 1 else None
+    args.server_pid = args.server_pids[0] if len(args.server_pids) == 1 and args.url else None
+    problem = check_multi(args) or _check_incidents(args)
     if problem:
         print(f"walkie bench: {problem}", file=sys.stderr)
         return 2
@@ -465,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = bench.run(args.rooms or 1)
             result["machine"] = machine
             print(format_table(result))
+            if "cluster" in result:
+                print(format_cluster(result))
             if args.plot:
                 plot_run(result, args.plot)
             if args.rss_plot and result.get("rss_over_time"):

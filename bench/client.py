@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -43,10 +44,17 @@ __all__ = ["ClientError", "Reoffer", "SyntheticClient"]
 
 #: Re-offers one user attempts for one reset (each waits at most the join timeout).
 REOFFER_ATTEMPTS = 3
+#: Reconnects one user attempts after its WebSocket closed (a multi-node run).
+RECONNECT_ATTEMPTS = 8
 
 
 class ClientError(RuntimeError):
-    """A synthetic client could not join or lost its session."""
+    """A synthetic client could not join or lost its session (``retry_ms``: the server's
+    ``try_later`` hint, if it gave one)."""
+
+    def __init__(self, message: str, retry_ms: object = None) -> None:
+        super().__init__(message)
+        self.retry_ms = retry_ms if isinstance(retry_ms, int) else None
 
 
 @dataclass(slots=True)
@@ -63,6 +71,8 @@ class Reoffer:
     seqs_at_back: dict[int, int] | None = None
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    #: a member of the room (this one included) was pressing the button when it began
+    floor_busy: bool = False
 
     @property
     def ms(self) -> float | None:
@@ -88,6 +98,10 @@ class SyntheticClient:
         self.name = name
         ctx.rooms.setdefault(room, []).append(self)
         self.id: str | None = None
+        #: the WebSocket URL of its current socket, and of its first join (a multi-node run
+        #: spreads users over nodes; a reconnect goes through another)
+        self.via: str | None = None
+        self.join_via: str | None = None
         self.ssrc = secrets.randbits(32) or 1
         while self.ssrc in ctx.talkers:
             self.ssrc = secrets.randbits(32) or 1
@@ -106,6 +120,7 @@ class SyntheticClient:
         self.closed = False
         self.ws_messages = 0
         self.reoffers: list[Reoffer] = []
+        self._reconnecting = False
         self._loop = asyncio.get_running_loop()
         self._waiters: list[tuple[frozenset[str], asyncio.Future[tuple[dict[str, Any], float]]]] = []
         self._reader_task: asyncio.Task[None] | None = None
@@ -143,23 +158,32 @@ class SyntheticClient:
         """
         t0 = time.perf_counter()
         self._timeout = timeout
-        extra: dict[str, Any] = {}
-        if self.ctx.ws_source_addresses:
-            extra["local_addr"] = (self.ctx.allocate_address(), 0)
         async with asyncio.timeout(timeout):
-            self.ws = await websockets.connect(
-                ws_url, origin=origin, max_size=1 << 20, open_timeout=timeout,  # type: ignore[arg-type]
-                ping_interval=None, compression=None, **extra,
-            )
-            self._reader_task = asyncio.ensure_future(self._read_ws())
-            joined = self._expect("joined")
-            await self._send_json({"type": "join", "room": self.room, "name": self.name})
-            msg, _ = await joined
-            self.id = str(msg["you"]["id"])
+            await self._enter_room(ws_url, origin, timeout)
             await self._negotiate(self._ws_offer, timeout)
         self.joined_at = time.perf_counter()
         self.join_ms = (self.joined_at - t0) * 1000
+        self.join_via = ws_url
         return self.join_ms
+
+    async def _enter_room(self, ws_url: str, origin: str | None, timeout: float) -> None:
+        """A WebSocket to ``ws_url`` and ``join`` on it, up to the server's ``joined``."""
+        extra: dict[str, Any] = {}
+        if self.ctx.ws_source_addresses:
+            extra["local_addr"] = (self.ctx.allocate_address(), 0)
+        self.via = ws_url
+        self.ws = await websockets.connect(
+            ws_url, origin=origin, max_size=1 << 20, open_timeout=timeout,  # type: ignore[arg-type]
+            ping_interval=None, compression=None, **extra,
+        )
+        self._reader_task = asyncio.ensure_future(self._read_ws())
+        joined = self._expect("joined", "error")
+        await self._send_json({"type": "join", "room": self.room, "name": self.name})
+        msg, _ = await joined
+        if msg["type"] == "error":
+            raise ClientError(f"join refused: {msg.get('code')}: {msg.get('message')}",
+                              msg.get("retry_ms"))
+        self.id = str(msg["you"]["id"])
 
     def make_offer(self) -> str:
         """Start a new media session (the old one, if any, is closed) and return its offer."""
@@ -247,11 +271,14 @@ class SyntheticClient:
             pass
         finally:
             self._fail_all(ClientError("signaling connection closed"))
+            if ws is self.ws and not self.closed and self.joined_at is not None:
+                self._socket_lost(ws.close_code)
 
     def _fail_all(self, exc: Exception) -> None:
         for _, fut in self._waiters:
             if not fut.done():
                 fut.set_exception(exc)
+                fut.exception()  # retrieved: its waiter may have given up (a failed send)
         self._waiters.clear()
         if self.session is not None:
             self.session.fail(exc)
@@ -269,21 +296,82 @@ class SyntheticClient:
         (tests drive the media plane directly). A reset during a re-offer starts it over."""
         if self.closed:
             return
+        record = self._outage(reason)
+        self._reoffer_task = asyncio.ensure_future(
+            self._reoffer(record, offer_answer or self._ws_offer)
+        )
+
+    def _outage(self, reason: str) -> Reoffer:
+        """Media stops here: the session is dropped and the outage recorded (a re-offer or
+        a reconnect in progress is abandoned: the new one starts over)."""
         seqs = self.ctx.room_seqs(self.room)
         run_index = None
         if self.monitor is not None:
             self.monitor.restart()
             run_index = self.monitor.restarts[-1]
-        record = Reoffer(reason, time.perf_counter(), self.ctx.clock(), seqs, run_index)
+        record = Reoffer(reason, time.perf_counter(), self.ctx.clock(), seqs, run_index,
+                         floor_busy=any(c.talking for c in self.ctx.rooms.get(self.room, ())))
         self.reoffers.append(record)
         if self.session is not None:
             self.session.close()
         self._send = None
         if self._reoffer_task is not None and not self._reoffer_task.done():
             self._reoffer_task.cancel()
-        self._reoffer_task = asyncio.ensure_future(
-            self._reoffer(record, offer_answer or self._ws_offer)
-        )
+        return record
+
+    def _socket_lost(self, code: int | None) -> None:
+        """Our joined WebSocket closed (its node died, was stopped, or closed it with 1012):
+        with ``ctx.reconnect_to`` (a multi-node run), do what the page does, with no click:
+        reconnect after its backoff, through another node, to the same room."""
+        if not self.ctx.reconnect_to or self._reconnecting:
+            return
+        record = self._outage(f"socket closed ({code})")
+        self.talking = False  # the page's session ended: its button no longer sends
+        self._reoffer_task = asyncio.ensure_future(self._reconnect(record))
+
+    async def _reconnect(self, record: Reoffer) -> None:
+        """New WebSockets (the next node each time) until one joins and media is up again,
+        after the page's delays (www/signaling.js ``backoffDelay``: 500 ms doubling to 10 s,
+        +-25 %; at least the server's ``retry_ms``)."""
+        nodes = self.ctx.reconnect_to
+        start = next((i for i, (url, _) in enumerate(nodes) if url == self.via), -1)
+        retry_ms: int | None = None
+        self._reconnecting = True
+        try:
+            for attempt in range(RECONNECT_ATTEMPTS):
+                base = min(10.0, 0.5 * 2 ** attempt) * random.uniform(0.75, 1.25)
+                await asyncio.sleep(max(base, (retry_ms or 0) / 1000))
+                if self.closed:
+                    return
+                record.attempts += 1
+                ws_url, origin = nodes[(start + 1 + attempt) % len(nodes)]
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await self._enter_room(ws_url, origin, self._timeout)
+                        await self._negotiate(self._ws_offer, self._timeout)
+                except (TimeoutError, RuntimeError, ValueError, OSError,
+                        websockets.WebSocketException) as exc:
+                    record.errors.append(f"{type(exc).__name__}: {exc}")
+                    retry_ms = exc.retry_ms if isinstance(exc, ClientError) else None
+                    await self._drop_socket()
+                    continue
+                record.back_at = time.perf_counter()
+                record.back_ns = self.ctx.clock()
+                record.seqs_at_back = self.ctx.room_seqs(self.room)
+                return
+        finally:
+            self._reconnecting = False
+
+    async def _drop_socket(self) -> None:
+        """Close the current WebSocket (a failed reconnect attempt) and its reader."""
+        ws, reader = self.ws, self._reader_task
+        if ws is not None:
+            with contextlib.suppress(TimeoutError, OSError, websockets.WebSocketException):
+                await asyncio.wait_for(ws.close(), 2.0)
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
 
     async def _reoffer(self, record: Reoffer, offer_answer: Callable[[str], Awaitable[str]]) -> None:
         for _ in range(REOFFER_ATTEMPTS):

@@ -63,6 +63,9 @@ class BenchContext:
         #: room name -> its users (an outage mark reads the room's talkers' counters)
         self.rooms: dict[str, list[SyntheticClient]] = {}
         self._addresses = 0
+        #: a multi-node run: the nodes' (WebSocket URL, origin); a user whose WebSocket
+        #: closed reconnects through the next one, as a page does through a load balancer
+        self.reconnect_to: list[tuple[str, str]] = []
 
     def allocate_address(self) -> str:
         """A loopback address no other user has (the shared socket's, when there is one)."""

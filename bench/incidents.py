@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .context import BenchContext
     from .scenario import Turn
 
-__all__ = ["OfferFlood", "WorkerKill"]
+__all__ = ["OfferFlood", "WorkerKill", "recovery"]
 
 #: Interval between two /healthz probes (one at a time: a slow answer delays the next).
 HEALTHZ_INTERVAL = 0.5
@@ -223,43 +223,47 @@ class WorkerKill:
         }
         if self.kill_at is None or self.kill_ns is None:
             return base
-        kill_at, kill_ns = self.kill_at, self.kill_ns
-        clients = self.ctx.clients
-        hit_rooms = sorted({c.room for c in clients if _hit(c, kill_at)})
-        members: list[dict[str, Any]] = []
-        audio_ms: list[float] = []
-        audio_unsure: list[float] = []
-        for room in hit_rooms:
-            in_room = [t for t in turns if t.room == room]
-            for client in self.ctx.rooms.get(room, []):
-                members.append(row := _member(client, kill_at, kill_ns))
-                first = row["first_audio_ms"]
-                if first is None:
-                    continue
-                heard_at = kill_at + first / 1000
-                # A talker held the floor from before the kill until this member heard audio
-                # again: the figure is the recovery alone, not a pause of the talk pattern.
-                held = any(t.grant_t <= kill_at and heard_at <= t.release_t and t.talker is not client
-                           for t in in_room)
-                (audio_ms if held else audio_unsure).append(first)
-        reoffer = [m["reoffer_ms"] for m in members if m["reoffer_ms"] is not None]
-        not_back = [m["name"] for m in members if m["reoffer_ms"] is None]
-        listeners = sum(1 for m in members if m["first_audio_ms"] is not None)
-        return {
-            **base,
-            "affected_rooms": len(hit_rooms),
-            "affected_members": len(members),
-            "members_not_reconnected": not_back[:20],
-            "members_not_reconnected_count": len(not_back),
-            "reset_ms": percentiles([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
-            "reoffer_ms": percentiles(reoffer),
-            # the headline figure: kill -9 of a worker to audio at every member
-            # (docs/BENCHMARKS.md, "Killing a media worker")
-            "audio_back_ms": percentiles(audio_ms),
-            "audio_back_ms_floor_changed": percentiles(audio_unsure),
-            "listeners_heard_again": listeners,
-            "members": members[:60],
-        }
+        hit_rooms = sorted({c.room for c in self.ctx.clients if _hit(c, self.kill_at)})
+        return {**base, **recovery(self.ctx, hit_rooms, turns, self.kill_at, self.kill_ns)}
+
+
+def recovery(ctx: BenchContext, hit_rooms: Sequence[str], turns: Sequence[Turn], kill_at: float,
+             kill_ns: int) -> dict[str, Any]:
+    """For every member of ``hit_rooms``: the time from the kill to its outage, to media up
+    again, and to the first audio packet again (also used for a node's kill: nodekill.py)."""
+    members: list[dict[str, Any]] = []
+    audio_ms: list[float] = []
+    audio_unsure: list[float] = []
+    for room in hit_rooms:
+        in_room = [t for t in turns if t.room == room]
+        for client in ctx.rooms.get(room, []):
+            members.append(row := _member(client, kill_at, kill_ns))
+            first = row["first_audio_ms"]
+            if first is None:
+                continue
+            heard_at = kill_at + first / 1000
+            # A talker held the floor from before the kill until this member heard audio
+            # again: the figure is the recovery alone, not a pause of the talk pattern.
+            held = any(t.grant_t <= kill_at and heard_at <= t.release_t and t.talker is not client
+                       for t in in_room)
+            (audio_ms if held else audio_unsure).append(first)
+    reoffer = [m["reoffer_ms"] for m in members if m["reoffer_ms"] is not None]
+    not_back = [m["name"] for m in members if m["reoffer_ms"] is None]
+    listeners = sum(1 for m in members if m["first_audio_ms"] is not None)
+    return {
+        "affected_rooms": len(hit_rooms),
+        "affected_members": len(members),
+        "members_not_reconnected": not_back[:20],
+        "members_not_reconnected_count": len(not_back),
+        "reset_ms": percentiles([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
+        "reoffer_ms": percentiles(reoffer),
+        # the headline figure: kill -9 of a worker to audio at every member
+        # (docs/BENCHMARKS.md, "Killing a media worker")
+        "audio_back_ms": percentiles(audio_ms),
+        "audio_back_ms_floor_changed": percentiles(audio_unsure),
+        "listeners_heard_again": listeners,
+        "members": members[:60],
+    }
 
 
 def _hit(client: SyntheticClient, kill_at: float) -> bool:

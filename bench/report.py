@@ -47,8 +47,7 @@ def format_table(r: dict[str, Any]) -> str:
                        f"{r['packets_forwarded_server_count'] if r['packets_forwarded_server_count'] is not None else '-'}")),
         ("server CPU / packet", _per_packet(r)),
         ("server CPU", (f"{srv.get('cpu_percent', '-')} % (user {srv.get('user_percent', '-')} %, "
-                        f"system {srv.get('system_percent', '-')} %), pid {srv.get('pid')}"
-                        f"{_tree_note(srv)}")),
+                        f"system {srv.get('system_percent', '-')} %), {_whose(srv)}")),
         ("server RSS", (f"{(srv.get('rss_bytes') or 0) / 2**20:.1f} MiB; per user "
                         f"{(srv.get('rss_per_user_bytes') or 0) / 1024:.0f} KiB, added per user "
                         f"{(rss_user or 0) / 1024:.0f} KiB")),
@@ -147,6 +146,13 @@ def _rss_text(rss: dict[str, Any]) -> str:
             f"{_pct(rss['growth_ratio'])} ({rss['definition']}; {roles}); slope "
             f"{'-' if slope is None else f'{slope / 1024:+.0f}'} KiB/min; "
             f"{len(rss['samples'])} samples every {rss['every_s']:g} s; {goal}")
+
+
+def _whose(srv: dict[str, Any]) -> str:
+    """Whose CPU the server figure is: a multi-node run's nodes, or one server's tree."""
+    if srv.get("nodes"):
+        return f"{srv['nodes']} nodes and Redis (per node below)"
+    return f"pid {srv.get('pid')}{_tree_note(srv)}"
 
 
 def _tree_note(srv: dict[str, Any]) -> str:

@@ -33,9 +33,12 @@ from typing import Any, TextIO
 from .accounting import account_listeners, expected_ranges
 from .audio import encode_loop
 from .client import SyntheticClient
+from .cluster import Cluster
+from .clusterwatch import ClusterWindow, apply_cluster, room_owners
 from .context import BenchContext
 from .flood import FloodSettings
 from .incidents import OfferFlood, WorkerKill
+from .nodekill import NodeIncident
 from .procstat import sample
 from .proctree import TreeSample
 from .rsslog import RssLog, rss_summary
@@ -82,6 +85,8 @@ class RunSettings:
     attack_after: float = 5.0
     #: ``--kill-worker AFTER``: SIGKILL to a media worker AFTER s into the talking
     kill_worker_after: float | None = None
+    #: ``--attack kill-node`` / ``drain-node`` (a cluster the bench started), at attack_after
+    node_attack: str | None = None
     #: ``--attack uplink-flood``: the first room's floor holder floods its uplink
     uplink_flood: UplinkFloodSettings | None = None
     #: ``--rss-every S``: sample the server tree's RSS every S s through the talking (soak)
@@ -115,9 +120,12 @@ class _GcWatch:
 
 
 async def _join_all(
-    settings: RunSettings, ctx: BenchContext, ws_url: str, origin: str, run_id: str,
+    settings: RunSettings, ctx: BenchContext, entries: list[tuple[str, str]], run_id: str,
     log: Callable[[str], None],
 ) -> tuple[list[list[SyntheticClient]], list[float], list[str]]:
+    """Every user joins; ``entries`` are the (WebSocket URL, origin) of the nodes: user ``u``
+    of room ``r`` joins through node ``(r + u) % len(entries)``, so the members of one room
+    join through different nodes (most of them through one that does not own the room)."""
     rooms: list[list[SyntheticClient]] = []
     for r in range(settings.rooms):
         room = f"bench-{run_id}-{r}"
@@ -128,7 +136,7 @@ async def _join_all(
     failures: list[str] = []
     done = 0
 
-    async def one(client: SyntheticClient) -> None:
+    async def one(client: SyntheticClient, ws_url: str, origin: str) -> None:
         nonlocal done
         async with sem:
             try:
@@ -140,7 +148,8 @@ async def _join_all(
             if done % 50 == 0:
                 log(f"joined {done}/{len(ctx.clients)}")
 
-    await asyncio.gather(*(one(c) for c in ctx.clients))
+    await asyncio.gather(*(one(c, *entries[(r + u) % len(entries)])
+                           for r, members in enumerate(rooms) for u, c in enumerate(members)))
     return rooms, join_ms, failures
 
 
@@ -214,8 +223,11 @@ async def run_load(
     url: str,
     server_pid: int | None = None,
     progress: TextIO | None = sys.stderr,
+    cluster: Cluster | None = None,
 ) -> dict[str, Any]:
-    """Run one load against the server at ``url`` (http://host:port/); return every figure."""
+    """Run one load against the server at ``url`` (http://host:port/); return every figure.
+    ``cluster``: spread the users over these nodes instead (``url`` is the first node's;
+    per-node figures come from clusterwatch.py, ``server_pid`` is not used)."""
     log: Callable[[str], None] = (
         (lambda text: print(f"bench: {text}", file=progress, flush=True)) if progress else (lambda _t: None)
     )
@@ -236,11 +248,18 @@ async def run_load(
     base = url.rstrip("/")
     ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"
     origin = base
+    entries = [(ws_url, origin)]
+    cluster_window = None
+    if cluster is not None:
+        entries = [(n.ws_url, n.origin) for n in cluster.nodes]
+        cluster_window = ClusterWindow(cluster)
+        ctx.reconnect_to = entries
+        server_pid = None
     idle = sample_server(server_pid)
 
     t_join = time.perf_counter()
     log(f"joining {settings.rooms} room(s) x {settings.users} users ...")
-    rooms, join_ms, join_failures = await _join_all(settings, ctx, ws_url, origin, run_id, log)
+    rooms, join_ms, join_failures = await _join_all(settings, ctx, entries, run_id, log)
     join_wall = time.perf_counter() - t_join
     clients = [c for members in rooms for c in members if c.monitor is not None and not c.closed]
     # Thousands of clients make a large, long-lived object graph (SSL objects, sessions):
@@ -250,6 +269,7 @@ async def run_load(
     gc_watch = _GcWatch()
     gc.callbacks.append(gc_watch)
     log(f"{len(clients)} users joined in {join_wall:.1f} s ({len(join_failures)} failed); talking")
+    owners = await room_owners(cluster, [m[0].room for m in rooms if m]) if cluster else {}
 
     turns: list[Turn] = []
     floor_stats: dict[str, list[float]] = {}
@@ -266,7 +286,7 @@ async def run_load(
     window = Window()
     gaps = GapLog()
     live_rooms = [[c for c in members if c.monitor is not None and not c.closed] for members in rooms]
-    incident: OfferFlood | WorkerKill | UplinkFlood | None = None
+    incident: OfferFlood | WorkerKill | UplinkFlood | NodeIncident | None = None
     if settings.uplink_flood is not None:  # the first room is the attacker's: no talk pattern
         incident = UplinkFlood(settings.uplink_flood, settings.attack_after, live_rooms[0],
                                [c for members in live_rooms[1:] for c in members], metronome,
@@ -275,6 +295,8 @@ async def run_load(
     elif settings.flood is not None:
         incident = OfferFlood(settings.flood, settings.attack_after, ws_url, origin, url, run_id,
                               ctx, gaps)
+    elif settings.node_attack is not None and cluster is not None:
+        incident = NodeIncident(settings.node_attack, settings.attack_after, cluster, ctx)
     elif settings.kill_worker_after is not None and server_pid is not None:
         incident = WorkerKill(settings.kill_worker_after, server_pid, ctx)
     staged = None
@@ -289,10 +311,14 @@ async def run_load(
     async def measure() -> None:
         await asyncio.sleep(min(settings.warmup, settings.duration / 4))
         gaps.cut("window_start", clients)
-        await window.mark(clients, url, server_pid)
+        await window.mark(clients, None if cluster else url, server_pid)
+        if cluster_window is not None:
+            await cluster_window.mark(clients)
         await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
         gaps.cut("window_end", clients)
-        await window.mark(clients, url, server_pid)
+        await window.mark(clients, None if cluster else url, server_pid)
+        if cluster_window is not None:
+            await cluster_window.mark(clients)
 
     measurer = asyncio.ensure_future(measure())
     await asyncio.gather(
@@ -304,7 +330,7 @@ async def run_load(
         await staged
     await asyncio.sleep(0.3)  # the last packets drain
     end_server = sample_server(server_pid, window.server[-1] if window.server else None)
-    health_end = await fetch_healthz(url, timeout=2.0)
+    health_end = None if cluster else await fetch_healthz(url, timeout=2.0)
     stop.set()
     await metronome.stop()
     await asyncio.gather(consent, prog, *([sampler] if sampler else []), return_exceptions=True)
@@ -333,6 +359,8 @@ async def run_load(
         gc_watch,
     )
     result["audio_gap"] = gaps.between("window_start", "window_end")
+    if cluster_window is not None:
+        apply_cluster(result, cluster_window, window, owners, clients)
     if rss_log is not None:
         result["rss_over_time"] = rss_summary(rss_log.samples, settings.duration,
                                               settings.rss_every or 0.0)

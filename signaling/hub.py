@@ -1,6 +1,7 @@
 """The signaling logic: clients, rooms, presence, the floor and the SDP exchange.
 
-(A little over 400 lines: every transition of a session is here, in one readable place;
+(About 500 lines: every transition of a session is here, in one readable place, including
+a room arriving from or leaving for another node of a cluster (``resume``, ``hand_over``);
 the vocabulary is in session.py and the limits' rules in budgets.py.)
 
 The :class:`Hub` is the server without the sockets. The WebSocket layer (``server.py``)
@@ -287,6 +288,10 @@ class Hub:
                 priority=grant.priority if grant else 0)
         except (JoinError, ProtocolError) as exc:
             return self.error(client, exc)
+        return self._welcome(client, member)
+
+    def _welcome(self, client: Client, member: Member) -> list[Action]:
+        """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others."""
         client.member = member
         self._by_member[member.id] = client
         self.observer.joined(member)
@@ -311,6 +316,63 @@ class Hub:
         actions.extend(self._to_room(room, notice, exclude=client))
         log.info("member %s joined room %s (%d members)", member.id, room.id, len(room.members))
         return actions
+
+    # -- a room that changes node (cluster: signaling/cluster/handover.py) ----------------
+
+    def resume(self, client: Client, room_id: str, member_id: str, name: str,
+               password_key: bytes | None, reason: str, *, listen_only: bool = False,
+               priority: int = 0) -> list[Action]:
+        """A member whose room moved here from another node: admitted without a password
+        check (nor token: its permissions come along), keeping its id; it gets a ``joined`` (the room as it is here: its state
+        replaces the page's) and a ``media`` ``reset`` (``reason``) so that it offers again,
+        to this node's media plane, on the same socket."""
+        if client.member is not None or client.closed:
+            return []
+        try:
+            member = self.registry.resume(room_id, member_id, name, password_key,
+                                          listen_only=listen_only, priority=priority)
+        except JoinError as exc:
+            return self.error(client, exc)
+        actions = self._welcome(client, member)
+        actions.append(Send(client, encode({"type": "media", "state": "reset",
+                                            "reason": reason})))
+        return actions
+
+    def hand_over(self, room_id: str,
+                  reason: str) -> tuple[list[Action], list[tuple[Client, Member]]]:
+        """The room leaves this node (a drain moved it): every member leaves it here
+        without anyone being told (each resumes on the new node, whose ``joined`` says who
+        is there), a floor holder first gets ``floor_revoked`` (``reason``). Returns those
+        actions and each member with its client (no longer a member here)."""
+        room = self.registry.get(room_id)
+        if room is None:
+            return [], []
+        actions: list[Action] = []
+        clients: list[tuple[Client, Member]] = []
+        holder = room.floor.holder
+        for member_id, member in list(room.members.items()):
+            client = self._by_member.pop(member_id, None)
+            self.registry.leave(member_id)
+            self.observer.left(member_id)
+            if client is None:
+                continue
+            if member_id == holder:
+                actions.append(Send(client, encode({"type": "floor_revoked",
+                                                    "reason": reason})))
+            client.member = None
+            client.offer_pending = None
+            client.media_connected = False
+            peer_id, client.peer_id = client.peer_id, None
+            if peer_id is not None:
+                self._remove_peer(peer_id)
+            clients.append((client, member))
+        if self._speaker.pop(room_id, None) is not None:
+            try:
+                self.media.set_speaker(room_id, None)
+            except Exception:  # noqa: BLE001 - a media-plane hiccup must not break signaling
+                log.exception("set_speaker(%s, None) failed", room_id)
+        log.info("room %s handed over (%d members)", room_id, len(clients))
+        return actions, clients
 
     def _offer(self, client: Client, member: Member, msg: Offer) -> list[Action]:
         if client.offer_pending is not None:

@@ -163,6 +163,31 @@ class RoomRegistry:
         self._members[member.id] = member
         return member
 
+    def resume(self, room_id: str, member_id: str, name: str, password_key: bytes | None, *,
+               listen_only: bool = False, priority: int = 0) -> Member:
+        """Re-admit a member whose room moved here from another node of a cluster (a drain,
+        or its node failed): no password check (it passed one when it joined), the same id
+        unless a member here already has it, its name (made unique as on a join) and the
+        permissions its join token gave it.
+
+        ``password_key`` is the one the room's cluster record keeps: it protects the room if
+        this creates it, so that later joins are checked against the same password."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            if len(self._rooms) >= self.max_rooms:
+                raise JoinError("room_full", "the server has reached its limit of rooms")
+            room = Room(room_id, Floor(self.floor_settings), password_key)
+        if len(room.members) >= self.max_users:
+            raise JoinError("room_full", f"room is full ({self.max_users} members)")
+        name = unique_name(name, (other.name for other in room.members.values()))
+        if member_id in self._members:
+            member_id = self._new_id()
+        member = Member(member_id, name, room_id, listen_only, priority)
+        self._rooms[room_id] = room
+        room.members[member.id] = member
+        self._members[member.id] = member
+        return member
+
     def leave(self, member_id: str) -> Room | None:
         """Remove a member; returns its room (already unregistered if now empty).
 

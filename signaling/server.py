@@ -196,6 +196,7 @@ class SignalingServer:
                           if config.ping_interval else None)
         self._pinger: asyncio.Task[None] | None = None
         self._negotiations: set[asyncio.Task[None]] = set()
+        self._conns: set[_Conn] = set()  # open sockets (a draining node closes them)
         self._closed = False
         self._address: tuple[str, int] = (config.host, config.port)
         self._started = time.monotonic()
@@ -291,6 +292,7 @@ class SignalingServer:
         conn.client = client
         connection_id.set(f"c{client.serial}")  # on every line logged for this session
         conn.writer = asyncio.create_task(conn.run_writer())
+        self._conns.add(conn)
         join_timeout = self.config.budgets.join_timeout
         deadline = asyncio.get_running_loop().call_later(
             join_timeout, self._join_deadline, client) if join_timeout else None
@@ -304,6 +306,7 @@ class SignalingServer:
         except ConnectionClosed:
             pass
         finally:
+            self._conns.discard(conn)
             if self.keepalive is not None:
                 self.keepalive.forget(ws)
             try:
@@ -385,6 +388,14 @@ class SignalingServer:
             return [Send(client, error_message(refusal.code, refusal.message, False,
                                                refusal.retry_after))]
         return self.hub.error(client, ProtocolError(refusal.code, refusal.message))
+
+    def connections(self) -> list[_Conn]:
+        """The open WebSocket sessions of this server."""
+        return list(self._conns)
+
+    def dispatch(self, actions: list[Action]) -> None:
+        """Carry out actions of the hub asked for outside a message (cluster hand-overs)."""
+        self._dispatch(actions)
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -523,9 +534,12 @@ class SignalingServer:
             "clients": state["clients"],
             "media": state["media"],
         }
+        status, reason = 200, "OK"
         if self.cluster is not None:
-            body["cluster"] = self.cluster.health()
-        return text_response(200, "OK", json.dumps(body) + "\n", "application/json",
+            body["cluster"] = cluster = self.cluster.health()
+            if cluster["draining"]:  # a load balancer sends this node no new sockets
+                body["status"], status, reason = "draining", 503, "Service Unavailable"
+        return text_response(status, reason, json.dumps(body) + "\n", "application/json",
                              head=method == "HEAD")
 
 

@@ -3,7 +3,8 @@
 What happens around the two libraries: HTTPS (certificate files, or the cached self-signed
 one, and SIGHUP to re-read them), signals (SIGINT/SIGTERM stop cleanly), the lines that tell
 the operator where to point browsers, and a warning when other devices would be refused the
-microphone. Where media runs is decided in one place, :func:`start_media`.
+microphone. A node of a cluster (``--redis``) drains on SIGTERM: its rooms move to other
+nodes before it stops (signaling/cluster/drain.py). Where media runs is decided in one place, :func:`start_media`.
 """
 
 from __future__ import annotations
@@ -86,18 +87,26 @@ async def start_media(config: Config) -> Media:
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None,
+                drain: asyncio.Event | None = None) -> None:
     """Run media plane and signaling until SIGINT/SIGTERM (or ``stop`` is set).
 
-    SIGHUP re-reads the certificate files (e.g. after a Let's Encrypt renewal): new
+    A cluster node (``--redis``) drains on the first SIGTERM (``drain`` set, in tests):
+    its rooms move to other nodes at a quiet moment, within ``--drain-timeout``, and its
+    sockets close with 1012; a second SIGTERM, or SIGINT, stops at once. SIGHUP re-reads the certificate files (e.g. after a Let's Encrypt renewal): new
     connections get the new certificate, open ones are not touched. ``ready`` is set once
     the start-up lines are printed.
     """
     https = _https(config)
     stop = stop or asyncio.Event()
+    drain = drain or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def terminate() -> None:  # SIGTERM: drain a cluster node; stop a single server (or a second)
+        (stop if drain.is_set() or not config.redis else drain).set()
+
     # SIGHUP is always handled: `systemctl reload` must never kill a server by accident.
-    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set,
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: terminate,
                 signal.SIGHUP: lambda: _reload_certificate(https)}
     installed = []
     for signum, handler in handlers.items():
@@ -122,7 +131,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
             print(line, flush=True)
         if ready is not None:
             ready.set()
-        await stop.wait()
+        await _first(stop.wait(), drain.wait())
+        if node is not None and drain.is_set() and not stop.is_set():
+            log.info("SIGTERM: draining this node (a second SIGTERM or SIGINT stops at once)")
+            await _first(stop.wait(), node.drain(config.drain_timeout))
         log.info("shutting down")
     finally:
         if node is not None:
@@ -132,6 +144,20 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None,
         await media.close()
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until one of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:  # a drain that failed must say why
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("draining failed", exc_info=task.exception())
 
 
 async def _join_cluster(config: Config, server: SignalingServer, media: Media) -> Any:

@@ -29,7 +29,9 @@
 //
 // Media reset (`media` `reset`, docs/PROTOCOL.md): the server lost our media session but
 // kept our membership and floor, so we stay joined (RESETTING) and negotiation.js makes a
-// new peer connection whose offer goes out on the same socket, without a click.
+// new peer connection whose offer goes out on the same socket, without a click. In a
+// cluster the room itself may move to another node (its node failed or drains): a second
+// `joined` on the same socket replaces the room's state, then the `media` `reset` follows.
 
 import { Negotiation } from "./negotiation.js";
 import { backoffDelay } from "./signaling.js";
@@ -302,12 +304,20 @@ export class Session {
   }
 
   _joined(msg) {
-    if (this.phase !== Phase.CONNECTING || !msg.you || typeof msg.you.id !== "string") return [];
-    this.attempt = 0;
+    if (!msg.you || typeof msg.you.id !== "string") return [];
     const ice = {
       servers: Array.isArray(msg.ice_servers) ? msg.ice_servers : [],
       policy: msg.ice_transport_policy === "relay" ? "relay" : "all",
     };
+    if (this.joined) {
+      // Our room moved to another server of a cluster (docs/PROTOCOL.md, "joined" again):
+      // its state replaces ours (members, floor idle) and the `media` `reset` that follows
+      // makes the new peer connection, with that server's ICE settings.
+      this.media.ice = ice;
+      return [{ type: "room", message: msg }];
+    }
+    if (this.phase !== Phase.CONNECTING) return [];
+    this.attempt = 0;
     this._enter(Phase.MEDIA, "Connecting audio…");
     return [{ type: "room", message: msg }, ...this.media.open(ice)];
   }

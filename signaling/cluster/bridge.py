@@ -20,14 +20,17 @@ whose ``context`` is a :class:`RemoteContext`: the server's dispatch calls its `
 (budgets, the password gate, with the address the ingress forwarded), the room, the floor
 and the offer/answer with the owner's media plane run as for a local socket.
 
-When the two nodes may no longer agree about a socket (an envelope lost: bus.py's gaps, or
-the other node dead), the sessions they share end: the ingress closes the socket with 1012
-(service restart; the page reconnects and joins again, and the room is placed again if its
-node is gone) and the owner lets the member leave.
+When the two nodes may no longer agree about a socket (an envelope lost: bus.py's gaps),
+the sessions they share end: the ingress closes the socket with 1012 (service restart; the
+page reconnects and joins again) and the owner lets the member leave. When the owner is dead
+(or drains), its rooms change node and the sockets here follow them (handover.py).
 
 A room's claim in Redis is released once it has had no member here for RELEASE_GRACE
 seconds (:meth:`Bridge.sweep`, each heartbeat); a room we host that Redis lost (a Redis
 restart) is claimed again.
+
+(A little over 400 lines: both sides of a bridged socket, whose rules mirror each other, read
+best side by side; a room changing node is in handover.py, draining in drain.py.)
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from ..messages import ClientMessage, Join
 from ..session import Client
 from .envelope import (Accepted, Close, Envelope, EnvelopeError, Gone, Moved, Msg, Open,
                        Refused, Resume, Send, conn_id, conn_node)
+from .handover import Handover
 from .model import ClusterError
 
 if TYPE_CHECKING:
@@ -79,7 +83,12 @@ class RemoteRoomProxy:
     owner: str
     room: str
     verdict: asyncio.Future[bool]
+    name: str = ""                       # the member's name there (a resume asks for it)
     member_id: str | None = None
+    suspect_since: float | None = None   # its messages are held (handover.py)
+    listen_only: bool = False            # the member's permissions there (join token)
+    priority: int = 0
+    protected: bool = False              # its room has a password
 
 
 @dataclass(eq=False, slots=True)
@@ -128,6 +137,8 @@ class Bridge:
         self._active: dict[str, float] = {}  # room -> last placement or open seen here
         self._empty_since: dict[str, float] = {}
         self._keys_saved: dict[str, bytes] = {}  # room -> the password key written to Redis
+        self.draining = False  # takes no new rooms (drain.py)
+        self.handover = Handover(self)
 
     # -- ingress side: called by the server for each validated message -------------------
 
@@ -136,7 +147,8 @@ class Bridge:
         False: the server handles it locally, as on a single node."""
         proxy: RemoteRoomProxy | None = conn.proxy
         if proxy is not None:
-            self._to_owner(proxy, Msg(self.node_id, proxy.conn_id, message))
+            if not self.handover.held(proxy, message):
+                self.to_owner(proxy, Msg(self.node_id, proxy.conn_id, message))
             return True
         if not isinstance(message, Join) or client.member is not None:
             return False
@@ -160,37 +172,57 @@ class Bridge:
 
     async def _open(self, conn: Any, client: Client, join: Join, owner: str) -> None:
         """Ask ``owner`` to join ``conn`` to the room; wait for its verdict."""
-        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        proxy = RemoteRoomProxy(conn, conn_id(self.node_id, client.serial), owner, join.room,
-                                verdict)
-        conn.proxy = proxy
-        self._proxies[proxy.conn_id] = proxy
-        if not self._to_owner(proxy, Open(self.node_id, proxy.conn_id, conn.ip, join)):
+        proxy = self.new_proxy(conn, conn_id(self.node_id, client.serial), owner, join.room)
+        proxy.name = join.name
+        verdict = proxy.verdict
+        if not self.to_owner(proxy, Open(self.node_id, proxy.conn_id, conn.ip, join)):
             return
         try:
             await asyncio.wait_for(asyncio.shield(verdict), self.open_timeout)
         except asyncio.TimeoutError:
             log.warning("node %s did not answer a join of room %s within %g s", owner,
                         join.room, self.open_timeout)
-            self._end_proxy(proxy, tell_owner=True)
+            self.end_proxy(proxy, tell_owner=True)
             conn.enqueue(error_message("try_later", "the room's server did not answer; try "
                                        "again shortly", False, CLUSTER_RETRY))
+
+    def new_proxy(self, conn: Any, conn_name: str, owner: str, room: str,
+                  accepted: bool = False) -> RemoteRoomProxy:
+        """``conn``'s room is on ``owner`` from now on."""
+        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if accepted:
+            verdict.set_result(True)
+        proxy = RemoteRoomProxy(conn, conn_name, owner, room, verdict)
+        conn.proxy = proxy
+        self._proxies[proxy.conn_id] = proxy
+        return proxy
+
+    def proxies(self) -> list[RemoteRoomProxy]:
+        return list(self._proxies.values())
+
+    def current(self, proxy: RemoteRoomProxy) -> bool:
+        """The proxy's socket is still open and bridged through it."""
+        return self._proxies.get(proxy.conn_id) is proxy
+
+    def touch(self, room: str) -> None:
+        """A member of ``room`` is on its way here: do not release its claim."""
+        self._active[room] = time.monotonic()
 
     def socket_closed(self, conn: Any) -> None:
         """The server: a bridged socket closed."""
         proxy: RemoteRoomProxy | None = conn.proxy
         if proxy is not None:
-            self._end_proxy(proxy, tell_owner=True)
+            self.end_proxy(proxy, tell_owner=proxy.owner != self.node_id)
 
-    def _to_owner(self, proxy: RemoteRoomProxy, envelope: Envelope) -> bool:
+    def to_owner(self, proxy: RemoteRoomProxy, envelope: Envelope) -> bool:
         """Publish to the proxy's owner; on failure, end the session (False)."""
         if self._publish(proxy.owner, envelope):
             return True
-        self._lost_proxy(proxy)
+        self.lost_proxy(proxy)
         return False
 
-    def _end_proxy(self, proxy: RemoteRoomProxy, tell_owner: bool) -> None:
-        if self._proxies.get(proxy.conn_id) is not proxy:
+    def end_proxy(self, proxy: RemoteRoomProxy, tell_owner: bool) -> None:
+        if not self.current(proxy):
             return
         del self._proxies[proxy.conn_id]
         if proxy.conn.proxy is proxy:
@@ -200,9 +232,9 @@ class Bridge:
         if tell_owner:
             self._publish(proxy.owner, Gone(self.node_id, proxy.conn_id))
 
-    def _lost_proxy(self, proxy: RemoteRoomProxy) -> None:
+    def lost_proxy(self, proxy: RemoteRoomProxy) -> None:
         """The owner may have lost track of this socket: close it, the page joins again."""
-        self._end_proxy(proxy, tell_owner=True)
+        self.end_proxy(proxy, tell_owner=proxy.owner != self.node_id)
         self._close_local(proxy.conn, CLOSE_RECONNECT, "room's server unreachable")
 
     def _close_local(self, conn: Any, code: int, reason: str) -> None:
@@ -219,28 +251,31 @@ class Bridge:
             proxy.conn.enqueue(envelope.text)
         elif isinstance(envelope, Accepted):
             proxy.member_id = envelope.member_id
+            proxy.name = envelope.name or proxy.name
+            proxy.listen_only, proxy.priority = envelope.listen_only, envelope.priority
+            proxy.protected = envelope.protected
             if not proxy.verdict.done():
                 proxy.verdict.set_result(True)
         elif isinstance(envelope, Refused):
-            self._end_proxy(proxy, tell_owner=False)
+            self.end_proxy(proxy, tell_owner=False)
         elif isinstance(envelope, Close):
-            self._end_proxy(proxy, tell_owner=False)
+            self.end_proxy(proxy, tell_owner=False)
             self._close_local(proxy.conn, envelope.code, envelope.reason)
         elif isinstance(envelope, Moved):
-            # Phase 2 (docs/CLUSTER.md, draining): follow the room to its new owner.
-            log.info("room %s moved to %s; its sockets here reconnect", envelope.room,
-                     envelope.owner)
-            self._lost_proxy(proxy)
+            if proxy.member_id is None or envelope.room != proxy.room:
+                self.lost_proxy(proxy)  # not a member there yet: it joins again
+            else:  # a drain moved the room: the socket follows it (handover.py)
+                self.handover.follow(proxy, envelope.owner, "room_moved")
 
     # -- owner side --------------------------------------------------------------------------
 
     def _from_ingress(self, envelope: Envelope) -> None:
-        if isinstance(envelope, Open):
+        if isinstance(envelope, (Open, Resume)):
             if envelope.conn in self._remotes:
                 self.dropped += 1  # opened already
                 return
-            ctx = RemoteContext(self, envelope.sender, envelope.conn, envelope.ip,
-                                envelope.join.room)
+            room = envelope.join.room if isinstance(envelope, Open) else envelope.room
+            ctx = RemoteContext(self, envelope.sender, envelope.conn, envelope.ip, room)
             ctx.client = self.server.hub.connect(ctx)
             self._remotes[ctx.conn] = ctx
             self._active[ctx.room] = time.monotonic()
@@ -250,11 +285,6 @@ class Bridge:
                 self.dropped += 1
                 return
             ctx = found
-        if isinstance(envelope, Resume):
-            # Phase 2 (re-placement after a node failure): not spoken yet; end the session.
-            self.to_ingress(ctx, Close(self.node_id, ctx.conn, CLOSE_RECONNECT, "resume"))
-            self.forget_remote(ctx)
-            return
         ctx.inbox.append(envelope)
         if ctx.worker is None:
             ctx.worker = asyncio.create_task(self._work(ctx))
@@ -268,6 +298,8 @@ class Bridge:
                     self.forget_remote(ctx)
                 elif isinstance(envelope, Open):
                     await self._join(ctx, envelope)
+                elif isinstance(envelope, Resume):
+                    await self.handover.resume(ctx, envelope)
                 elif isinstance(envelope, Msg):
                     assert ctx.client is not None
                     await self.server.handle(ctx.ip, ctx.client, envelope.message,
@@ -283,7 +315,8 @@ class Bridge:
         client = ctx.client
         assert client is not None
         room = envelope.join.room
-        if self.server.registry.get(room) is None and not await self._still_ours(room):
+        if self.server.registry.get(room) is None and (self.draining
+                                                       or not await self._still_ours(room)):
             client.context.enqueue(error_message(
                 "try_later", "the room moved while you joined; try again", False,
                 CLUSTER_RETRY))
@@ -293,7 +326,10 @@ class Bridge:
             return  # refused for good (a fatal error): ``close`` went out already
         member = client.member
         if member is not None:
-            self.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id, member.room_id))
+            room = self.server.registry.get(member.room_id)
+            self.to_ingress(ctx, Accepted(self.node_id, ctx.conn, member.id, member.room_id,
+                                          member.name, member.listen_only, member.priority,
+                                          bool(room and room.password_protected)))
         else:
             self.to_ingress(ctx, Refused(self.node_id, ctx.conn))
             self.forget_remote(ctx)
@@ -333,18 +369,26 @@ class Bridge:
             self._from_ingress(envelope)
 
     def on_gap(self, node: str | None) -> None:
-        """The bus: envelopes to or from ``node`` (None: any node) may have been lost."""
-        self.end_sessions_with(node, "envelopes lost")
+        """The bus: envelopes to or from ``node`` (None: any node) may have been lost. The
+        sockets bridged to ``node`` wait for the sweep to say whether it died (their room
+        is then placed again) or not (they close)."""
+        if node is None:
+            self.end_sessions_with(None, "envelopes lost")
+        else:
+            self.handover.suspect(node)
+            self.end_sessions_with(node, "envelopes lost", proxies=False)
 
-    def end_sessions_with(self, node: str | None, why: str) -> None:
-        """End every session shared with ``node`` (None: with every node)."""
-        proxies = [p for p in self._proxies.values() if node is None or p.owner == node]
+    def end_sessions_with(self, node: str | None, why: str, proxies: bool = True) -> None:
+        """End every session shared with ``node`` (None: with every node); ``proxies``
+        False: only those of its sockets whose room is here."""
+        ended = [p for p in self._proxies.values()
+                 if proxies and (node is None or p.owner == node)]
         remotes = [c for c in self._remotes.values() if node is None or c.node == node]
-        if proxies or remotes:
+        if ended or remotes:
             log.warning("ending %d bridged socket(s) and %d remote member(s) shared with %s: %s",
-                        len(proxies), len(remotes), node or "every node", why)
-        for proxy in proxies:
-            self._lost_proxy(proxy)
+                        len(ended), len(remotes), node or "every node", why)
+        for proxy in ended:
+            self.lost_proxy(proxy)
         for ctx in remotes:
             self.to_ingress(ctx, Close(self.node_id, ctx.conn, CLOSE_RECONNECT,
                                        "room's server lost contact"))
@@ -363,14 +407,16 @@ class Bridge:
     # -- housekeeping (node.py, each heartbeat) ------------------------------------------------
 
     async def sweep(self) -> None:
-        """End sessions with dead nodes; release the claims of rooms empty here for
-        RELEASE_GRACE s; claim again the rooms we host that Redis forgot."""
+        """Members whose socket was on a dead node leave; sockets here whose room was on a
+        dead node follow it to its new node (handover.py); release the claims of rooms empty
+        here for RELEASE_GRACE s; claim again the rooms we host that Redis forgot."""
         peers = {p.owner for p in self._proxies.values()}
         peers.update(c.node for c in self._remotes.values())
         if peers:
             alive = await self.store.alive(peers)
             for node in sorted(peers - alive):
-                self.end_sessions_with(node, "its node is gone")
+                self.end_sessions_with(node, "its node is gone", proxies=False)
+            await self.handover.sweep(alive)
         owned = await self.store.rooms_of(self.node_id)
         hosted = {room.id for room in self.server.registry.rooms()}
         now = time.monotonic()
@@ -415,9 +461,10 @@ class Bridge:
         node = self.store.node
         return {
             "node_id": self.node_id,
-            "draining": bool(node is not None and node.draining),
+            "draining": self.draining or bool(node is not None and node.draining),
             "redis_ok": bool(self.store.redis_ok and self.bus_ok()),
             "owned_rooms": len(self.server.registry),
             "bridged_clients": len(self._proxies),
             "remote_members": len(self._remotes),
+            "resumed": self.handover.resumed,
         }

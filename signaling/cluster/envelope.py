@@ -20,18 +20,20 @@ ingress -> owner (the room's node), ``conn`` is the sender's own:
   for the owner's per-address budgets and password backoff.
 * ``msg`` {message}: a later client message (``offer``, ``floor_request``, ...).
 * ``gone`` {}: the socket closed.
-* ``resume`` {ip, member_id, name, room}: re-join after the room moved (no password check:
-  the member passed it before).
+* ``resume`` {ip, member_id, name, room, reason}: re-join after the room moved (a drain's ``moved``,
+  or its node failed; no password check: the member passed it before).
 
 owner -> ingress, ``conn`` is the receiver's:
 
-* ``accepted`` {member_id, room}: the join went through; the socket is a member now.
+* ``accepted`` {member_id, room, name}: the join (or resume) went through; the socket is a
+  member now, called ``name`` (optional: what a later ``resume`` asks for).
 * ``refused`` {}: the join did not go through (the error came as a ``send`` before it); the
   owner forgot ``conn``, the socket stays open and may join again.
 * ``send`` {text}: write this text frame to the socket.
 * ``close`` {code, reason}: close the socket (after the ``send``s before it); the owner
   forgot ``conn``.
-* ``moved`` {room, owner, epoch}: the room now lives on ``owner``.
+* ``moved`` {room, owner, epoch}: the room now lives on ``owner`` (a drain moved it): the
+  ingress resumes the socket there.
 
 Client messages inside ``open`` and ``msg`` go through the same validation as a browser's
 frame (``parse_client_message``), so an owner never sees a message its own sockets could not
@@ -49,10 +51,12 @@ from typing import Any
 from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorRequest, Join,
                         Offer, Ping, ProtocolError, parse_client_message, validate_name,
                         validate_room)
+from ..tokens import MAX_PRIORITY
 from .model import NODE_ID_RE
 
 __all__ = ["Accepted", "Close", "ENVELOPE_VERSION", "Envelope", "EnvelopeError", "Gone",
-           "MAX_ENVELOPE_BYTES", "MAX_SEQ", "Moved", "Msg", "Open", "Refused", "Resume", "Send",
+           "MAX_ENVELOPE_BYTES", "MAX_SEQ", "Moved", "Msg", "Open", "RESUME_REASONS", "Refused",
+           "Resume", "Send",
            "conn_id", "conn_node", "decode", "encode", "message_dict"]
 
 ENVELOPE_VERSION = 1
@@ -63,6 +67,8 @@ MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES + 4096
 MAX_SEQ = 2**53
 #: An address as the WebSocket layer reports it (IPv6 with a zone id: ~50 characters).
 MAX_IP_CHARS = 64
+#: Why a member resumes on another node: a drain moved its room, or the room's node died.
+RESUME_REASONS = ("room_moved", "node_failed")
 #: RFC 6455: a close reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
 _CONN_RE = re.compile(r"([a-z0-9][a-z0-9_-]{0,63})/([1-9][0-9]{0,17})")
@@ -104,12 +110,20 @@ class Resume(Envelope):
     member_id: str
     name: str
     room: str
+    reason: str = "room_moved"  # why: RESUME_REASONS (the member's ``media`` ``reset`` says it)
+    listen_only: bool = False   # the member's permissions from its join token (tokens.py)
+    priority: int = 0
+    protected: bool = False     # the room has a password: never re-created without its key
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted(Envelope):
     member_id: str
     room: str
+    name: str | None = None  # the member's name in the room (absent from older nodes)
+    listen_only: bool = False  # its permissions, which a later ``resume`` must keep
+    priority: int = 0
+    protected: bool = False  # the room has a password (a later ``resume`` says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +200,15 @@ def encode(envelope: Envelope, seq: int) -> bytes:
         data["message"] = message_dict(envelope.message)
     elif isinstance(envelope, Resume):
         data.update(ip=envelope.ip, member_id=envelope.member_id, name=envelope.name,
-                    room=envelope.room)
+                    room=envelope.room, reason=envelope.reason,
+                    listen_only=envelope.listen_only, priority=envelope.priority,
+                    protected=envelope.protected)
     elif isinstance(envelope, Accepted):
         data.update(member_id=envelope.member_id, room=envelope.room)
+        if envelope.name is not None:
+            data["name"] = envelope.name
+        data.update(listen_only=envelope.listen_only, priority=envelope.priority,
+                    protected=envelope.protected)
     elif isinstance(envelope, Send):
         data["text"] = envelope.text
     elif isinstance(envelope, Close):
@@ -263,12 +283,19 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
     if cls is Msg:
         return Msg(sender, conn, _client_message(data.get("message")))
     if cls is Resume:
+        reason = data.get("reason", "room_moved")
+        if reason not in RESUME_REASONS:
+            raise EnvelopeError(f"bad resume reason {_short(reason)}")
         return Resume(sender, conn, _ip(data.get("ip")), _member(data.get("member_id")),
                       _checked(validate_name, data.get("name"), "name"),
-                      _checked(validate_room, data.get("room"), "room"))
+                      _checked(validate_room, data.get("room"), "room"), str(reason),
+                      *_permissions(data), _flag(data, "protected"))
     if cls is Accepted:
+        name = data.get("name")
         return Accepted(sender, conn, _member(data.get("member_id")),
-                        _checked(validate_room, data.get("room"), "room"))
+                        _checked(validate_room, data.get("room"), "room"),
+                        None if name is None else _checked(validate_name, name, "name"),
+                        *_permissions(data), _flag(data, "protected"))
     if cls is Send:
         text = data.get("text")
         if not isinstance(text, str) or not text:
@@ -290,6 +317,22 @@ def _body(cls: type[Envelope], data: dict[str, Any], sender: str, conn: str) -> 
         return Moved(sender, conn, _checked(validate_room, data.get("room"), "room"),
                      _node(data.get("owner"), "owner"), epoch)
     return cls(sender, conn)  # Gone, Refused: nothing more
+
+
+def _permissions(data: dict[str, Any]) -> tuple[bool, int]:
+    """A member's ``listen_only`` and ``priority`` (signaling/tokens.py); absent: none."""
+    priority = data.get("priority", 0)
+    if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+        raise EnvelopeError(f"bad priority {_short(priority)}")
+    return _flag(data, "listen_only"), priority
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    """An optional boolean field (absent: false)."""
+    value = data.get(key, False)
+    if type(value) is not bool:
+        raise EnvelopeError(f"{key} must be true or false")
+    return value
 
 
 def _client_message(value: object) -> ClientMessage:

@@ -6,11 +6,11 @@ to the node's own channel, hang the bridge on the server (``server.cluster``), a
 register the node with its first heartbeat, so that no other node places a room here or
 sends us an envelope before we can take it. Each heartbeat writes the node's load; a sweep
 after each one ends sessions shared with dead nodes and releases the claims of rooms that
-emptied (bridge.py). :meth:`ClusterNode.close` stops in the reverse order and removes the
-node's record, so that the others see it gone at once.
-
-Phase 2 of docs/CLUSTER.md (re-placing a dead node's rooms with ``resume``, draining on
-SIGTERM) hooks in here.
+emptied (bridge.py), and places again the rooms of dead owners that sockets here were
+bridged to (handover.py). :meth:`ClusterNode.drain` moves the node's rooms elsewhere and
+closes its sockets (drain.py: what ``walkie serve`` does on SIGTERM). :meth:`ClusterNode.close`
+stops in the reverse order of the start and removes the node's record, so that the others
+see it gone at once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge import Bridge
 from .bus import RedisBus
+from .drain import drain
 from .model import ClusterError, NodeInfo, NodeLoad, new_node_id
 from .store import DEFAULT_HEARTBEAT, DEFAULT_NODE_TTL, DEFAULT_PREFIX, RedisStore, redacted
 
@@ -100,11 +101,18 @@ class ClusterNode:
                         cpu_percent=_cpu_percent(self.server.media),
                         capacity_rooms=self.settings.room_capacity)
 
+    async def drain(self, timeout: float) -> int:
+        """Move every room of this node to other nodes (at a quiet moment, or anyway after
+        ``timeout`` seconds) and close this node's sockets (1012); the rooms moved. The node
+        stays registered, as draining, until :meth:`close`."""
+        return await drain(self.bridge, timeout)
+
     async def close(self) -> None:
         """Leave the cluster: stop sweeping, end bridged sessions, remove our record."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.bridge.handover.close()
         self.bridge.end_sessions_with(None, "node stopping")
         self.server.cluster = None
         await self.bus.close()

@@ -181,6 +181,28 @@ def test_reset_reoffers_on_the_same_socket_and_keeps_the_room(page) -> None:
     assert connected["offersSent"] == 2 and ready["offersSent"] == 1
 
 
+def test_a_second_joined_replaces_the_room_and_the_reset_uses_the_new_nodes_ice(page) -> None:
+    # A cluster moved the room to another node (its node failed, or drained): that node
+    # sends `joined` again on the same socket, then `media` `reset`.
+    ice = [{"urls": "turn:127.0.0.2:3478", "username": "9:me", "credential": "other"}]
+    again = {**JOINED_MSG, "members": [{"id": "me", "name": "Ann"}, {"id": "b", "name": "Bo"}],
+             "ice_servers": ice}
+    failed = msg({"type": "media", "state": "reset", "reason": "node_failed"})
+    records = run(page, [*TO_READY, msg(again), failed, *REOFFER])
+    ready, joined, reset, offer, answer, connected = records[6:]
+    socket = action(records[1], "openSocket")["socket"]
+    # the room's new state goes to the room and the floor machine; nothing else happens yet
+    assert joined["actions"] == [{"type": "room", "message": again}]
+    assert joined["phase"] == "ready" and joined["canTalk"]
+    assert types(reset) == ["closePeer", "openPeer"]
+    assert action(reset, "openPeer")["iceServers"] == ice  # the new node's TURN credentials
+    assert offer["actions"][0]["socket"] == socket  # the same socket
+    assert connected["phase"] == "ready" and connected["resets"] == 1
+    # a `joined` that makes no sense is still ignored
+    bad = run(page, [*TO_READY, msg({"type": "joined", "you": None})])[-1]
+    assert bad["actions"] == [] and bad["phase"] == "ready"
+
+
 def test_reset_while_talking_carries_the_mic_into_the_new_peer_connection(page) -> None:
     steps = [*TO_READY, ["setMic", True], RESET, ["setMic", False], ["setMic", True], *REOFFER,
              ["setMic", False]]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from signaling.cluster import NodeInfo, RedisStore
+from tests.signaling.conftest import WsClient
 
 from .helpers import TIMEOUT, MakeStore, flush
 from .redis_server import REDIS_SERVER, RedisServer
@@ -78,3 +79,12 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     yield make
     for store in made:
         await store.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[WsClient]]:
+    """Protocol clients a test opened (``test_bridge.ws_client``), closed at the end."""
+    opened: list[WsClient] = []
+    yield opened
+    for client in opened:
+        await client.ws.close()

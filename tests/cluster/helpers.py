@@ -44,3 +44,12 @@ async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"never happened: {what}")
         await asyncio.sleep(0.05)
+
+
+async def until(condition: Callable[[], bool], what: str, deadline: float = 15.0) -> None:
+    """Wait until ``condition()`` holds; fail naming ``what`` after a generous deadline."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline
+    while not condition():
+        assert loop.time() < give_up, f"never true: {what}"
+        await asyncio.sleep(0.02)

@@ -9,6 +9,7 @@ across machines.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from signaling.cluster.node import ClusterNode, NodeSettings
 from signaling.server import ServerConfig, SignalingServer
 
 __all__ = ["Node", "start_node", "running_nodes"]
+
+#: Seconds a node gets to stop at the end of a test (a generous bound, not a measurement).
+CLOSE_WITHIN = 30.0
 
 
 @dataclass
@@ -39,10 +43,29 @@ class Node:
         host, port = self.server.address
         return f"http://{host}:{port}"
 
+    killed: bool = False
+
     def hosts(self, room: str) -> bool:
         return self.server.registry.get(room) is not None
 
+    async def kill(self) -> None:
+        """What kill -9 does to a node, in-process: no goodbye (its record in Redis expires
+        after the TTL, its channel loses its subscriber), its sockets and UDP port vanish."""
+        self.killed = True
+        cluster = self.cluster
+        if cluster._sweeper is not None:
+            cluster._sweeper.cancel()
+        await cluster.store.stop_heartbeat()
+        for conn in self.server.connections():
+            conn.ws.transport.abort()
+        await cluster.bus.close()
+        await self.server.close()
+        await self.router.close()
+
     async def close(self) -> None:
+        if self.killed:
+            await self.cluster.store.close()
+            return
         await self.cluster.close()
         await self.server.close()
         await self.router.close()
@@ -73,5 +96,5 @@ async def running_nodes(redis_url: str, count: int, **server: object) -> AsyncIt
             nodes.append(await start_node(redis_url, f"node-{i + 1}", **server))
         yield nodes
     finally:
-        for node in nodes:
-            await node.close()
+        for node in nodes:  # bounded: a node that cannot stop fails the test, never hangs it
+            await asyncio.wait_for(node.close(), CLOSE_WITHIN)

@@ -14,15 +14,14 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import connect
 
-from bench.audio import encode_loop
-from bench.client import SyntheticClient
-from bench.context import BenchContext
 from signaling.cluster import envelope as env
 from signaling.messages import Ping
 from tests.signaling.conftest import WsClient
 
+from .helpers import until
 from .nodes import Node, running_nodes
 from .redis_server import RedisServer
+from .talk import synthetic_users, talk_and_hear
 
 #: Generous bound for a condition to come true on a loaded 2-core machine (not a measurement).
 DEADLINE = 15.0
@@ -42,26 +41,10 @@ async def nodes_own_redis(own_redis: RedisServer) -> AsyncIterator[list[Node]]:
         yield started
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[WsClient]]:
-    opened: list[WsClient] = []
-    yield opened
-    for client in opened:
-        await client.ws.close()
-
-
 async def ws_client(node: Node, opened: list[WsClient]) -> WsClient:
     client = WsClient(await connect(node.ws_url, open_timeout=DEADLINE))
     opened.append(client)
     return client
-
-
-async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not condition():
-        assert loop.time() < deadline, f"never true: {what}"
-        await asyncio.sleep(0.02)
 
 
 def owners(nodes: list[Node], room: str) -> list[str]:
@@ -119,7 +102,7 @@ async def test_errors_from_the_owner_reach_a_bridged_socket(
     dee = await ws_client(nodes[2], clients)
     joined = await dee.join("locked", "Dee", password="right horse")
     assert [m["name"] for m in joined["members"]] == ["Ann", "Dee"]
-    await dee.ping()  # pings of a bridged socket are answered by the owner
+    await dee.ping()  # pings of a bridged socket are answered by its ingress (handover.py)
     await dee.send({"type": "join", "room": "locked", "name": "Dee"})
     assert (await dee.expect("error"))["code"] == "already_joined"
 
@@ -249,42 +232,15 @@ async def _joined_or_error(client: WsClient) -> dict[str, object]:
 
 
 async def test_each_listener_receives_the_talker_through_three_nodes(nodes: list[Node]) -> None:
-    ctx = BenchContext(encode_loop("tone", 0.4), sample_every=1, shared_socket=True)
-    users = [SyntheticClient(ctx, "radio", f"user {i}") for i in range(3)]
-    try:
+    async with synthetic_users("radio", 3) as users:
         for user, node in zip(users, nodes):
             await user.join(node.ws_url, node.origin, DEADLINE)
         assert owners(nodes, "radio") == [nodes[0].id]
         # the media of every member, bridged or not, is on the owner's router
         assert nodes[0].router.stats()["connected_peers"] == 3
         assert nodes[1].router.stats()["connected_peers"] == 0
-        talker, listeners = users[2], users[:2]  # the talker joined through node 3
-        talker.start_talking()
-        verdict, _ = await talker.request_floor()
-        assert verdict == "granted"
-        first = talker.granted()
-        for tick in range(50):
-            talker.send_frame(tick)
-            await asyncio.sleep(0.02)
-        last = talker.stop_talking()
-        await until(lambda: all(_received(u, talker) >= set(range(first, last + 1))
-                                for u in listeners), "every listener got every packet")
-    finally:
-        for user in users:
-            await user.close()
-        if ctx.mux is not None:
-            ctx.mux.close()
+        listeners = users[:2]
+        await talk_and_hear(users[2], listeners)  # the talker joined through node 3
     for listener in listeners:
         mon = listener.monitor
         assert mon is not None and not mon.failures and mon.unmatched == 0
-
-
-def _received(listener: SyntheticClient, talker: SyntheticClient) -> set[int]:
-    """The talker's sequence numbers this listener received so far (the open run too)."""
-    mon = listener.monitor
-    if mon is None:
-        return set()
-    runs = list(mon.runs)
-    if mon.run_first >= 0:
-        runs.append((mon.cur_csrc, mon.run_first, mon.run_last))
-    return {seq for csrc, a, b in runs if csrc == talker.ssrc for seq in range(a, b + 1)}

@@ -29,6 +29,9 @@ GOOD = [
     env.Send(B, CONN, '{"type":"pong"}'),
     env.Close(B, CONN, 1008, "bad_password"),
     env.Moved(B, CONN, "ops-1", "node-c", 3),
+    # a member's name and token permissions, which a resume after a move must keep
+    env.Resume(A, CONN, "::1", "Ab_9-xYz", "Ann", "ops-1", "node_failed", True, 200),
+    env.Accepted(B, CONN, "Ab_9-xYz", "ops-1", "Ann (2)", True, 7),
 ]
 
 
@@ -92,6 +95,10 @@ def test_envelope_fields_are_checked(changes: dict[str, object], why: str) -> No
     (GOOD[12], {"code": 999}), (GOOD[12], {"code": 1008.0}), (GOOD[12], {"code": True}),
     (GOOD[12], {"reason": "x" * 124}),
     (GOOD[13], {"epoch": 0}), (GOOD[13], {"epoch": "3"}), (GOOD[13], {"owner": "?"}),
+    (GOOD[14], {"reason": "bored"}), (GOOD[14], {"reason": None}),
+    (GOOD[14], {"listen_only": 1}), (GOOD[14], {"priority": 256}),
+    (GOOD[14], {"priority": True}), (GOOD[15], {"name": ""}), (GOOD[15], {"priority": -1}),
+    (GOOD[15], {"listen_only": "yes"}),
 ])
 def test_each_kinds_fields_are_checked(envelope: env.Envelope, changes: dict[str, object]) -> None:
     reason(mutate(envelope, **changes))

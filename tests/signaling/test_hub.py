@@ -392,3 +392,38 @@ async def test_unusable_offers_are_fatal_but_a_restarting_media_plane_is_not_cou
         assert error["code"] == "bad_offer" and error["fatal"] is (i == MAX_BAD_OFFERS)
     assert [a_.code for a_ in actions if isinstance(a_, Close)] == [CLOSE_FATAL]
     assert a.closed and a.member is None
+
+
+async def test_a_room_handed_over_and_resumed_elsewhere_keeps_ids_names_and_permissions(
+        media: SpeakerLog) -> None:
+    """A cluster moves a room (docs/CLUSTER.md): the old node's hub hands it over silently
+    (a holder is told ``room_moved``), the new node's hub resumes each member with its id,
+    name and token permissions, a ``joined`` and a ``media`` ``reset``."""
+    old, _ = make_hub(media)
+    ann, bob = join(old, "Ann"), join(old, "Bob")
+    old.receive(bob, FloorRequest())
+    actions, members = old.hand_over("r", "room_moved")
+    assert sent(actions, bob) == [{"type": "floor_revoked", "reason": "room_moved"}]
+    assert sent(actions, ann) == []  # nobody is told anyone left
+    assert [c for c, _ in members] == [ann, bob] and old.registry.get("r") is None
+    assert ann.member is None and bob.member is None
+    new, _ = make_hub(media)
+    key = new.registry.password_key("r", "pw")
+    moved = {}
+    for client, member in members:
+        moved[member.name] = fresh = new.connect()
+        listen_only = member.name == "Bob"
+        actions = new.resume(fresh, "r", member.id, member.name, key, "node_failed",
+                             listen_only=listen_only, priority=3)
+        assert types(actions, fresh) == ["joined", "media"]
+        joined, reset = sent(actions, fresh)
+        assert joined["you"] == member.public() and joined["password_protected"] is True
+        assert reset == {"type": "media", "state": "reset", "reason": "node_failed"}
+    # Bob's token let him listen only: still so after the move
+    denied = new.receive(moved["Bob"], FloorRequest())
+    assert sent(denied, moved["Bob"])[0]["reason"] == "listen_only"
+    # the password key came along: a join with another password is refused
+    late = new.connect()
+    refused = new.receive(late, Join("r", "Cy", "other"),
+                          new.registry.password_key("r", "other"))
+    assert sent(refused, late)[0]["code"] == "bad_password"

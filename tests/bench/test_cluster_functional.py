@@ -55,8 +55,8 @@ def test_two_rooms_of_three_over_three_nodes(tmp_path: Path) -> None:
 def test_a_node_killed_or_drained_its_members_are_back_with_audio(tmp_path: Path, attack: str) -> None:
     """The bench's ``--attack kill-node`` / ``drain-node`` on 3 nodes: the node owning the most
     rooms gets SIGKILL (its whole tree) or SIGTERM; every member of its rooms is back in its
-    room with media, with no action (re-offer on ``media reset``, or reconnect), and hears a
-    talker again; its rooms end on live nodes. No figure is judged."""
+    room with media, with no action (re-offer on ``media reset``, or reconnect); in each of
+    its rooms someone hears a talker again; its rooms end on live nodes. No figure is judged."""
     r = run_bench(
         ["--cluster", "3", "--rooms", "3", "--users", "3", "--duration", "20", "--talk", "1", "2",
          "--attack", attack, "--attack-after", "3", "--attack-seconds", "10",

@@ -59,6 +59,8 @@ class ClusterNode:
         self.bus = bus
         self.bridge = bridge
         self._sweeper: asyncio.Task[None] | None = None
+        #: set by close(): the sweeper's loop ends on it (see _sweep_forever)
+        self._stopping = False
 
     @property
     def node_id(self) -> str:
@@ -109,6 +111,7 @@ class ClusterNode:
 
     async def close(self) -> None:
         """Leave the cluster: stop sweeping, end bridged sessions, remove our record."""
+        self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -119,8 +122,12 @@ class ClusterNode:
         await self.store.close()
 
     async def _sweep_forever(self) -> None:
+        """Sweep every heartbeat until close(). The loop ends on ``_stopping`` as well as on
+        the cancellation: redis 5.0.0 can turn a cancellation that lands in a command into a
+        connection error, which the loop survives by design, so the cancellation alone
+        could be lost and close() would wait for ever."""
         failing = False
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.heartbeat)
             try:
                 await self.bridge.sweep()

@@ -10,10 +10,10 @@ Two kinds of figures, kept apart on purpose:
 * **State and the media plane's counters** (rooms, members, peers, packets, bytes, drops by
   reason, worker restarts and CPU) and the webhooks' delivery counters are read when
   Prometheus scrapes, from the same snapshots ``/healthz`` shows: the media workers'
-  periodic reports (sfu/pool), the webhook sender's counters (``webhooks.py``, label
-  ``host``: a URL's host and port only, since its path or query may hold a secret). Nothing is added to
-  the media plane's hot path beyond the counters it keeps anyway, and a scrape never waits
-  for a worker. Every worker is its own series (label ``worker``): a restarted worker's
+  periodic reports (sfu/pool), the webhook sender's counters (``webhooks.py``; label
+  ``host``: a URL's host and port only, since its path or query may hold a secret).
+  Nothing is added to the media plane's hot path beyond the counters it keeps anyway, and
+  a scrape never waits for a worker. Every worker is its own series (label ``worker``): a restarted worker's
   counters start from zero again, which Prometheus treats as a counter reset of that series.
 
 A registry per server (not the library's global one), so that several servers in one process

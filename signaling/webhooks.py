@@ -14,7 +14,9 @@ Two halves, kept apart:
   receiver refused it). Each request has :data:`TIMEOUT` seconds in all. The queue is
   **bounded** (:data:`MAX_QUEUED` events per URL): beyond it new events are dropped,
   counted and logged, so a dead receiver costs memory up to the bound and never blocks or
-  slows signaling (``submit`` only appends to a deque).
+  slows signaling (``submit`` only appends to a deque). Its counters (delivered, failed
+  attempts, retries, given up, dropped, queued) are kept per URL and shown per URL host
+  (:func:`url_host`) in ``/metrics``; logs name a URL by its host too.
 
 Signature (docs/DEPLOY.md, "Webhooks"): ``X-Walkie-Timestamp: <unix seconds>`` and
 ``X-Walkie-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``; the

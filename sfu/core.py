@@ -126,6 +126,9 @@ class MediaCore:
         self.bytes_received = 0
         self.srtp_auth_failures = 0  # RTP from a known peer that failed SRTP authentication
         self.rtp_not_speaker = 0  # RTP from a non-speaker: kept as pre-roll, not forwarded
+        #: RTP from a peer our answer let only listen (listen-only member, or a recvonly
+        #: offer): dropped unread (sfu/sdp/answer.py ``answer_direction``)
+        self.rtp_not_sending = 0
         self.payload_bytes_forwarded = 0  # Opus payload octets sent, summed over listeners
         self.dropped_unknown_kind = 0
         self.dropped_unknown_source = 0
@@ -306,6 +309,10 @@ class MediaCore:
 
     def _on_rtp(self, peer: Peer, data: bytes, now: float) -> None:
         """HOT PATH: unprotect once, then forward (speaker) or keep as pre-roll (others)."""
+        if not peer.sends_audio:  # a listen-only member: nothing it sends is ever used
+            peer.rtp_dropped_not_sending += 1
+            self.rtp_not_sending += 1
+            return  # before SRTP and the cap, like the cap's own drops: costs nothing more
         cap = peer.uplink_cap
         if not cap.admit(now, len(data)):
             return  # over this peer's uplink cap: dropped before SRTP, counted by the cap
@@ -481,6 +488,7 @@ class MediaCore:
             "bytes_received": self.bytes_received,
             "srtp_auth_failures": self.srtp_auth_failures,
             "rtp_not_speaker": self.rtp_not_speaker,
+            "rtp_not_sending": self.rtp_not_sending,
             "payload_bytes_forwarded": self.payload_bytes_forwarded,
             "dropped_unknown_kind": self.dropped_unknown_kind,
             "dropped_unknown_source": self.dropped_unknown_source,

@@ -25,7 +25,7 @@ from .ice import IceLiteSession
 from .reports import RtcpReports
 from .rewriter import DownlinkStream, ListenerHeader
 from .rtcp import RtcpError
-from .sdp import AudioSelection
+from .sdp import AudioSelection, answer_direction
 from .srtp import SrtpError, SrtpSession
 from .transmit import Destination
 from .uplinkcap import UplinkCap
@@ -85,6 +85,7 @@ class Peer:
         "_heard",
         "_listening_since",
         "rtp_dropped_not_speaker",
+        "rtp_dropped_not_sending",
         "rtp_tail_forwarded",
         "srtp_errors",
         "rtp_errors",
@@ -135,8 +136,11 @@ class Peer:
             selection.mid,
         )
         self.audio_level_id = selection.audio_level_id or 0
-        self.sends_audio = selection.direction in ("sendrecv", "sendonly")
-        self.receives_audio = selection.direction in ("sendrecv", "recvonly")
+        # What our answer allows (sfu/sdp/answer.py): a peer that may not send (a listen-only
+        # member, or an offer that sends nothing) has its RTP dropped before SRTP.
+        direction = answer_direction(selection)
+        self.sends_audio = direction in ("sendrecv", "recvonly")
+        self.receives_audio = direction in ("sendrecv", "sendonly")
         #: RTCP in and out (sfu/reports.py); ``track_uplink`` is its per-packet entry
         self.rtcp = RtcpReports(self.header.ssrc, f"walkie-{secrets.token_hex(4)}", rng)
         self.track_uplink = self.rtcp.track_uplink
@@ -159,6 +163,7 @@ class Peer:
         self._heard = (0, 0)
         self._listening_since: tuple[int, int] | None = None
         self.rtp_dropped_not_speaker = 0
+        self.rtp_dropped_not_sending = 0  # RTP although our answer did not let it send
         self.rtp_tail_forwarded = 0  # forwarded after its floor ended (sfu/room.py TAIL_SECONDS)
         self.srtp_errors = 0
         self.rtp_errors = 0
@@ -389,6 +394,7 @@ class Peer:
             "rtp_forwarded_in": self.rtp_forwarded_in,
             "rtp_sent": packets,
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
+            "rtp_dropped_not_sending": self.rtp_dropped_not_sending,
             "rtp_tail_forwarded": self.rtp_tail_forwarded,
             "uplink_dropped_packet_rate": drops.packet_rate,
             "uplink_dropped_byte_rate": drops.byte_rate,

@@ -163,15 +163,18 @@ class Router:
         """Call ``callback(event)`` for every :class:`PeerEvent` (on the event loop thread)."""
         self._listeners.append(callback)
 
-    def add_peer(self, peer_id: str, room_id: str, offer_sdp: str) -> str:
+    def add_peer(self, peer_id: str, room_id: str, offer_sdp: str, *,
+                 listen_only: bool = False) -> str:
         """Accept a browser's SDP offer for ``room_id`` and return our SDP answer.
 
+        ``listen_only``: the peer only hears the room; the answer does not let it send
+        (``a=sendonly``) and any RTP it sends anyway is dropped and counted.
         Raises :class:`OfferError` with a clear reason when the offer cannot be served, and
         ``ValueError`` when ``peer_id`` is already in use. Nothing changes on error.
         """
         try:
             offer = parse_offer(offer_sdp)
-            selection = select_audio(offer)
+            selection = select_audio(offer, listen_only=listen_only)
         except SdpError as exc:
             raise OfferError(str(exc)) from None
         local = self.open_peer(peer_id, room_id, selection)
@@ -181,9 +184,10 @@ class Router:
             self.remove_peer(peer_id)
             raise OfferError(str(exc)) from None
 
-    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str) -> str:
+    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str, *,
+                        listen_only: bool = False) -> str:
         """:meth:`add_peer` behind the asynchronous control API that signaling uses."""
-        return self.add_peer(peer_id, room_id, offer_sdp)
+        return self.add_peer(peer_id, room_id, offer_sdp, listen_only=listen_only)
 
     def open_peer(self, peer_id: str, room_id: str, selection: AudioSelection) -> LocalParams:
         """Create the transport for an offer already parsed and selected; return our side.

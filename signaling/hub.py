@@ -392,7 +392,8 @@ class Hub:
             room.floor.media_lost(member.id, self.clock())
             self._sync_speaker(room)
         client.offer_pending = next(self._offers)
-        return [Negotiate(client, client.offer_pending, member.id, member.room_id, msg.sdp)]
+        return [Negotiate(client, client.offer_pending, member.id, member.room_id, msg.sdp,
+                          member.listen_only)]
 
     def _leave(self, client: Client) -> list[Action]:
         member = client.member

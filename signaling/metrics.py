@@ -8,10 +8,12 @@ Two kinds of figures, kept apart on purpose:
   stays free of any metrics library: it talks to an ``Observer``, and :data:`NO_OBSERVER`
   does nothing.
 * **State and the media plane's counters** (rooms, members, peers, packets, bytes, drops by
-  reason, worker restarts and CPU) are read when Prometheus scrapes, from the same snapshots
-  ``/healthz`` shows: the media workers' periodic reports (sfu/pool). Nothing is added to
-  the media plane's hot path beyond the counters it keeps anyway, and a scrape never waits
-  for a worker. Every worker is its own series (label ``worker``): a restarted worker's
+  reason, worker restarts and CPU) and the webhooks' delivery counters are read when
+  Prometheus scrapes, from the same snapshots ``/healthz`` shows: the media workers'
+  periodic reports (sfu/pool), the webhook sender's counters (``webhooks.py``; label
+  ``host``: a URL's host and port only, since its path or query may hold a secret).
+  Nothing is added to the media plane's hot path beyond the counters it keeps anyway, and
+  a scrape never waits for a worker. Every worker is its own series (label ``worker``): a restarted worker's
   counters start from zero again, which Prometheus treats as a counter reset of that series.
 
 A registry per server (not the library's global one), so that several servers in one process
@@ -22,10 +24,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import floor as fl
 from .rooms import Member
+
+if TYPE_CHECKING:
+    from .webhooks import DeliveryStats
 
 __all__ = ["CONTENT_TYPE", "NO_OBSERVER", "Metrics", "Observer", "Observers"]
 
@@ -33,6 +38,7 @@ __all__ = ["CONTENT_TYPE", "NO_OBSERVER", "Metrics", "Observer", "Observers"]
 DROP_REASONS: Mapping[str, str] = {
     "srtp_auth_failures": "srtp_auth",
     "rtp_not_speaker": "not_speaker",
+    "rtp_not_sending": "listen_only",
     "uplink_dropped_packet_rate": "over_packet_cap",
     "uplink_dropped_byte_rate": "over_byte_cap",
     "dropped_unknown_source": "unknown_source",
@@ -53,6 +59,15 @@ MEDIA_COUNTERS = (
     ("payload_bytes_forwarded", "walkie_media_payload_bytes_forwarded",
      "Opus payload octets forwarded, summed over listeners"),
     ("certificate_renewals", "walkie_media_certificate_renewals", "DTLS certificates renewed"),
+)
+#: Webhook delivery figures: (DeliveryStats field, metric name, help); label ``host``.
+WEBHOOK_COUNTERS = (
+    ("delivered", "walkie_webhook_deliveries", "webhook events delivered (2xx)"),
+    ("failed", "walkie_webhook_failed_attempts",
+     "webhook attempts that failed (error, timeout, not 2xx)"),
+    ("retried", "walkie_webhook_retries", "failed webhook attempts tried again"),
+    ("given_up", "walkie_webhook_given_up", "webhook events abandoned (attempts spent, or a 4xx)"),
+    ("dropped", "walkie_webhook_dropped", "webhook events dropped: the queue was full"),
 )
 #: Histogram buckets (seconds): a join costs one scrypt run at most; a floor grant a round
 #: trip, or the wait in the queue.
@@ -265,6 +280,24 @@ class _StateCollector:
             yield gauge
         yield from _media_families(_workers(state.get("media") or {}), CounterMetricFamily,
                                    GaugeMetricFamily)
+        hooks = state.get("webhooks")
+        if hooks:
+            yield from _webhook_families(hooks, CounterMetricFamily, GaugeMetricFamily)
+
+
+def _webhook_families(hosts: Mapping[str, DeliveryStats], counter: Any,
+                      gauge: Any) -> Iterator[Any]:
+    """The webhook sender's counters per URL host (present only with --webhook-url)."""
+    families = [(field, counter(name, doc, labels=["host"]))
+                for field, name, doc in WEBHOOK_COUNTERS]
+    queued = gauge("walkie_webhook_queue_length", "webhook events waiting to be delivered",
+                   labels=["host"])
+    for host, stats in sorted(hosts.items()):
+        for field, family in families:
+            family.add_metric([host], getattr(stats, field))
+        queued.add_metric([host], stats.queued)
+    yield from (family for _, family in families)
+    yield queued
 
 
 def _workers(media: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

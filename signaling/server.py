@@ -414,8 +414,8 @@ class SignalingServer:
         """One offer/answer round trip with the media plane; the outcome goes to the hub."""
         try:
             answer = await self.media.negotiate(
-                negotiation.peer_id, negotiation.room_id, negotiation.sdp
-            )
+                negotiation.peer_id, negotiation.room_id, negotiation.sdp,
+                listen_only=negotiation.listen_only)
         except ValueError as exc:  # sfu.OfferError / WorkerGone: str() is the reason
             actions = self.hub.offer_failed(negotiation, str(exc) or "unusable offer",
                                             unusable=not isinstance(exc, WorkerGone))
@@ -505,6 +505,7 @@ class SignalingServer:
             "queued": sum(len(room.floor.queue) for room in rooms),
             "floors_held": sum(1 for room in rooms if room.floor.holder is not None),
             "media": self.media.stats(),  # a snapshot: never waits for a worker
+            "webhooks": self.webhooks.by_host() if self.webhooks is not None else {},
         }
 
     def _metrics_response(self, request: Request) -> HttpResponse:

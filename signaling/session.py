@@ -17,7 +17,8 @@ class MediaPlane(Protocol):
     ``sfu.WorkerPool`` (worker processes) both are one.
 
     ``negotiate`` returns the SDP answer or raises ``ValueError`` (``sfu.OfferError``, and
-    ``sfu.WorkerGone`` for a dead or slow worker) with a reason for the client.
+    ``sfu.WorkerGone`` for a dead or slow worker) with a reason for the client; with
+    ``listen_only`` the answer does not let the peer send, and its RTP is dropped.
     ``remove_peer`` and ``set_speaker`` are one-way and never block; ``stats`` is a snapshot.
     Its events include ``speaker_active`` / ``speaker_silent`` about the speaker's audio: the
     end-of-media timer (``ServerConfig.no_media_timeout``) relies on them, so a media plane
@@ -25,7 +26,8 @@ class MediaPlane(Protocol):
     ``media_wait``.
     """
 
-    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str) -> str: ...
+    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str, *,
+                        listen_only: bool = False) -> str: ...
     def remove_peer(self, peer_id: str) -> None: ...
     def set_speaker(self, room_id: str, peer_id: str | None) -> None: ...
     def add_listener(self, callback: Callable[[Any], None]) -> None: ...
@@ -80,6 +82,7 @@ class Negotiate:
     peer_id: str
     room_id: str
     sdp: str
+    listen_only: bool = False  # the member's join token: the media plane takes no audio
 
 
 Action = Send | Close | Negotiate

@@ -14,7 +14,9 @@ Two halves, kept apart:
   receiver refused it). Each request has :data:`TIMEOUT` seconds in all. The queue is
   **bounded** (:data:`MAX_QUEUED` events per URL): beyond it new events are dropped,
   counted and logged, so a dead receiver costs memory up to the bound and never blocks or
-  slows signaling (``submit`` only appends to a deque).
+  slows signaling (``submit`` only appends to a deque). Its counters (delivered, failed
+  attempts, retries, given up, dropped, queued) are kept per URL and shown per URL host
+  (:func:`url_host`) in ``/metrics``; logs name a URL by its host too.
 
 Signature (docs/DEPLOY.md, "Webhooks"): ``X-Walkie-Timestamp: <unix seconds>`` and
 ``X-Walkie-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``; the
@@ -42,8 +44,8 @@ from urllib.parse import urlsplit
 from . import floor as fl
 from .rooms import Member
 
-__all__ = ["CONCURRENCY", "MAX_ATTEMPTS", "MAX_QUEUED", "TIMEOUT", "RoomEvents",
-           "WebhookSender", "check_url", "sign"]
+__all__ = ["CONCURRENCY", "MAX_ATTEMPTS", "MAX_QUEUED", "TIMEOUT", "DeliveryStats",
+           "RoomEvents", "WebhookSender", "check_url", "sign", "url_host"]
 
 log = logging.getLogger("walkie.webhooks")
 
@@ -163,23 +165,43 @@ class RoomEvents:
 
 @dataclass(slots=True)
 class DeliveryStats:
-    """Counters of one sender (all URLs): what ``/healthz`` or a test may read."""
+    """Delivery counters, of one URL or summed over all (``/metrics`` and tests read them)."""
 
-    delivered: int = 0
-    retried: int = 0     # attempts that failed and were tried again
+    delivered: int = 0   # events accepted (2xx)
+    failed: int = 0      # attempts that failed: an error, a timeout, or not 2xx
+    retried: int = 0     # failed attempts that were tried again
     given_up: int = 0    # events abandoned after MAX_ATTEMPTS, or refused with a 4xx
     dropped: int = 0     # events never queued: the queue was full
+    queued: int = 0      # events waiting now (a gauge, not a counter)
+
+    def add(self, other: DeliveryStats) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.retried += other.retried
+        self.given_up += other.given_up
+        self.dropped += other.dropped
+        self.queued += other.queued
 
 
 @dataclass(slots=True)
 class _Target:
-    """One URL: each room's waiting events, and which rooms have a delivery task."""
+    """One URL: each room's waiting events, which rooms have a delivery task, its counters."""
 
     url: str
     queues: dict[str, deque[bytes]] = field(default_factory=dict)
-    queued: int = 0
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    stats: DeliveryStats = field(default_factory=DeliveryStats)
+
+
+def url_host(url: str) -> str:
+    """The label a URL's figures go under in ``/metrics``: its host, and its port when the
+    URL names one (``hooks.example.org``, ``127.0.0.1:8080``). Never the path, query or
+    user info: those may carry the receiver's secret (many services put a key in the path)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{parts.port}" if parts.port else shown
 
 
 class WebhookSender:
@@ -198,7 +220,21 @@ class WebhookSender:
         self._max_queued = max_queued
         self._tls = ssl.create_default_context()
         self._drop_logged = -DROP_LOG_INTERVAL
-        self.stats = DeliveryStats()
+
+    @property
+    def stats(self) -> DeliveryStats:
+        """The counters summed over every URL."""
+        total = DeliveryStats()
+        for target in self._targets:
+            total.add(target.stats)
+        return total
+
+    def by_host(self) -> dict[str, DeliveryStats]:
+        """The counters per URL host (:func:`url_host`; URLs on one host are summed)."""
+        hosts: dict[str, DeliveryStats] = {}
+        for target in self._targets:
+            hosts.setdefault(url_host(target.url), DeliveryStats()).add(target.stats)
+        return hosts
 
     def __repr__(self) -> str:  # never the secret
         return f"WebhookSender({len(self._targets)} URLs)"
@@ -207,11 +243,11 @@ class WebhookSender:
         """Queue ``event`` for every URL; never blocks, never raises for a full queue."""
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         for target in self._targets:
-            if target.queued >= self._max_queued:
+            if target.stats.queued >= self._max_queued:
                 self._dropped(target, event)
                 continue
             target.queues.setdefault(room, deque()).append(body)
-            target.queued += 1
+            target.stats.queued += 1
             if room not in target.running:
                 task = asyncio.get_running_loop().create_task(self._drain(target, room))
                 target.running[room] = task
@@ -228,16 +264,16 @@ class WebhookSender:
             for task in list(target.running.values()):
                 task.cancel()
             target.queues.clear()
-            target.queued = 0
+            target.stats.queued = 0
 
     def _dropped(self, target: _Target, event: dict[str, Any]) -> None:
-        self.stats.dropped += 1
+        target.stats.dropped += 1
         now = time.monotonic()
         if now - self._drop_logged >= DROP_LOG_INTERVAL:
             self._drop_logged = now
             log.warning("webhook queue for %s is full (%d events): dropping %s events "
                         "(%d dropped so far)", _shown(target.url), self._max_queued,
-                        event.get("event"), self.stats.dropped)
+                        event.get("event"), target.stats.dropped)
 
     async def _drain(self, target: _Target, room: str) -> None:
         """Deliver ``room``'s events to ``target`` one after the other, then end."""
@@ -246,7 +282,7 @@ class WebhookSender:
             while queue:
                 await self._deliver(target, queue[0])
                 queue.popleft()
-                target.queued -= 1
+                target.stats.queued -= 1
         finally:
             target.running.pop(room, None)
             if not queue:
@@ -255,19 +291,21 @@ class WebhookSender:
     async def _deliver(self, target: _Target, body: bytes) -> None:
         """One event, tried until accepted, refused, or MAX_ATTEMPTS are spent."""
         delay = self._first_backoff
+        stats = target.stats
         for attempt in range(1, self._max_attempts + 1):
             async with target.slots:
                 outcome = await self._post(target.url, body)
             if outcome is None:
-                self.stats.delivered += 1
+                stats.delivered += 1
                 return
+            stats.failed += 1
             retry, why = outcome
             if not retry or attempt == self._max_attempts:
-                self.stats.given_up += 1
+                stats.given_up += 1
                 log.warning("webhook to %s given up after %d attempt(s): %s",
                             _shown(target.url), attempt, why)
                 return
-            self.stats.retried += 1
+            stats.retried += 1
             log.debug("webhook to %s failed (%s); retrying in %.1f s", _shown(target.url),
                       why, delay)
             await asyncio.sleep(delay)
@@ -313,6 +351,6 @@ class WebhookSender:
 
 
 def _shown(url: str) -> str:
-    """A URL for the log: scheme, host and path only (no credentials, no query token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{':%d' % parts.port if parts.port else ''}{parts.path}"
+    """A URL for the log: its scheme and host only (:func:`url_host`), as in ``/metrics``:
+    the path, the query and user info may carry the receiver's secret."""
+    return f"{urlsplit(url).scheme}://{url_host(url)}"

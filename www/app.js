@@ -68,8 +68,9 @@ class RoomPage {
     this.render();
     const link = tokenFromFragment(location.hash);
     if (link) {
-      // A signed link (walkie token): it admits us and names us; no form, no password.
-      this.feed((s) => s.join(link.name, "", link.token));
+      // A signed link (walkie token): it admits us and names us; no form, no password. A
+      // listen-only link never opens the mic: its peer connection only receives.
+      this.feed((s) => s.join(link.name, "", link.token, link.listenOnly));
       return;
     }
     const fromUrl = params.get("name");

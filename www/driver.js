@@ -126,12 +126,13 @@ export class SessionDriver {
     sock.open();
   }
 
-  /** A new peer connection with the mic track; its offer, state and stream come back as inputs. */
-  openPeer({ peer: id, iceServers, policy, sending }) {
+  /** A new peer connection with the mic track (none when listen-only); its offer, state and
+   * stream come back as inputs. */
+  openPeer({ peer: id, iceServers, policy, sending, listenOnly }) {
     this.linkId = id;
     try {
       this.link = new MediaLink(
-        this.devices.mic.stream,
+        listenOnly ? null : this.devices.mic.stream,
         iceServers,
         {
           onRemoteStream: (stream) => {

@@ -1,7 +1,8 @@
 // Microphone and the one RTCPeerConnection to the SFU.
 //
 // Why this shape (docs/ARCHITECTURE.md, `www/`): each peer connection negotiates ONE
-// sendrecv audio m-line, ONCE (at join, or with a new peer connection after a media reset).
+// sendrecv audio m-line, ONCE (at join, or with a new peer connection after a media reset);
+// a listen-only member's is `recvonly`, with no mic at all (the server answers `sendonly`).
 // Talking never renegotiates: the mic track is swapped into the sender with replaceTrack on
 // press and swapped out (null: nothing sent) on release. The room's channel comes down the
 // same m-line as one stream.
@@ -79,7 +80,7 @@ function gatheringDone(pc, ms) {
 /** One peer connection to the SFU for one signaling session. */
 export class MediaLink {
   /**
-   * @param {MediaStream} micStream
+   * @param {MediaStream|null} micStream null: listen only (a `recvonly` m-line, nothing to send)
    * @param {RTCIceServer[]} iceServers from the `joined` message
    * @param {{onRemoteStream?: (s: MediaStream) => void,
    *          onState?: (state: RTCPeerConnectionState) => void,
@@ -88,7 +89,7 @@ export class MediaLink {
    */
   constructor(micStream, iceServers, handlers = {}, policy = "all") {
     this.micStream = micStream;
-    this.micTrack = micStream.getAudioTracks()[0];
+    this.micTrack = micStream ? micStream.getAudioTracks()[0] : null;
     this.handlers = handlers;
     this.remoteStream = null;
     this.sending = false;
@@ -125,10 +126,9 @@ export class MediaLink {
     this.pc.onconnectionstatechange = () => {
       if (!this.closed) this.handlers.onState?.(this.pc.connectionState);
     };
-    this.transceiver = this.pc.addTransceiver(this.micTrack, {
-      direction: "sendrecv",
-      streams: [micStream],
-    });
+    this.transceiver = micStream
+      ? this.pc.addTransceiver(this.micTrack, { direction: "sendrecv", streams: [micStream] })
+      : this.pc.addTransceiver("audio", { direction: "recvonly" });
     this.sender = this.transceiver.sender;
     // Negotiated with the mic, but nothing goes out until the first press.
     this._switch = this.sender.replaceTrack(null);
@@ -153,7 +153,7 @@ export class MediaLink {
    * chained so a quick press-release-press lands in order.
    */
   setSending(on) {
-    if (this.closed || on === this.sending) return;
+    if (this.closed || on === this.sending || !this.micTrack) return;
     this.sending = on;
     const track = on ? this.micTrack : null;
     this._switch = this._switch

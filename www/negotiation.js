@@ -12,7 +12,8 @@
 // - media failures and resets in a row without one good connection are bounded
 //   (MAX_MEDIA_SETBACKS), and so are refused re-offers after a reset (MAX_REOFFERS).
 //
-// Actions (performed by driver.js): {type: "openPeer", peer, iceServers, policy, sending},
+// Actions (performed by driver.js): {type: "openPeer", peer, iceServers, policy, sending,
+// listenOnly} (listenOnly: a receive-only peer connection, no mic),
 // {type: "closePeer", peer}, {type: "acceptAnswer", peer, sdp}, {type: "sending", peer, on},
 // and {type: "send", message} for the session to send on its current socket.
 
@@ -46,6 +47,8 @@ export class Negotiation {
     this.peer = null;
     /** The floor machine's last `mic` action. */
     this.micOn = false;
+    /** A listen-only join link: every peer connection only receives (no mic, no sender). */
+    this.listenOnly = false;
     /** From `joined`: every re-offer uses the same ICE servers and transport policy. */
     this.ice = { servers: [], policy: "all" };
     /** The current peer connection's offer is made (sent or held) / its answer arrived. */
@@ -72,7 +75,8 @@ export class Negotiation {
     this.offered = false;
     this.answered = false;
     const { servers, policy } = ice;
-    actions.push({ type: "openPeer", peer: this.peer, iceServers: servers, policy, sending: this.micOn });
+    actions.push({ type: "openPeer", peer: this.peer, iceServers: servers, policy, sending: this.micOn,
+      listenOnly: this.listenOnly });
     return actions;
   }
 

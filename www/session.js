@@ -135,12 +135,14 @@ export class Session {
   // ---- user ------------------------------------------------------------------------------
 
   /** Join with this name (from the URL or the form), or with a signed link's `token` (the
-   * token names us: `name` is only what the page shows until `joined` says). */
-  join(name, password, token = "") {
+   * token names us: `name` is only what the page shows until `joined` says). `listenOnly`
+   * (the token says so): no mic at all, and peer connections that only receive. */
+  join(name, password, token = "", listenOnly = false) {
     if (this.phase !== Phase.IDLE && this.phase !== Phase.FORM) return [];
     this.name = name;
     this.password = password;
     this.token = token;
+    this.media.listenOnly = listenOnly === true;
     return this._join();
   }
 
@@ -282,7 +284,7 @@ export class Session {
   // ---- transitions -----------------------------------------------------------------------
 
   _join() {
-    if (!this.hasMic) {
+    if (!this.hasMic && !this.media.listenOnly) {
       this._enter(Phase.MIC, "Allow the microphone to join: it is only used while you hold Talk.");
       return [{ type: "openMic" }];
     }

@@ -153,8 +153,10 @@ class WorkerPool:
         """
         self._listeners.append(callback)
 
-    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str) -> str:
-        """Answer a browser's offer: parse and answer here, open the transport on a worker.
+    async def negotiate(self, peer_id: str, room_id: str, offer_sdp: str, *,
+                        listen_only: bool = False) -> str:
+        """Answer a browser's offer: parse and answer here, open the transport on a worker
+        (``listen_only`` as for ``Router.add_peer``: it travels in the selection).
 
         Raises :class:`OfferError` (the offer is unusable; it never reached a worker),
         :class:`WorkerGone` (its worker died, restarted too long or did not answer) or
@@ -162,7 +164,7 @@ class WorkerPool:
         """
         try:
             offer = parse_offer(offer_sdp)
-            selection = select_audio(offer)
+            selection = select_audio(offer, listen_only=listen_only)
         except SdpError as exc:
             raise OfferError(str(exc)) from None
         local = await self.open_peer(peer_id, room_id, selection)

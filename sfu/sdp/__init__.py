@@ -20,7 +20,7 @@ network.
 """
 from __future__ import annotations
 
-from .answer import LocalParams, build_answer
+from .answer import LocalParams, answer_direction, build_answer
 from .model import Fingerprint, MediaSection, Offer, SdpError
 from .parse import parse_offer
 from .roles import dtls_role, local_setup_for, offerer_dtls_role
@@ -35,6 +35,7 @@ __all__ = [
     "MediaSection",
     "Offer",
     "SdpError",
+    "answer_direction",
     "build_answer",
     "dtls_role",
     "local_setup_for",

@@ -19,7 +19,7 @@ from .model import TOKEN_CHAR, Fingerprint, MediaSection, Offer, SdpError, quote
 from .roles import ANSWER_SETUPS, answer_setup_fits
 from .select import AudioSelection
 
-__all__ = ["LocalParams", "build_answer"]
+__all__ = ["LocalParams", "answer_direction", "build_answer"]
 
 _ANSWER_DIRECTION = {
     "sendrecv": "sendrecv",
@@ -27,6 +27,23 @@ _ANSWER_DIRECTION = {
     "recvonly": "sendonly",
     "inactive": "inactive",
 }
+#: The same answer without our receiving side: a listen-only member may not send to us.
+_WITHOUT_RECEIVING = {
+    "sendrecv": "sendonly",
+    "recvonly": "inactive",
+    "sendonly": "sendonly",
+    "inactive": "inactive",
+}
+
+
+def answer_direction(sel: AudioSelection) -> str:
+    """Our direction in the answer (RFC 8829 §5.3.1, RFC 3264 §6.1): the offer's mirrored,
+    without ``recv`` for a listen-only member (``sendrecv`` -> ``sendonly``, ``recvonly`` ->
+    ``inactive``): the browser then sends no audio at all. The peer (``sfu/peer.py``) reads
+    the same value to know whether it may send (we receive) and whether it listens (we send).
+    """
+    direction = _ANSWER_DIRECTION[sel.direction]
+    return _WITHOUT_RECEIVING[direction] if sel.listen_only else direction
 _MSID_ID_RE = re.compile(TOKEN_CHAR + "{1,64}", re.ASCII)  # RFC 8830 msid-id
 _CNAME_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)
 
@@ -121,7 +138,7 @@ def build_answer(
 def _served_section(
     section: MediaSection, sel: AudioSelection, local: LocalParams, addr: str
 ) -> list[str]:
-    direction = _ANSWER_DIRECTION[sel.direction]
+    direction = answer_direction(sel)
     pt = sel.opus_pt
     lines = [
         f"m=audio {local.candidate_port} {section.proto} {pt}",

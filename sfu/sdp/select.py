@@ -43,6 +43,9 @@ class AudioSelection:
     setup: str  # the offer's a=setup: 'actpass' | 'active' | 'passive'
     remote_ssrc: int | None  # the offerer's audio SSRC if an a=ssrc line gives it
     direction: str  # the offer's direction for this m-line
+    #: the member may not send (signaling's word: a listen-only join token): we never take
+    #: its audio, whatever the offer says (the answer and the peer follow ``answer.py``)
+    listen_only: bool = False
 
 
 def _check_ice_credential(kind: Literal["ufrag", "pwd"], value: str | None) -> str:
@@ -54,8 +57,11 @@ def _check_ice_credential(kind: Literal["ufrag", "pwd"], value: str | None) -> s
     return value
 
 
-def select_audio(offer: Offer) -> AudioSelection:
+def select_audio(offer: Offer, *, listen_only: bool = False) -> AudioSelection:
     """Choose the audio m-line to serve and check that we can serve it.
+
+    ``listen_only``: the member may only listen (signaling decides, from its join token);
+    the selection carries it to the answer and to the peer.
 
     The first audio m-line the offerer did not disable is served; every other m-line will be
     rejected in the answer. Transport attributes (ICE credentials, fingerprints, setup,
@@ -120,6 +126,7 @@ def select_audio(offer: Offer) -> AudioSelection:
         setup=setup,
         remote_ssrc=_remote_ssrc(section),
         direction=section.direction,
+        listen_only=listen_only,
     )
 
 

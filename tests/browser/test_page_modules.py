@@ -426,6 +426,8 @@ def test_a_signed_link_and_its_permissions(page) -> None:
       const b64 = (o) => btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(o))))
         .replace(/=+$/, '').replace(/[+]/g, '-').replace(/[/]/g, '_');
       const jwt = `${b64({alg: 'HS256'})}.${b64({room: 'ops', name: 'Zoë', exp: 1})}.sig`;
+      const lee = `${b64({alg: 'HS256'})}.${b64({room: 'ops', name: 'Lee', exp: 1, listen_only: true})}.sig`;
+      const odd = `${b64({alg: 'HS256'})}.${b64({room: 'ops', name: 'Lee', exp: 1, listen_only: 1})}.sig`;
       const r = new RoomState();
       r.handle({type: 'joined', you: {id: 'me', name: 'Lee'}, members: [], floor: {},
                 permissions: {listen_only: true, priority: 0}}, 0);
@@ -437,12 +439,17 @@ def test_a_signed_link_and_its_permissions(page) -> None:
       m.handle({type: 'floor_granted', max_ms: 1000});
       m.handle({type: 'floor_revoked', reason: 'preempted', by: {id: 'b', name: 'Boss'}});
       return {link: tokenFromFragment('#token=' + jwt), garbage: tokenFromFragment('#token=abc'),
+              lee: tokenFromFragment('#token=' + lee), odd: tokenFromFragment('#token=' + odd),
               none: tokenFromFragment(''), other: tokenFromFragment('#x=1'),
               listenOnly, cleared: r.listenOnly, state: m.state, reason: m.reason, by: m.revokedBy};
     }"""
     )
     assert got["link"]["name"] == "Zoë" and got["link"]["token"].endswith(".sig")
-    assert got["garbage"] == {"token": "abc", "name": ""}  # the server judges it
+    assert got["link"]["listenOnly"] is False
+    # A listen-only link: the page never opens the mic (the server refuses a claim of 1).
+    assert (got["lee"]["name"], got["lee"]["listenOnly"]) == ("Lee", True)
+    assert got["odd"]["listenOnly"] is False
+    assert got["garbage"] == {"token": "abc", "name": "", "listenOnly": False}  # the server judges it
     assert got["none"] is None and got["other"] is None
     assert got["listenOnly"] is True and got["cleared"] is False
     assert (got["state"], got["reason"], got["by"]) == ("revoked", "preempted", "Boss")

@@ -147,6 +147,18 @@ def test_a_signed_link_joins_with_its_token_and_its_refusals_stop(page) -> None:
     assert bad["phase"] == "failed" and "for another room" in bad["detail"]
 
 
+def test_a_listen_only_link_never_asks_for_the_mic_and_only_receives(page) -> None:
+    join, opened, joined, *_, connected, reset = run(page, [
+        ["join", "Lee", "", "h.p.s", True], OPENED, JOINED, OFFER, ANSWER, CONNECTED, RESET])
+    assert types(join) == ["wakeLock", "openSocket"] and join["connection"] == "connecting"
+    assert opened["actions"][0]["message"] == {"type": "join", "room": "ops-1", "token": "h.p.s"}
+    assert action(joined, "openPeer")["listenOnly"] is True
+    assert connected["phase"] == "ready"
+    assert action(reset, "openPeer")["listenOnly"] is True  # every new peer connection too
+    *_, ordinary = run(page, [["join", "Ann", "", "h.p.s"], MIC, OPENED, JOINED])
+    assert action(ordinary, "openPeer")["listenOnly"] is False
+
+
 def test_try_later_rejoins_after_the_time_the_server_gives(page) -> None:
     busy = msg({"type": "error", "code": "try_later", "message": "wait 4.0 s", "fatal": False,
                 "retry_ms": 4000})

@@ -10,16 +10,19 @@ Assertions are on messages and packets, never on time.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from signaling.tokens import Grant, issue
 from tests.signaling.conftest import WsClient
 
 from .nodes import Node, running_nodes
 from .test_bridge import DEADLINE, owners, ws_client
 
 SECRET = b"0123456789abcdef0123456789abcdef"
+TOKEN_SECRET = "t" * 40
 
 
 @pytest.fixture
@@ -82,6 +85,57 @@ async def test_members_bridged_to_a_dead_node_resume_on_a_live_one(
     await _floor_with_holder(bob, first_ann["you"]["name"])
     health = owner.server._healthz("GET")
     assert health.status == 200
+
+
+@pytest.fixture
+async def token_nodes(redis_url: str) -> AsyncIterator[list[Node]]:
+    """Three nodes that admit with signed join links (signaling/tokens.py)."""
+    async for started in running_nodes(redis_url, 3, token_secret=TOKEN_SECRET):
+        yield started
+
+
+async def _join_with(client: WsClient, name: str, **permissions: object) -> dict[str, object]:
+    grant = Grant("ops", name, time.time() + 3600, **permissions)  # type: ignore[arg-type]
+    await client.send({"type": "join", "room": "ops", "token": issue(TOKEN_SECRET, grant)})
+    return await client.expect("joined", timeout=DEADLINE)
+
+
+async def test_resumed_members_keep_the_permissions_of_their_tokens(
+        token_nodes: list[Node], clients: list[WsClient]) -> None:
+    """A listen-only member stays listen-only and priorities still pre-empt after the
+    room's node died: the permissions travel with the resume (cluster/handover.py), since
+    no token is checked again there."""
+    nodes = token_nodes
+    ann = await ws_client(nodes[1], clients)
+    lee = await ws_client(nodes[2], clients)
+    boss = await ws_client(nodes[1], clients)
+    first = {"Ann": await _join_with(ann, "Ann", priority=1),
+             "Lee": await _join_with(lee, "Lee", listen_only=True),
+             "Boss": await _join_with(boss, "Boss", priority=9)}
+    assert owners(nodes, "ops") == [nodes[0].id]
+    assert first["Lee"]["permissions"] == {"listen_only": True, "priority": 0}
+
+    await nodes[0].kill()
+
+    for name, client in (("Ann", ann), ("Lee", lee), ("Boss", boss)):
+        again = await client.expect("joined", timeout=DEADLINE)
+        assert again["you"] == first[name]["you"]
+        assert again["permissions"] == first[name]["permissions"], name
+        assert (await client.expect("media", timeout=DEADLINE))["reason"] == "node_failed"
+    (owner,) = [node for node in nodes[1:] if node.hosts("ops")]
+    room = owner.server.registry.get("ops")
+    assert room is not None
+    assert {(m.name, m.listen_only, m.priority) for m in room.members.values()} == {
+        ("Ann", False, 1), ("Lee", True, 0), ("Boss", False, 9)}
+    # and they still act: Lee is denied, Boss pre-empts Ann
+    await lee.send({"type": "floor_request"})
+    await lee.expect("floor_denied", timeout=DEADLINE, reason="listen_only")
+    await ann.send({"type": "floor_request"})
+    await ann.expect("floor_granted", timeout=DEADLINE)
+    await boss.send({"type": "floor_request"})
+    await boss.expect("floor_granted", timeout=DEADLINE)
+    revoked = await ann.expect("floor_revoked", timeout=DEADLINE)
+    assert revoked["reason"] == "preempted" and revoked["by"] == first["Boss"]["you"]
 
 
 def _heard_of_both(client: WsClient, *joined: dict[str, object]) -> bool:

@@ -126,16 +126,16 @@ class Net:
         #: datagrams the core sent to addresses with no browser
         self.lost: list[tuple[bytes, Address]] = []
 
-    def join(self, browser: Browser, room: str = "r") -> Browser:
+    def join(self, browser: Browser, room: str = "r", *, listen_only: bool = False) -> Browser:
         """Offer/answer through the core's control API (no SDP answer text needed here)."""
-        selection = select_audio(parse_offer(browser.offer()))
+        selection = select_audio(parse_offer(browser.offer()), listen_only=listen_only)
         browser.local = self.core.open_peer(browser.name, room, selection, self.now)
         self.browsers[browser.address] = browser
         return browser
 
-    def connect(self, browser: Browser, room: str = "r") -> Browser:
+    def connect(self, browser: Browser, room: str = "r", *, listen_only: bool = False) -> Browser:
         """Join, check (nominating), and finish DTLS: media is up."""
-        self.join(browser, room)
+        self.join(browser, room, listen_only=listen_only)
         self.send(browser, browser.binding_request())
         if browser.setup != "passive":
             browser.start_dtls(self.now)

@@ -150,10 +150,11 @@ class PeerClient(AudioSource):
         assert fp is not None
         self.server_fingerprint = bytes.fromhex(fp.group(1).replace(":", ""))
 
-    async def join(self, router, room: str) -> str:  # noqa: ANN001 - sfu.Router or WorkerPool
+    async def join(self, router, room: str, **options: bool) -> str:  # noqa: ANN001 - sfu.Router or WorkerPool
+        """Offer through ``router.negotiate`` (``options``: its ``listen_only``)."""
         if self.transport is None:
             await self.open()
-        answer = await router.negotiate(self.name, room, self.offer())
+        answer = await router.negotiate(self.name, room, self.offer(), **options)
         self.take_answer(answer)
         return answer
 

@@ -194,6 +194,30 @@ def test_only_the_speaker_is_forwarded_with_rewritten_headers(net: Net) -> None:
     assert net.core.stats()["packets_forwarded"] == 10
 
 
+def test_a_listen_only_peer_hears_the_room_and_its_rtp_is_dropped_unread(net: Net) -> None:
+    """Its answer let it only listen: whatever it sends anyway is dropped before SRTP and
+    counted, never kept as pre-roll, never forwarded, even if it were made the speaker."""
+    a = net.connect(browser("a", 1))
+    lee = net.connect(browser("lee", 2), listen_only=True)  # its offer says sendrecv
+    for _ in range(3):
+        lee.audio()
+    net.pump()
+    net.core.set_speaker("r", "lee", net.now)  # signaling never does this; nothing leaks
+    lee.audio()
+    net.pump()
+    assert a.take_received() == []
+    stats = net.core.peer_stats("lee")
+    assert stats is not None and stats["rtp_dropped_not_sending"] == 4
+    assert stats["rtp_received"] == 0 and stats["srtp_errors"] == 0
+    assert stats["uplink_dropped_packet_rate"] == 0  # not the cap: the permission
+    assert net.core.stats()["rtp_not_sending"] == 4
+    net.core.set_speaker("r", "a", net.now)
+    sent = [a.audio(level=0x90) for _ in range(3)]
+    net.pump()
+    assert_one_burst(lee.take_received(), sent, a.ssrc, [0x90] * 3)  # it hears the talker
+    assert net.core.peer_stats("a")["rtp_dropped_not_sending"] == 0  # type: ignore[index]
+
+
 def test_every_downlink_stays_gapless_across_talker_changes(net: Net) -> None:
     """Talkers never get their own packets back, yet their downlink numbering has no hole."""
     members = room_of(net, "a", "b", "c")

@@ -100,6 +100,26 @@ async def test_set_speaker_and_remove_peer(pool: WorkerPool) -> None:
         close(a, b, c, a2, a3)
 
 
+async def test_a_listen_only_peer_s_permission_reaches_its_worker(pool: WorkerPool) -> None:
+    """Answered here (a=sendonly), enforced there: the selection carries ``listen_only`` to
+    the worker, which drops whatever the peer sends anyway and counts it."""
+    (a,), _ = await join(pool, "x", "a")
+    lee = PeerClient("lee")
+    try:
+        answer = await lee.join(pool, "x", listen_only=True)
+        assert "a=sendonly" in answer.split("\r\n")
+        await lee.connect()
+        pool.set_speaker("x", "lee")  # signaling never does this; nothing leaks anyway
+        for _ in range(3):
+            lee.send_audio()
+        assert await a.drain() == []
+        await until(lambda: pool.stats().get("rtp_not_sending") == 3,
+                    "the worker's report of lee's dropped packets")
+        await talk(pool, "x", a, lee)  # and lee hears the room
+    finally:
+        close(a, lee)
+
+
 async def test_bad_offers_are_refused_here_and_never_reach_a_worker(pool: WorkerPool) -> None:
     """Both workers are stopped: a refusal that needed one could not come back at all."""
     bad: dict[str, str] = {}

@@ -85,6 +85,29 @@ async def test_only_the_speaker_is_forwarded_with_rewritten_headers(router: sfu.
             x.close()
 
 
+async def test_a_listen_only_peer_is_answered_sendonly_and_never_heard(
+        router: sfu.Router) -> None:
+    (a,) = await _members(router, "a")
+    lee = PeerClient("lee")
+    try:
+        answer = await lee.join(router, ROOM, listen_only=True)  # it offered sendrecv
+        assert "a=sendonly" in answer.split("\r\n") and "a=sendrecv" not in answer
+        await lee.connect()
+        router.set_speaker(ROOM, "lee")  # signaling never does this; nothing leaks anyway
+        for _ in range(4):
+            lee.send_audio()
+        assert await a.drain() == []
+        stats = router.peer_stats("lee")
+        assert stats is not None and stats["rtp_dropped_not_sending"] == 4
+        assert router.stats()["rtp_not_sending"] == 4
+        router.set_speaker(ROOM, "a")
+        sent = [a.send_audio() for _ in range(3)]
+        assert [p.payload for p in await lee.drain()] == sent  # it hears the room
+    finally:
+        a.close()
+        lee.close()
+
+
 async def test_preroll_is_flushed_on_grant(router: sfu.Router) -> None:
     a, b = await _members(router, "a", "b")
     try:

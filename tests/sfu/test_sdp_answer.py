@@ -13,6 +13,7 @@ from sfu.sdp import (
     MID_URI,
     Fingerprint,
     SdpError,
+    answer_direction,
     build_answer,
     dtls_role,
     local_setup_for,
@@ -93,6 +94,25 @@ def test_answer_direction(offered: str, answered: str, we_send: bool) -> None:
     section = parse_offer(answer).media[0]
     assert section.direction == answered
     assert bool(section.ssrcs) is we_send and bool(section.msid) is we_send
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered", "we_send"),
+    [("sendrecv", "sendonly", True), ("recvonly", "sendonly", True),
+     ("sendonly", "inactive", False), ("inactive", "inactive", False)],
+)
+def test_a_listen_only_member_is_answered_without_our_receiving_side(
+        offered: str, answered: str, we_send: bool) -> None:
+    """Whatever a listen-only member offers, the answer never lets it send to us."""
+    offer = parse_offer(sub1(r"^a=sendrecv$", f"a={offered}", load("chrome_audio.sdp")))
+    sel = select_audio(offer, listen_only=True)
+    assert sel.listen_only and answer_direction(sel) == answered
+    section = parse_offer(build_answer(offer, sel, make_local(), session_id=42)).media[0]
+    assert section.direction == answered
+    assert bool(section.ssrcs) is we_send and bool(section.msid) is we_send
+    # Only an offer that would send to us is answered differently than for anyone else.
+    ordinary = answer_direction(select_audio(offer))
+    assert (ordinary != answered) is (offered in ("sendrecv", "sendonly"))
 
 
 def test_answer_echoes_extmap_direction_reversed() -> None:

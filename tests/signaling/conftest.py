@@ -18,6 +18,8 @@ from websockets.exceptions import ConnectionClosed
 import sfu
 from signaling.server import ServerConfig, SignalingServer
 
+from .hookreceiver import Receiver
+
 TIMEOUT = 5.0
 
 
@@ -130,6 +132,15 @@ async def make_server(router: sfu.Router) -> AsyncIterator[ServerFactory]:
 @pytest.fixture
 async def server(make_server: ServerFactory) -> SignalingServer:
     return await make_server()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/signaling/hookreceiver.py)."""
+    r = Receiver()
+    r.server = await asyncio.start_server(r._handle, "127.0.0.1", 0)
+    yield r
+    r.server.close()
 
 
 ClientFactory = Callable[..., Awaitable[WsClient]]

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from signaling.server import SignalingServer
 
 from .conftest import ClientFactory, ServerFactory
+from .hookreceiver import Receiver
 
 
 async def http_get(server: SignalingServer, path: str,
@@ -132,8 +133,38 @@ async def test_denials_and_revocations_are_counted_by_reason(
     assert value(found, "walkie_floor_revocations_total", reason="max_talk_time") == 1
 
 
+async def test_webhook_deliveries_are_counted_per_host_of_the_url(
+    make_server: ServerFactory, client_factory: ClientFactory, receiver: Receiver
+) -> None:
+    """The label is the URL's host and port: the path and query (here ``/hooks?k=1``) may
+    carry the receiver's secret and never appear in /metrics."""
+    receiver.statuses = [500]  # the first event is refused once, then delivered
+    server = await make_server(metrics=True, webhook_urls=(receiver.url,),
+                               webhook_secret="hook-secret")
+    ann = await client_factory(server)
+    await ann.join("ops", "Ann")
+    await ann.ws.close()
+    # room_started (twice: refused once), member_joined, member_left, room_finished; the
+    # last one is counted once its answer is read: flush
+    await receiver.wait_for(5)
+    assert server.webhooks is not None
+    await server.webhooks.flush(10.0)
+    status, _, body = await http_get(server, "/metrics")
+    assert status == 200 and "hooks" not in body and "k=1" not in body
+    found = samples(body)
+    host = f"127.0.0.1:{receiver.url.split(':')[2].split('/')[0]}"
+    events = len(receiver.requests) - 1  # every event once, the first one twice
+    assert events == 4  # room_started, member_joined, member_left, room_finished
+    assert value(found, "walkie_webhook_deliveries_total", host=host) == events
+    assert value(found, "walkie_webhook_failed_attempts_total", host=host) == 1
+    assert value(found, "walkie_webhook_retries_total", host=host) == 1
+    assert value(found, "walkie_webhook_given_up_total", host=host) == 0
+    assert value(found, "walkie_webhook_dropped_total", host=host) == 0
+    assert value(found, "walkie_webhook_queue_length", host=host) == 0
+
+
 async def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(
-    make_server: ServerFactory, client_factory: ClientFactory
+    make_server: ServerFactory, client_factory: ClientFactory, receiver: Receiver
 ) -> None:
     """docs/grafana-walkie.json must not chart a metric that does not exist (a typo there
     would show an empty panel, silently)."""
@@ -141,7 +172,9 @@ async def test_the_sample_dashboard_asks_only_for_metrics_the_server_has(
                             "grafana-walkie.json").read_text())
     wanted = {name for panel in dashboard["panels"] for target in panel["targets"]
               for name in re.findall(r"\bwalkie_[a-z_]+", target["expr"])}
-    server = await make_server(metrics=True)
+    # With a webhook URL, so that the webhook panel's metrics exist too.
+    server = await make_server(metrics=True, webhook_urls=(receiver.url,),
+                               webhook_secret="hook-secret")
     ann = await client_factory(server)
     await ann.join("ops", "Ann")
     await ann.send({"type": "bogus"})  # error codes are open-ended: one must have happened

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import sfu
 from signaling.server import SignalingServer
 from signaling.tokens import Grant, issue
+from tests.sfu.peerclient import PeerClient
 
 from .conftest import ServerFactory, WsClient
 
@@ -100,6 +103,35 @@ async def test_a_listen_only_member_is_denied_the_floor_and_changes_nothing(
     assert room is not None and room.floor.holder is not None and room.floor.queue == ()
     # Lee is never the holder, so never the media plane's speaker: its uplink is never sent on.
     assert room.members[room.floor.holder].name == "Ann"
+
+
+async def test_a_listen_only_member_s_media_only_comes_down(
+        make_server: ServerFactory, client_factory: Clients, router: sfu.Router) -> None:
+    """Whatever its page offers (a modified page may offer sendrecv), the media plane's
+    answer says sendonly and the audio it sends anyway is dropped and counted."""
+    server = await make_server(token_secret=SECRET)
+    lee = await client_factory(server)
+    lee_id = (await join(lee, link(name="Lee", listen_only=True)))["you"]["id"]
+    page = PeerClient("lee-page")
+    try:
+        await page.open()
+        await lee.send({"type": "offer", "sdp": page.offer()})
+        answer = (await lee.expect("answer"))["sdp"]
+        assert "a=sendonly" in answer.split("\r\n") and "a=sendrecv" not in answer
+        page.take_answer(answer)
+        await page.connect()
+        await lee.expect("media", state="connected")
+        for _ in range(3):
+            page.send_audio()
+        for _ in range(200):  # bounded: the datagrams cross loopback to the router
+            stats = router.peer_stats(lee_id)
+            if stats is not None and stats["rtp_dropped_not_sending"] == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert stats is not None and stats["rtp_dropped_not_sending"] == 3
+        assert stats["rtp_received"] == 0
+    finally:
+        page.close()
 
 
 async def test_a_higher_priority_pre_empts_and_the_talker_is_told_by_whom(

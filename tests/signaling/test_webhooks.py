@@ -6,73 +6,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from signaling import floor as fl
 from signaling.rooms import Member
 from signaling.server import SignalingServer
-from signaling.webhooks import RoomEvents, WebhookSender
+from signaling.metrics import Metrics
+from signaling.webhooks import DeliveryStats, RoomEvents, WebhookSender, url_host
 
 from .conftest import ServerFactory, WsClient
+from .hookreceiver import Receiver
 
 SECRET = "hook-secret"
-
-
-class Receiver:
-    """A loopback HTTP server that records each POST and answers from a script of statuses
-    (then 200); ``hang`` makes it accept and never answer."""
-
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False) -> None:
-        self.statuses = list(statuses or [])
-        self.hang = hang
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = asyncio.Condition()
-        self.server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/hooks?k=1"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {k.strip().lower(): v.strip()
-                       for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-            headers[":request"] = lines[0]
-            body = await reader.readexactly(int(headers["content-length"]))
-            if self.hang:
-                await asyncio.sleep(3600)
-            status = self.statuses.pop(0) if self.statuses else 200
-            async with self.arrived:
-                self.requests.append((headers, body))
-                self.arrived.notify_all()
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        async with self.arrived:
-            await asyncio.wait_for(self.arrived.wait_for(lambda: len(self.requests) >= count),
-                                   timeout)
-        return [json.loads(body) for _, body in self.requests]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    r.server = await asyncio.start_server(r._handle, "127.0.0.1", 0)
-    yield r
-    r.server.close()
 
 
 def member(mid: str, name: str, room: str = "ops") -> Member:
@@ -183,6 +131,36 @@ async def test_the_queue_is_bounded_and_drops_are_counted(
         sender.submit(f"room-{i % 3}", {"i": i})
     assert sender.stats.dropped == 7
     assert "queue" in caplog.text and "full" in caplog.text
+    assert "/hooks" not in caplog.text and "k=1" not in caplog.text  # the host only
+    # /metrics shows them per URL host (signaling/metrics.py), never the path or query.
+    host = url_host(receiver.url)
+    text = Metrics(lambda: {"webhooks": sender.by_host()}).exposition().decode()
+    found = {(s.name, tuple(s.labels.items())): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}
+    assert found[("walkie_webhook_dropped_total", (("host", host),))] == 7
+    assert found[("walkie_webhook_queue_length", (("host", host),))] == 5
+    assert found[("walkie_webhook_deliveries_total", (("host", host),))] == 0
+    assert "hooks" not in text and "k=1" not in text
+    await sender.close()
+    assert sender.by_host() == {host: DeliveryStats(dropped=7)}  # what waited is lost
+
+
+def test_a_url_s_label_is_its_host_and_port_only() -> None:
+    assert url_host("https://hooks.example.org/services/T0/B0/s3cret?key=x") == "hooks.example.org"
+    assert url_host("http://user:pw@127.0.0.1:8080/a") == "127.0.0.1:8080"
+    assert url_host("http://[::1]:9000/") == "[::1]:9000"
+
+
+async def test_urls_on_one_host_are_counted_together(receiver: Receiver) -> None:
+    receiver.statuses = [500, 404]
+    other = receiver.url.replace("/hooks?k=1", "/elsewhere")
+    sender = WebhookSender((receiver.url, other), SECRET, first_backoff=0.01)
+    sender.submit("r", {"i": 0})
+    await receiver.wait_for(3)
+    await sender.flush(10.0)
+    # One URL failed once then delivered; the other was refused (404): given up at once.
+    assert sender.by_host() == {url_host(receiver.url): DeliveryStats(
+        delivered=1, failed=2, retried=1, given_up=1)}
     await sender.close()
 
 

@@ -438,6 +438,7 @@ class SyntheticClient:
                 mid_id=answer.mid_ext_id,
                 mid=answer.mid or "0",
                 sample_every=ctx.sample_every,
+                burst_start=(answer.opus_pt or 111, ctx.opus_frames) if self.red else None,
             )
         else:
             self.uplink.rekey(srtp.protect)

@@ -59,6 +59,7 @@ class BenchContext:
         #: with ``red`` every user offers RED and talkers send each frame as RED with the
         #: previous one (``red_loop``): what listeners must then receive, byte for byte
         self.red = red
+        self.opus_frames = frames
         self.frames = red_loop(frames) if red else frames
         self.sample_every = sample_every
         self.verify_rtcp = verify_rtcp

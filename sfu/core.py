@@ -369,6 +369,9 @@ class MediaCore:
 
         ``red`` is the layout of a RED payload (sfu/red.py), None for plain Opus, which
         every listener takes under its Opus payload type (a RED receiver accepts it too).
+        A burst's first packet goes out as its primary block alone: its redundant blocks
+        hold what the talker sent before the burst (the end of an earlier turn, at most
+        341 ms back), which the listeners' jitter buffers must not play again now.
         """
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)
@@ -376,6 +379,8 @@ class MediaCore:
         marker, out_seq, out_ts = room.stream.next(ssrc, seq, ts, arrival, len(payload))
         if marker:
             room.on_burst(ssrc)
+            if red is not None:  # its redundancy is audio from before this burst: not sent
+                payload, red = payload[red[1]:], None
         transmits = self.transmits
         if red is None:
             sent = transmits.fan_out(room.routes, talker, marker, out_seq, out_ts, level, payload)

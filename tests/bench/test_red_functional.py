@@ -40,8 +40,10 @@ def test_red_listener_gets_red_and_plain_listener_gets_opus_both_decodable() -> 
     assert red.red_pt is not None and plain.red_pt is None  # what each one's answer said
     sent = [frames[k % len(frames)] for k in range(FRAMES)]
 
-    assert {pt for _, _, pt, _, _ in red.packets} == {red.red_pt}
-    blocks = [split_red(payload, red.opus_pt) for *_, payload in red.packets]
+    (_, _, first_pt, marker, first), *rest = red.packets
+    assert marker and (first_pt, first) == (red.opus_pt, sent[0])  # a burst starts plain
+    assert {pt for _, _, pt, _, _ in rest} == {red.red_pt}
+    blocks = [[(0, first)]] + [split_red(payload, red.opus_pt) for *_, payload in rest]
     assert [b[-1][1] for b in blocks] == sent  # the primary blocks: every frame, in order
     assert [b[:-1] for b in blocks[1:]] == [[(960, sent[k - 1])] for k in range(1, FRAMES)]
     assert {pt for _, _, pt, _, _ in plain.packets} == {plain.opus_pt}

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import secrets
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,6 +41,8 @@ from .client import SyntheticClient
 from .context import BenchContext
 from .freeze import ws_url
 from .playout import FRAME_SECONDS, PlayoutCount, PlayoutLog
+from .report import write_record
+from .server import add_server_options, server_for
 
 __all__ = ["Condition", "DEFAULT_CONDITIONS", "main", "run_condition"]
 
@@ -229,9 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.redloss",
         description="Frames a listener can play under loss and jitter, with RED (RFC 2198) "
                     "negotiated and without.")
-    p.add_argument("--url", default=None, help="a running server; default: start one")
-    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for the started server (repeatable)")
+    add_server_options(p)
     p.add_argument("--condition", type=_condition, action="append", default=None,
                    metavar="UP,DOWN,JITTER",
                    help="uplink loss %%, downlink loss %%, jitter ms (repeatable; default: "
@@ -253,25 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench.redloss: --frames 2..15000, --playout-ms in (0, 2000], at most 20 "
               "conditions", file=sys.stderr)
         return 2
-    server = None
-    url = args.url
-    if url is None:
-        from .server import ServerProcess
-
-        server = ServerProcess.start(max_users=15, core=None, extra_args=args.server_arg)
-        url = server.url
-    try:
+    with server_for(args.url, args.server_arg) as url:
         results = asyncio.run(_probe(url, conditions, args.frames, args.playout_ms / 1000,
                                      args.seed))
-    finally:
-        if server is not None:
-            server.stop()
-    out = {"url": url, "frames": args.frames, "playout_ms": args.playout_ms, "seed": args.seed,
-           "results": results, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+    write_record(args.json_path, {"url": url, "frames": args.frames,
+                                  "playout_ms": args.playout_ms, "seed": args.seed,
+                                  "results": results})
     return 0
 
 

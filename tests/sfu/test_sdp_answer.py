@@ -146,7 +146,7 @@ def test_disabled_first_audio_serves_the_second() -> None:
 def test_savp_is_servable_and_echoed() -> None:
     text = sub1(r"UDP/TLS/RTP/SAVPF", "UDP/TLS/RTP/SAVP", load(CHROME))
     _, _, answer = answer_for(text)
-    assert "\r\nm=audio 40000 UDP/TLS/RTP/SAVP 111\r\n" in answer
+    assert "\r\nm=audio 40000 UDP/TLS/RTP/SAVP 63 111\r\n" in answer  # RED first
 
 
 def test_selection_from_another_offer_is_refused() -> None:

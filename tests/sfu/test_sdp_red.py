@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.sdp import parse_offer, select_audio
+from sfu.sdp import SdpError, parse_offer, select_audio
 from tests.sfu.sdp_helpers import ALL_FIXTURES, CHROME, answer_for, load, sub1
 
 #: What each captured offer says about RED: Chromium 156 (and Safari) offer
@@ -56,7 +56,6 @@ def test_red_around_another_opus_payload_type() -> None:
         "111/111/111/111/111/111",  # more blocks than we forward
         "abc",
         "111//111",
-        " ",
     ],
 )
 def test_unusable_red_is_ignored_and_opus_still_served(fmtp: str | None) -> None:
@@ -65,6 +64,14 @@ def test_unusable_red_is_ignored_and_opus_still_served(fmtp: str | None) -> None
     offer, sel, answer = answer_for(text)
     assert sel.red_pt is None and sel.opus_pt == 111
     assert parse_offer(answer).media[0].formats == ["111"]
+
+
+def test_an_empty_red_fmtp_is_a_clear_syntax_error() -> None:
+    """The one RED shape refused rather than ignored: ``a=fmtp:63`` with no value is not
+    SDP (RFC 8866 wants a format and its parameters), whatever codec it names."""
+    text = sub1("^a=fmtp:63 111/111$", "a=fmtp:63 ", load(CHROME))
+    with pytest.raises(SdpError, match="malformed a=fmtp"):
+        answer_for(text)
 
 
 def test_red_at_another_clock_rate_is_not_ours() -> None:

@@ -42,9 +42,11 @@ class LossyRelay:
         self._backs: dict[Address, socket.socket] = {}
         self._sources: dict[socket.socket, Address] = {}
         self.port: int = self.front.getsockname()[1]
-        #: downlink RTP packets forwarded and dropped
+        #: downlink RTP packets forwarded and dropped, and their payload types (the RTP
+        #: header is in the clear under SRTP): what the server sent this browser
         self.rtp_forwarded = 0
         self.rtp_dropped = 0
+        self.payload_types: dict[int, int] = {}
         self._due: list[tuple[float, int, bytes, Address]] = []
         self._n = 0
         self._stop = threading.Event()
@@ -90,6 +92,8 @@ class LossyRelay:
     def _downlink(self, data: bytes, browser: Address) -> None:
         rtp = len(data) > 1 and 127 < data[0] < 192 and not 191 < data[1] < 224
         if rtp:
+            pt = data[1] & 0x7F
+            self.payload_types[pt] = self.payload_types.get(pt, 0) + 1
             if self.loss and self._rng.random() < self.loss:
                 self.rtp_dropped += 1
                 return

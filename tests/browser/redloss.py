@@ -8,7 +8,10 @@ own :class:`~tests.browser.lossyrelay.LossyRelay` with the same downlink loss an
 (the page is told the relay's port by munging the answer's candidate). Over a steady
 window of Alice's talk, each listener's ``inbound-rtp`` stats give packets received and
 lost, samples received and concealed (``concealedSamples``: what the decoder had to invent)
-and ``fecPacketsReceived`` where Chromium reports it.
+and ``fecPacketsReceived`` where Chromium reports it. Chromium 156 names the codec of a RED
+stream ``audio/opus`` in getStats (the codec inside, for sender and receiver alike), so
+what each listener was sent is read from the wire instead: the relays count the payload
+types of the RTP headers (in the clear under SRTP).
 
 Used by tests/browser/test_red_e2e.py; run alone for the figures in docs/BENCHMARKS.md::
 
@@ -184,6 +187,7 @@ def measure(browser: Any, server_url: str, udp_port: int, *, loss: float, jitter
                 "inbound_codec": after[name]["inboundCodec"],
                 "relay_dropped": relays[name].rtp_dropped,
                 "relay_forwarded": relays[name].rtp_forwarded,
+                "downlink_payload_types": dict(relays[name].payload_types),
                 **_delta(before[name], after[name]),
             }
         return result

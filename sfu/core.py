@@ -371,7 +371,9 @@ class MediaCore:
         every listener takes under its Opus payload type (a RED receiver accepts it too).
         A burst's first packet goes out as its primary block alone: its redundant blocks
         hold what the talker sent before the burst (the end of an earlier turn, at most
-        341 ms back), which the listeners' jitter buffers must not play again now.
+        341 ms back), which the listeners' jitter buffers must not play again now. The
+        stream counts the payload as the talker sent it, so a listener without RED is told
+        (in its sender reports' octet count) of redundancy it was not sent.
         """
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)

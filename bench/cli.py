@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="users joining at the same time (default 8)")
     p.add_argument("--audio", choices=["speech", "tone"], default="speech",
                    help="synthetic source encoded once with Opus (default speech-like noise)")
+    p.add_argument("--red", action="store_true",
+                   help="every user offers RED (RFC 2198) and talkers send each Opus frame "
+                        "with the previous one as a redundant block, as Chromium does; the "
+                        "server must accept RED (listeners check they get it byte for byte)")
     p.add_argument("--seed", type=int, default=None, help="random seed for the talk pattern")
     p.add_argument("--floor-seconds", type=float, default=1.5,
                    help="measure this machine's floor (CPU per send() of a 100-byte datagram, "
@@ -241,6 +245,7 @@ class _Bench:
             uplink_flood=UplinkFloodSettings(rate=a.uplink_flood_rate, seconds=a.attack_seconds)
             if a.attack == "uplink-flood" else None,
             rss_every=a.rss_every,
+            red=a.red,
         )
 
     def probe(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .accounting import OutageMark
-from .context import BenchContext
+from .context import RED_PT, BenchContext
 from .downlink import DownlinkMonitor
 from .mux import SharedSocket
 from .session import LinkCounters, MediaSession
@@ -118,6 +118,8 @@ class SyntheticClient:
         self.media_failed_at: float | None = None
         self.errors: list[dict[str, Any]] = []
         self.closed = False
+        #: offer RED (RFC 2198) and send the loop under the RED payload type (``--red``)
+        self.red = ctx.red
         self.ws_messages = 0
         self.reoffers: list[Reoffer] = []
         self._reconnecting = False
@@ -191,7 +193,7 @@ class SyntheticClient:
             self.session.close()
         self._send = None
         self.session = MediaSession(self.ctx, self.counters, self._on_srtp)
-        return self.session.make_offer(self.ssrc, self.cname)
+        return self.session.make_offer(self.ssrc, self.cname, RED_PT if self.red else None)
 
     async def connect_media(self, answer_sdp: str, timeout: float = 10.0) -> None:
         """ICE then DTLS on the current session, from the server's answer."""
@@ -405,13 +407,18 @@ class SyntheticClient:
         srtp, answer, ctx = session.srtp, session.answer, self.ctx
         assert srtp is not None and answer is not None
         unprotect_rtcp = srtp.unprotect_rtcp if ctx.verify_rtcp else None
+        # With --red the loop is RED payloads, sent and received under the RED payload type.
+        if self.red and answer.red_pt is None:
+            session.fail(ClientError("the server did not accept RED (RFC 2198)"))
+            return
+        payload_type = (answer.red_pt if self.red else answer.opus_pt) or 111
         if self.uplink is None or self.monitor is None:
             self.uplink = UplinkStream(
                 self.ssrc,
                 ctx.frames,
                 srtp.protect,
                 ctx.clock,
-                payload_type=answer.opus_pt or 111,
+                payload_type=payload_type,
                 audio_level_id=answer.audio_level_id or 1,
                 mid_ext_id=answer.mid_ext_id,
                 mid=answer.mid or "0",
@@ -426,11 +433,12 @@ class SyntheticClient:
                 unprotect=srtp.unprotect,
                 unprotect_rtcp=unprotect_rtcp,
                 expected_ssrc=answer.ssrc,
-                opus_pt=answer.opus_pt or 111,
+                opus_pt=payload_type,
                 level_id=answer.audio_level_id or 1,
                 mid_id=answer.mid_ext_id,
                 mid=answer.mid or "0",
                 sample_every=ctx.sample_every,
+                burst_start=(answer.opus_pt or 111, ctx.opus_frames) if self.red else None,
             )
         else:
             self.uplink.rekey(srtp.protect)

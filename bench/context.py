@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sfu.certificate import Certificate
+from sfu.red import build_red
 
 from .histogram import LatencyHistogram
 from .mux import SharedSocket, loopback_address
@@ -15,7 +16,17 @@ from .uplink import TalkLog
 if TYPE_CHECKING:
     from .client import SyntheticClient
 
-__all__ = ["BenchContext"]
+__all__ = ["RED_PT", "BenchContext", "red_loop"]
+
+#: The payload types the bench offers: Opus and, with ``--red``, RED as Chromium numbers them.
+OPUS_PT = 111
+RED_PT = 63
+
+
+def red_loop(frames: Sequence[bytes], opus_pt: int = OPUS_PT) -> list[bytes]:
+    """The Opus loop as RED payloads (RFC 2198) the way Chromium sends them: each frame with
+    the previous one as a redundant block (timestamp offset 960), the loop wrapping around."""
+    return [build_red(opus_pt, frame, [(960, frames[k - 1])]) for k, frame in enumerate(frames)]
 
 
 class BenchContext:
@@ -43,8 +54,13 @@ class BenchContext:
         kernel_timestamps: bool = True,
         shared_socket: bool = False,
         ws_source_addresses: bool = False,
+        red: bool = False,
     ) -> None:
-        self.frames = frames
+        #: with ``red`` every user offers RED and talkers send each frame as RED with the
+        #: previous one (``red_loop``): what listeners must then receive, byte for byte
+        self.red = red
+        self.opus_frames = frames
+        self.frames = red_loop(frames) if red else frames
         self.sample_every = sample_every
         self.verify_rtcp = verify_rtcp
         self.local_host = local_host

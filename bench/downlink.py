@@ -34,7 +34,7 @@ by side, so that what the cheap path trusts is checked next to it.)
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sfu.rtp import RtpError, parse_rtp
 from sfu.srtp import SrtpError
@@ -109,6 +109,7 @@ class DownlinkMonitor:
         "mid_id",
         "next_dseq",
         "opus_pt",
+        "burst_start",
         "own_audio",
         "own_ssrc",
         "packets",
@@ -142,7 +143,11 @@ class DownlinkMonitor:
         mid_id: int | None = 4,
         mid: str = "0",
         sample_every: int = 50,
+        burst_start: tuple[int, Sequence[bytes]] | None = None,
     ) -> None:
+        """``opus_pt``: the payload type packets must carry (the RED one with ``--red``);
+        ``burst_start``: with RED, the (Opus payload type, plain frames) a burst's first
+        packet carries instead, since the SFU strips its redundancy (sfu/core.py)."""
         if sample_every < 1:
             raise ValueError("sample_every must be >= 1")
         if not 1 <= level_id <= 14:
@@ -153,6 +158,7 @@ class DownlinkMonitor:
         self.own_ssrc = own_ssrc
         self.expected_ssrc = expected_ssrc
         self.opus_pt = opus_pt
+        self.burst_start = burst_start
         self.level_id = level_id
         self.mid_id = mid_id
         self.mid = mid.encode()
@@ -383,7 +389,10 @@ class DownlinkMonitor:
             self._fail("rtp_parse")
             return
         ok = True
-        if pkt.payload != log.frames[up % len(log.frames)]:
+        frames, payload_type = log.frames, self.opus_pt
+        if pkt.marker and self.burst_start is not None:  # RED: a burst starts as plain Opus
+            payload_type, frames = self.burst_start
+        if pkt.payload != frames[up % len(frames)]:
             self._fail("payload")
             ok = False
         if pkt.csrcs != [log.ssrc]:
@@ -392,7 +401,7 @@ class DownlinkMonitor:
         if self.expected_ssrc is not None and pkt.ssrc != self.expected_ssrc:
             self._fail("ssrc")
             ok = False
-        if pkt.payload_type != self.opus_pt:
+        if pkt.payload_type != payload_type:
             self._fail("payload_type")
             ok = False
         if pkt.extensions.get(self.level_id) != bytes((0x80 | (up & _MASK),)):

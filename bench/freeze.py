@@ -214,13 +214,13 @@ async def _probe(url: str, modes: Sequence[str], repeats: int, talk_before: floa
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .server import add_server_options
+
     p = argparse.ArgumentParser(
         prog="python -m bench.freeze",
         description="Freeze a floor holder (SIGSTOP) and measure how long until the others "
                     "see the floor idle, with and without media.")
-    p.add_argument("--url", default=None, help="a running server; default: start one")
-    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for the started server (repeatable)")
+    add_server_options(p)
     p.add_argument("--modes", default="media,no-media",
                    help="comma-separated: media, no-media (default both)")
     p.add_argument("--repeats", type=int, default=3, help="trials per mode (default 3)")
@@ -251,27 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench.freeze: --repeats must be 1..100, --timeout in (0, 600], --talk-before "
               "and --spread 0..60 s", file=sys.stderr)
         return 2
-    server = None
-    url = args.url
-    if url is None:
-        from .server import ServerProcess
+    from .server import server_for
 
-        server = ServerProcess.start(max_users=15, core=None, extra_args=args.server_arg)
-        url = server.url
-    try:
+    with server_for(args.url, args.server_arg) as url:
         trials = asyncio.run(_probe(url, modes, args.repeats, args.talk_before, args.spread,
                                     args.timeout))
-    finally:
-        if server is not None:
-            server.stop()
-    result = {"url": url, "server_args": args.server_arg, "trials": [asdict(t) for t in trials],
-              "summary": summary(trials),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    print(json.dumps(result["summary"], indent=1))
-    if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+    from .report import write_record
+
+    write_record(args.json_path, {"url": url, "server_args": args.server_arg,
+                                  "trials": [asdict(t) for t in trials],
+                                  "summary": summary(trials)})
+    print(json.dumps(summary(trials), indent=1))
     return 0
 
 

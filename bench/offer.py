@@ -47,11 +47,16 @@ class OfferParams:
     audio_level_id: int = 1
     mid_ext_id: int = 4
     mid: str = "0"
+    #: offer RED (RFC 2198) for Opus under this payload type, as Chromium does (63)
+    red_pt: int | None = None
 
 
 def build_offer(p: OfferParams) -> str:
     """A Chromium-shaped audio-only offer (CRLF line ends, as browsers send)."""
     stream = f"bench-{p.cname}"
+    formats = f"{p.opus_pt}" if p.red_pt is None else f"{p.opus_pt} {p.red_pt}"
+    red = [] if p.red_pt is None else [f"a=rtpmap:{p.red_pt} red/48000/2",
+                                       f"a=fmtp:{p.red_pt} {p.opus_pt}/{p.opus_pt}"]
     lines = [
         "v=0",
         f"o=- {p.session_id} 2 IN IP4 127.0.0.1",
@@ -60,7 +65,7 @@ def build_offer(p: OfferParams) -> str:
         f"a=group:BUNDLE {p.mid}",
         "a=extmap-allow-mixed",
         f"a=msid-semantic: WMS {stream}",
-        f"m=audio {p.port} UDP/TLS/RTP/SAVPF {p.opus_pt}",
+        f"m=audio {p.port} UDP/TLS/RTP/SAVPF {formats}",
         f"c=IN IP4 {p.host}",
         "a=rtcp:9 IN IP4 0.0.0.0",
         f"a=candidate:1 1 udp 2122260223 {p.host} {p.port} typ host generation 0",
@@ -77,6 +82,7 @@ def build_offer(p: OfferParams) -> str:
         "a=rtcp-rsize",
         f"a=rtpmap:{p.opus_pt} opus/48000/2",
         f"a=fmtp:{p.opus_pt} minptime=10;useinbandfec=1",
+        *red,
         f"a=ssrc:{p.ssrc} cname:{p.cname}",
         f"a=ssrc:{p.ssrc} msid:{stream} mic",
     ]
@@ -94,6 +100,7 @@ class Answer:
     fingerprints: list[tuple[str, bytes]] = field(default_factory=list)
     candidates: list[tuple[str, int]] = field(default_factory=list)
     opus_pt: int | None = None
+    red_pt: int | None = None  # the server accepted RED (RFC 2198) under this payload type
     audio_level_id: int | None = None
     mid_ext_id: int | None = None
     mid: str | None = None
@@ -213,6 +220,8 @@ def parse_answer(text: str) -> Answer:
             pt_text, _, codec = attr.partition(" ")
             if codec.lower().startswith("opus/48000") and answer.opus_pt is None:
                 answer.opus_pt = _int(pt_text, "payload type", 0, 127)
+            elif codec.lower() == "red/48000/2" and answer.red_pt is None:
+                answer.red_pt = _int(pt_text, "payload type", 0, 127)
         elif name == "extmap":
             id_text, _, uri = attr.partition(" ")
             ident = _int(id_text.partition("/")[0], "extmap id", 1, 255)

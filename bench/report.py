@@ -7,10 +7,22 @@ mistaken for a server limit.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 __all__ = ["client_bound", "format_find_max", "format_table", "plot_find_max", "plot_rss",
-           "plot_run"]
+           "plot_run", "write_record"]
+
+def write_record(path: str | None, record: dict[str, Any]) -> dict[str, Any]:
+    """A probe's JSON record, dated (UTC), written to ``path`` if given; returned."""
+    record = {**record, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+            f.write("\n")
+    return record
+
 
 #: Above this the bench's own core is the bottleneck and latency figures are the bench's.
 CLIENT_BOUND_CPU_PERCENT = 85.0

@@ -91,6 +91,8 @@ class RunSettings:
     uplink_flood: UplinkFloodSettings | None = None
     #: ``--rss-every S``: sample the server tree's RSS every S s through the talking (soak)
     rss_every: float | None = None
+    #: ``--red``: every user offers RED (RFC 2198); talkers send RED with one redundant block
+    red: bool = False
 
 
 def _rss_self() -> int:
@@ -244,6 +246,7 @@ async def run_load(
         # the attack keeps the server's per-address limit on: one address per user, as
         # browsers have, and the flood alone on its address
         ws_source_addresses=settings.flood is not None,
+        red=settings.red,
     )
     base = url.rstrip("/")
     ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws"

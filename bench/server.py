@@ -8,7 +8,9 @@ Also: a tiny /healthz reader for the server's own counters.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -16,11 +18,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ServerError", "ServerProcess", "fetch_healthz", "spawn_pinned"]
+__all__ = ["ServerError", "ServerProcess", "add_server_options", "fetch_healthz", "server_for",
+           "spawn_pinned"]
 
 _OPEN_LINE = re.compile(r"walkie: open (https?://\S+)")
 #: ``walkie serve`` flags that lift every per-address limit and the server-wide connection cap.
@@ -119,6 +123,28 @@ class ServerProcess:
                 self.proc.wait(5)
         self.drain_output()
         return self.proc.returncode
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """A probe's ``--url`` and ``--server-arg`` (what :func:`server_for` takes)."""
+    parser.add_argument("--url", default=None, help="a running server; default: start one")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for the started server (repeatable)")
+
+
+@contextlib.contextmanager
+def server_for(url: str | None, extra_args: Sequence[str] = (), max_users: int = 15
+               ) -> Iterator[str]:
+    """The URL of the server to probe: ``url`` if given, else a server started here (not
+    pinned) and stopped, by its pid, when the block ends (the probes' ``--url``)."""
+    if url is not None:
+        yield url
+        return
+    server = ServerProcess.start(max_users=max_users, core=None, extra_args=list(extra_args))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def spawn_pinned(

@@ -97,9 +97,9 @@ class MediaSession:
 
     # ------------------------------------------------------------------ offer / answer
 
-    def make_offer(self, ssrc: int, cname: str) -> str:
+    def make_offer(self, ssrc: int, cname: str, red_pt: int | None = None) -> str:
         """Take a local address (own socket, or an address on the shared socket) and write
-        the SDP offer for it, with fresh ICE credentials."""
+        the SDP offer for it, with fresh ICE credentials (and RED offered under ``red_pt``)."""
         if self.mux is not None:
             host = self.local_ip = self.mux.allocate()
             port = self.mux.port
@@ -124,6 +124,7 @@ class MediaSession:
                 host=host,
                 port=port,
                 session_id=secrets.randbits(62),
+                red_pt=red_pt,
             )
         )
 

@@ -37,6 +37,7 @@ from .certificate import Certificate, CertificateKeeper
 from .demux import Kind, classify
 from .ice import StunError, binding_username
 from .peer import Peer
+from .red import RedError, red_layout
 from .room import Room
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
@@ -133,6 +134,7 @@ class MediaCore:
         self.dropped_unknown_kind = 0
         self.dropped_unknown_source = 0
         self.packets_forwarded = 0
+        self.red_dropped = 0  # malformed RED payloads (sfu/red.py), never forwarded
         #: uplink datagrams dropped over a peer's cap, by reason (sfu/uplinkcap.py)
         self.uplink_drops = UplinkDrops()
 
@@ -251,8 +253,8 @@ class MediaCore:
         preroll = speaker.take_preroll(now)
         if preroll:
             room.tail = None  # the new speaker's audio starts now: the old tail is over
-        for arrival, ssrc, seq, ts, level, payload in preroll:
-            self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival)
+        for arrival, ssrc, seq, ts, level, payload, red in preroll:
+            self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival, red)
 
     def close(self) -> None:
         """Say goodbye to every peer and refuse new ones (the driver then flushes and stops)."""
@@ -333,6 +335,15 @@ class MediaCore:
             return
         peer.rtp_received += 1
         peer.track_uplink(ssrc, seq, ts, now)
+        payload = plain[start:end]
+        red = None
+        if peer.red_pt >= 0 and plain[1] & 0x7F == peer.red_pt:  # RFC 2198 (sfu/red.py)
+            try:
+                red = red_layout(payload, peer.opus_pt)
+            except RedError:
+                peer.red_dropped += 1
+                self.red_dropped += 1
+                return
         room = peer.room
         if room.speaker is peer:
             room.heard_at = now
@@ -340,14 +351,14 @@ class MediaCore:
                 self._events.append(self._watch.heard(room, now))
             if room.tail is not None:
                 room.tail = None  # the new speaker's audio started: the old tail is over
-            self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
+            self._forward(room, peer, ssrc, seq, ts, level, payload, now, red)
         elif room.tail is peer and room.in_tail(peer, now):
             peer.rtp_tail_forwarded += 1
-            self._forward(room, peer, ssrc, seq, ts, level, plain[start:end], now)
+            self._forward(room, peer, ssrc, seq, ts, level, payload, now, red)
         else:
             peer.rtp_dropped_not_speaker += 1
             self.rtp_not_speaker += 1
-            peer.preroll.append((now, ssrc, seq, ts, level, plain[start:end]))
+            peer.preroll.append((now, ssrc, seq, ts, level, payload, red))
 
     def _forward(
         self,
@@ -359,17 +370,35 @@ class MediaCore:
         level: int,
         payload: bytes,
         arrival: float,
+        red: tuple[int, int] | None,
     ) -> None:
-        """One talker packet to every listener: numbered once, protected per listener."""
+        """One talker packet to every listener: numbered once, protected per listener.
+
+        ``red`` is the layout of a RED payload (sfu/red.py), None for plain Opus, which
+        every listener takes under its Opus payload type (a RED receiver accepts it too).
+        A burst's first packet goes out as its primary block alone: its redundant blocks
+        hold what the talker sent before the burst (the end of an earlier turn, at most
+        341 ms back), which the listeners' jitter buffers must not play again now. The
+        stream counts the payload as the talker sent it, so a listener without RED is told
+        (in its sender reports' octet count) of redundancy it was not sent.
+        """
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)
         talker.seq_skip += 1  # its own packet never goes back to it: no gap in its downlink
         marker, out_seq, out_ts = room.stream.next(ssrc, seq, ts, arrival, len(payload))
         if marker:
             room.on_burst(ssrc)
-        sent = self.transmits.fan_out(room.routes, talker, marker, out_seq, out_ts, level, payload)
+            if red is not None:  # its redundancy is audio from before this burst: not sent
+                payload, red = payload[red[1]:], None
+        transmits = self.transmits
+        if red is None:
+            sent = transmits.fan_out(room.routes, talker, marker, out_seq, out_ts, level, payload)
+            octets = sent * len(payload)
+        else:
+            sent, octets = transmits.fan_out_red(
+                room, talker, marker, out_seq, out_ts, level, payload, red)
         room.packets_forwarded += sent
-        self.payload_bytes_forwarded += sent * len(payload)
+        self.payload_bytes_forwarded += octets
         self.packets_forwarded += sent
 
     def _on_stun(self, data: bytes, source: Address, now: float) -> None:
@@ -493,6 +522,7 @@ class MediaCore:
             "dropped_unknown_kind": self.dropped_unknown_kind,
             "dropped_unknown_source": self.dropped_unknown_source,
             "packets_forwarded": self.packets_forwarded,
+            "red_dropped": self.red_dropped,
             "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
             "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
             "certificate_renewals": self.certificates.renewals,

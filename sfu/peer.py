@@ -42,8 +42,8 @@ __all__ = ["Peer", "PREROLL_SECONDS", "PREROLL_MAX_PACKETS"]
 PREROLL_SECONDS = 0.3
 #: 20 ms Opus frames: 300 ms is 15 packets; keep a margin for 10 ms packetisation.
 PREROLL_MAX_PACKETS = 32
-#: Pre-roll entry: (arrival, src_ssrc, seq, timestamp, level, payload).
-PrerollEntry = tuple[float, int, int, int, int, bytes]
+#: Pre-roll entry: (arrival, src_ssrc, seq, timestamp, level, payload, RED layout or None).
+PrerollEntry = tuple[float, int, int, int, int, bytes, "tuple[int, int] | None"]
 
 _NEVER = math.inf
 
@@ -66,6 +66,8 @@ class Peer:
         "unprotect",
         "header",
         "audio_level_id",
+        "opus_pt",
+        "red_pt",
         "sends_audio",
         "receives_audio",
         "rtcp",
@@ -89,6 +91,7 @@ class Peer:
         "rtp_tail_forwarded",
         "srtp_errors",
         "rtp_errors",
+        "red_dropped",
         "rtcp_received",
         "rtcp_errors",
         "rtcp_sent",
@@ -141,6 +144,10 @@ class Peer:
         direction = answer_direction(selection)
         self.sends_audio = direction in ("sendrecv", "recvonly")
         self.receives_audio = direction in ("sendrecv", "sendonly")
+        #: its Opus payload type, and its RED one (-1: not negotiated): a RED peer sends RED
+        #: and is sent RED; the others get the primary block only (sfu/red.py)
+        self.opus_pt = selection.opus_pt
+        self.red_pt = -1 if selection.red_pt is None else selection.red_pt
         #: RTCP in and out (sfu/reports.py); ``track_uplink`` is its per-packet entry
         self.rtcp = RtcpReports(self.header.ssrc, f"walkie-{secrets.token_hex(4)}", rng)
         self.track_uplink = self.rtcp.track_uplink
@@ -167,6 +174,7 @@ class Peer:
         self.rtp_tail_forwarded = 0  # forwarded after its floor ended (sfu/room.py TAIL_SECONDS)
         self.srtp_errors = 0
         self.rtp_errors = 0
+        self.red_dropped = 0  # malformed RED from this peer, never forwarded (sfu/red.py)
         self.rtcp_received = 0
         self.rtcp_errors = 0
         self.rtcp_sent = 0
@@ -400,6 +408,8 @@ class Peer:
             "uplink_dropped_byte_rate": drops.byte_rate,
             "srtp_errors": self.srtp_errors,
             "rtp_errors": self.rtp_errors,
+            "red": self.red_pt >= 0,
+            "red_dropped": self.red_dropped,
             "rtcp_received": self.rtcp_received,
             "rtcp_sent": self.rtcp_sent,
             "rtcp_errors": self.rtcp_errors,

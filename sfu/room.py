@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 #: (listener, its plain header template, its leveled template or None, the level octet's
 #: offset in it, its payload type, its outbound SRTP context, its destination).
 Route = tuple["Peer", bytearray, "bytearray | None", int, int, Any, "Destination"]
+#: RED listeners' routes (their payload type is their RED one), grouped by their Opus payload
+#: type, which the blocks inside a RED payload must carry for them (sfu/red.py).
+RedGroup = tuple[int, tuple[Route, ...]]
 
 
 class Room:
@@ -33,7 +36,8 @@ class Room:
     path iterates a ready-made sequence of what it needs per listener and looks nothing up.
     """
 
-    __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
+    __slots__ = ("room_id", "members", "speaker", "stream", "routes", "opus_routes",
+                 "red_groups", "bursts",
                  "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
@@ -42,7 +46,12 @@ class Room:
         self.speaker: Peer | None = None
         #: the room's channel, numbered once for every listener (sfu/rewriter.py)
         self.stream = DownlinkStream(rng=rng)
+        #: every listener, under its Opus payload type: for a talker's plain Opus packets
         self.routes: tuple[Route, ...] = ()
+        #: for a talker's RED packets: the listeners without RED (sent the primary block)
+        #: and those with RED (sent the RED payload under their RED payload type)
+        self.opus_routes: tuple[Route, ...] = ()
+        self.red_groups: tuple[RedGroup, ...] = ()
         self.bursts = 0
         self.packets_forwarded = 0
         #: the speaker's uplink watch (sfu/silence.py): its state, the arrival of the
@@ -58,12 +67,20 @@ class Room:
         """Recompute who gets the room's downlink: connected peers that accept audio."""
         stream = self.stream
         routes = []
+        opus_routes = []
+        red: dict[int, list[Route]] = {}
         for peer in self.members.values():
             route = peer.route()
             peer.listen(stream, route is not None)
             if route is not None:
                 routes.append(route)
+                if peer.red_pt < 0:
+                    opus_routes.append(route)
+                else:
+                    red.setdefault(peer.opus_pt, []).append(route[:4] + (peer.red_pt,) + route[5:])
         self.routes = tuple(routes)
+        self.opus_routes = tuple(opus_routes)
+        self.red_groups = tuple((pt, tuple(group)) for pt, group in red.items())
 
     def on_burst(self, csrc: int) -> None:
         """A talk burst started: every listener's header names ``csrc`` as the talker."""

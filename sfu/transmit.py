@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
+from .red import retag_red
 from .rewriter import MAX_HEADER_BYTES, PATCH
 from .srtp import SRTP_OK, srtp_protect_in_place
 
 if TYPE_CHECKING:
     from .peer import Peer
-    from .room import Route
+    from .room import Room, Route
 
 __all__ = ["MAX_PAYLOAD", "SLOT_BYTES", "Destination", "TransmitQueue", "encode_sockaddr", "ffi"]
 
@@ -255,6 +256,39 @@ class TransmitQueue:
             k += 1
         self._count = k
         return k - start
+
+    def fan_out_red(
+        self,
+        room: Room,
+        talker: Peer,
+        marker: int,
+        seq: int,
+        timestamp: int,
+        level: int,
+        payload: bytes,
+        layout: tuple[int, int],
+    ) -> tuple[int, int]:
+        """HOT PATH for a talker's RED packet (RFC 2198): ``(packets, payload octets)`` sent.
+
+        ``layout`` is ``red_layout(payload, talker.opus_pt)`` (sfu/red.py). Listeners that
+        negotiated RED get the payload as it came, under their RED payload type, with the
+        blocks' payload type re-tagged once per group when their Opus payload type is not the
+        talker's; the others get the primary block alone, a plain Opus packet. Either way
+        the per-listener work is :meth:`fan_out`'s.
+        """
+        redundant, primary_start = layout
+        packets = octets = 0
+        for opus_pt, routes in room.red_groups:
+            body = payload if opus_pt == talker.opus_pt else retag_red(payload, redundant, opus_pt)
+            sent = self.fan_out(routes, talker, marker, seq, timestamp, level, body)
+            packets += sent
+            octets += sent * len(body)
+        if room.opus_routes:
+            primary = payload[primary_start:]
+            sent = self.fan_out(room.opus_routes, talker, marker, seq, timestamp, level, primary)
+            packets += sent
+            octets += sent * len(primary)
+        return packets, octets
 
     # ------------------------------------------------------------------ reading
 

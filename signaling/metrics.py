@@ -47,6 +47,7 @@ DROP_REASONS: Mapping[str, str] = {
     "send_errors": "send_error",
     "protect_errors": "protect_error",
     "dropped_oversize": "oversize",
+    "red_dropped": "malformed_red",
 }
 #: Plain media counters: (stats key, metric name, help).
 MEDIA_COUNTERS = (

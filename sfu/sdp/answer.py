@@ -101,7 +101,8 @@ def build_answer(
 ) -> str:
     """Write the SDP answer (CRLF line ends) for ``offer`` as served by ``sel``.
 
-    The served m-line answers Opus only, rtcp-mux, our ICE-lite host candidate and DTLS
+    The served m-line answers Opus (with in-band FEC), preceded by RED when the offer has a
+    usable one (:attr:`AudioSelection.red_pt`), rtcp-mux, our ICE-lite host candidate and DTLS
     role, and only the ssrc-audio-level and sdes:mid header extensions (with the offer's
     ids). No rtcp-fb: we neither send NACKs for audio nor transport-wide feedback, and
     answering transport-cc would make the browser wait for feedback that never comes.
@@ -140,8 +141,10 @@ def _served_section(
 ) -> list[str]:
     direction = answer_direction(sel)
     pt = sel.opus_pt
+    red = sel.red_pt  # RFC 2198; what is forwarded to whom: sfu/red.py
+    formats = " ".join(map(str, sel.payload_types))
     lines = [
-        f"m=audio {local.candidate_port} {section.proto} {pt}",
+        f"m=audio {local.candidate_port} {section.proto} {formats}",
         f"c={addr}",
         f"a=mid:{sel.mid}",
         f"a=ice-ufrag:{local.ice_ufrag}",
@@ -161,6 +164,10 @@ def _served_section(
     lines += [
         f"a=rtpmap:{pt} opus/48000/2",
         f"a=fmtp:{pt} minptime=10;useinbandfec=1",
+    ]
+    if red is not None:
+        lines += [f"a=rtpmap:{red} red/48000/2", f"a=fmtp:{red} {pt}/{pt}"]
+    lines += [
         f"a=candidate:1 1 udp 2130706431 {local.candidate_ip} {local.candidate_port} typ host",
         "a=end-of-candidates",
     ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..ice import credential_problem
+from ..red import MAX_REDUNDANT
 from .model import Fingerprint, MediaSection, Offer, SdpError
 from .roles import check_offer_setup
 
@@ -46,6 +47,15 @@ class AudioSelection:
     #: the member may not send (signaling's word: a listen-only join token): we never take
     #: its audio, whatever the offer says (the answer and the peer follow ``answer.py``)
     listen_only: bool = False
+    #: the offerer's RFC 2198 RED payload type for Opus (``red/48000/2`` with
+    #: ``a=fmtp:<red> <opus>/<opus>``), None when it offered none we can use (sfu/red.py)
+    red_pt: int | None = None
+
+    @property
+    def payload_types(self) -> tuple[int, ...]:
+        """The answer's formats in order: RED first when negotiated (a browser sends the
+        first one, so a RED offerer then sends RED), then Opus."""
+        return (self.opus_pt,) if self.red_pt is None else (self.red_pt, self.opus_pt)
 
 
 def _check_ice_credential(kind: Literal["ufrag", "pwd"], value: str | None) -> str:
@@ -127,6 +137,7 @@ def select_audio(offer: Offer, *, listen_only: bool = False) -> AudioSelection:
         remote_ssrc=_remote_ssrc(section),
         direction=section.direction,
         listen_only=listen_only,
+        red_pt=_find_red(section, opus_pt),
     )
 
 
@@ -160,6 +171,27 @@ def _find_opus(section: MediaSection) -> int:
             if entry[1:] == (48000, 2):  # RFC 7587: always opus/48000/2
                 return int(fmt)
     raise SdpError("offer has no Opus codec (opus/48000/2) in its audio section")
+
+
+def _find_red(section: MediaSection, opus_pt: int) -> int | None:
+    """The offerer's RED payload type if it carries only our Opus (RFC 2198 §5), else None.
+
+    Chromium offers ``a=rtpmap:63 red/48000/2`` with ``a=fmtp:63 111/111``: the fmtp lists
+    the payload type of each block, one or more, every one ours. A RED entry we cannot use
+    (no fmtp, another codec inside, more blocks than we forward) is ignored: the peer gets
+    plain Opus, as one that offered no RED.
+    """
+    for fmt in section.formats:
+        if not fmt.isascii() or not fmt.isdigit() or len(fmt) > 3:
+            continue
+        pt = int(fmt)
+        entry = section.rtpmap.get(pt)
+        if entry is None or entry[0].lower() != "red" or entry[1:] != (48000, 2):
+            continue
+        blocks = section.fmtp.get(pt, "").strip().split("/")
+        if 1 <= len(blocks) <= MAX_REDUNDANT + 1 and all(b == str(opus_pt) for b in blocks):
+            return pt
+    return None
 
 
 def _extmap_id(section: MediaSection, uri: str) -> int | None:

@@ -93,6 +93,8 @@ TARGETS: dict[str, Target] = {
                "sfu/demux.py + sfu/dtls.py DtlsEndpoint.receive/handle_timeout, both roles"),
         Target("rtp", "tests.fuzz.packets:rtp", 1500,
                "sfu/rtp.py parse_rtp, read_uplink (must agree), build_rtp round trip"),
+        Target("red", "tests.fuzz.packets:red", 1500,
+               "sfu/red.py red_layout, split_red, build_red, retag_red (RFC 2198)"),
         Target("rtcp", "tests.fuzz.packets:rtcp", 1500,
                "sfu/rtcp.py parse_rtcp + builders round trip, sfu/reports.py receive"),
         Target("sdp", "tests.fuzz.texts:sdp", 16384,
@@ -100,6 +102,7 @@ TARGETS: dict[str, Target] = {
         Target("signaling", "tests.fuzz.texts:signaling", 4096,
                "signaling/messages.py parse_client_message (text and binary frames)"),
         Target("core", "tests.fuzz.mediacore:datagrams", 8192,
-               "sfu.core.MediaCore with two connected peers: any datagram, any address"),
+               "sfu.core.MediaCore with three connected peers (two RED): any datagram, "
+               "any address"),
     )
 }

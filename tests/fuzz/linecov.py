@@ -29,6 +29,7 @@ MODULES = {
     "rtcp": ["sfu/rtcp.py", "sfu/reports.py", "sfu/reception.py"],
     "sdp": ["sfu/sdp/parse.py", "sfu/sdp/select.py", "sfu/sdp/answer.py", "sfu/sdp/model.py",
             "sfu/sdp/roles.py"],
+    "red": ["sfu/red.py"],
     "signaling": ["signaling/messages.py"],
     "core": ["sfu/core.py", "sfu/peer.py", "sfu/demux.py", "sfu/room.py", "sfu/transmit.py",
              "sfu/rewriter.py"],

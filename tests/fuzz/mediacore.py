@@ -1,5 +1,7 @@
 """Fuzz target for the real attack surface: any datagram, from any address, into a
-``MediaCore`` whose room has two connected browsers (``tests/sfu/memnet.py``).
+``MediaCore`` whose room has three connected browsers (``tests/sfu/memnet.py``): *a* and
+*b* negotiated RED (RFC 2198; *b* under other payload types: Opus 109, RED 100), *c* did not
+and only listens, so *a*'s RED packets reach every fan-out path (as-is, re-tagged, primary).
 
 The input is a list of frames (``harness.frames``). An op's low 3 bits say what to do, the
 next bits from where or for whom:
@@ -28,8 +30,8 @@ Expected: nothing; the core never raises for network input. Must hold: the core 
 nothing to an address that has not sent a check signed with a peer's password (RFC 7675:
 no reflection, no amplification), and its stats stay JSON-ready.
 
-The core and its two browsers are kept between inputs (two DTLS handshakes per input
-would cost ~100 times the input itself) and rebuilt when an input disconnected either
+The core and its three browsers are kept between inputs (three DTLS handshakes per input
+would cost ~100 times the input itself) and rebuilt when an input disconnected any
 browser or moved it away, and every 500 inputs (fuzzed SRTP sequence numbers can leave the
 sessions out of step).
 """
@@ -53,6 +55,7 @@ __all__ = ["datagrams"]
 Address = tuple[str, int]
 _A: Address = ("127.0.0.1", 50000)
 _B: Address = ("127.0.0.1", 50001)
+_C: Address = ("127.0.0.1", 50003)  # a listener only: never a source of fuzzed input
 _SOURCES: tuple[Address, ...] = (_A, _B, ("127.0.0.1", 50002), ("::1", 50000))
 _REBUILD_EVERY = 500
 # One input stays cheap (libFuzzer's -timeout is 30 s, on a loaded machine): this many
@@ -62,14 +65,16 @@ _MAX_SECONDS = 120.0
 
 
 class _World:
-    """One core, one room ``r``, browsers *a* (the speaker) and *b*, all connected."""
+    """One core, one room ``r``, browsers *a* (the speaker), *b* and *c*, all connected."""
 
     def __init__(self) -> None:
         core = MediaCore(CoreConfig("127.0.0.1", 40000), IDENTITIES["server"],
                          wall_offset=1.7e9, rng=random.Random(5))
         self.net = Net(core)
-        self.a = self.net.connect(Browser("a", _A, ufrag="afuz", pwd="a" * 22))
-        self.b = self.net.connect(Browser("b", _B, ufrag="bfuz", pwd="b" * 22))
+        self.a = self.net.connect(Browser("a", _A, ufrag="afuz", pwd="a" * 22, red_pt=63))
+        self.b = self.net.connect(Browser("b", _B, ufrag="bfuz", pwd="b" * 22, opus_pt=109,
+                                          red_pt=100))
+        self.c = self.net.connect(Browser("c", _C, ufrag="cfuz", pwd="c" * 22))
         core.set_speaker("r", "a", self.net.now)
         self.net.pump()
         self.inputs = 0
@@ -79,7 +84,7 @@ class _World:
         return self.net.core
 
     def healthy(self) -> bool:
-        for browser in (self.a, self.b):
+        for browser in (self.a, self.b, self.c):
             stats = self.core.peer_stats(browser.name)
             if stats is None or not stats["connected"] or stats["address"] != list(browser.address):
                 return False
@@ -148,7 +153,7 @@ def datagrams(data: bytes) -> None:
         _world = _World()
     world = _world
     world.inputs += 1
-    checked: set[Address] = {_A, _B}
+    checked: set[Address] = {_A, _B, _C}
     start = world.net.now
     for count, (op, payload) in enumerate(frames(data)):
         if count == _MAX_FRAMES or world.net.now - start > _MAX_SECONDS:
@@ -158,5 +163,5 @@ def datagrams(data: bytes) -> None:
         for _, address in lost:
             check(address in checked, f"sent to {address}, which never passed a check")
     json.dumps(world.core.stats())
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         json.dumps(world.core.peer_stats(name))

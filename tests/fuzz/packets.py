@@ -31,6 +31,7 @@ from sfu.rtcp import (
     build_sender_report,
     parse_rtcp,
 )
+from sfu.red import MAX_REDUNDANT, RedError, build_red, red_layout, retag_red, split_red
 from sfu.rtp import RtpError, build_rtp, parse_rtp, read_uplink
 
 from tests.sfu.test_ice import raw_signed
@@ -178,6 +179,34 @@ def rtp(data: bytes) -> None:
     except RtpError:
         return  # e.g. an element with an id the one- or two-byte form cannot carry
     check(parse_rtp(rebuilt) == parsed, "parse_rtp(build_rtp(p)) != p")
+
+# ---------------------------------------------------------------------------- RED
+
+
+def red(data: bytes) -> None:
+    """Byte 0: the talker's Opus payload type (low 7 bits); the rest, one RED payload
+    (RFC 2198) as the core reads it from a talker that negotiated RED.
+
+    Expected: ``RedError``. Must hold: the layout lies inside the payload with a non-empty
+    primary block; ``split_red`` then ``build_red`` gives the same bytes back; re-tagging to
+    another payload type and back gives the same bytes back.
+    """
+    if not data:
+        return
+    pt, payload = data[0] & 0x7F, data[1:]
+    try:
+        redundant, start = red_layout(payload, pt)
+    except RedError:
+        return
+    check(0 <= redundant <= MAX_REDUNDANT, "more redundant blocks than allowed")
+    check(4 * redundant + 1 <= start < len(payload), "the primary block lies outside")
+    blocks = split_red(payload, pt)
+    check(len(blocks) == redundant + 1 and blocks[-1] == (0, payload[start:]),
+          "split_red disagrees with red_layout")
+    check(build_red(pt, blocks[-1][1], blocks[:-1]) == payload, "build_red(split_red(p)) != p")
+    other = (pt + 1) & 0x7F
+    check(retag_red(retag_red(payload, redundant, other), redundant, pt) == payload,
+          "re-tagging there and back changed the payload")
 
 # ---------------------------------------------------------------------------- RTCP
 

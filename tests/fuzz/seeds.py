@@ -19,6 +19,7 @@ import struct
 import sys
 
 from sfu.dtls import DtlsEndpoint
+from sfu.red import build_red
 from sfu.reports import RtcpReports
 from sfu.rtcp import ReceiverReport, ReportBlock, build_bye, build_receiver_report
 from sfu.rtp import RtpPacket, build_rtp
@@ -87,6 +88,20 @@ def rtp_seeds() -> list[bytes]:
     return [b"\x01" + chromium, b"\x01" + two_byte, b"\x00" + plain, b"\x0e" + chromium]
 
 
+def red_seeds() -> list[bytes]:
+    """RED as Chromium sends it (one redundant block: the previous frame), with more blocks,
+    primary only, another Opus payload type, and the malformed shapes the core drops."""
+    previous, current = b"\xfc" + bytes(60), b"\xfc" + bytes(range(64))
+    return [
+        bytes([111]) + build_red(111, current, [(960, previous)]),
+        bytes([111]) + build_red(111, current),
+        bytes([109]) + build_red(109, current, [(1920, previous), (960, previous)]),
+        bytes([111]) + bytes([0x80 | 111, 15, 0, 200, 111]) + b"short",
+        bytes([111]) + bytes([0x80 | 111, 15, 0, 1] * 5 + [111]) + b"x" * 9,
+        bytes([111]) + bytes([0x80 | 0, 15, 0, 1, 111]) + b"xy",
+    ]
+
+
 def rtcp_seeds() -> list[bytes]:
     ours = RtcpReports(0x77777777, "walkie-fuzz", random.Random(0))
     ours.track_uplink(REPORTS_SSRC, 1, 960, 0.0)
@@ -135,10 +150,15 @@ def core_seeds() -> list[bytes]:
         frame(1, build_rtp(RtpPacket(111, 9, 0, 1, payload=b"x" * 1300))) + frame(4, b"\xff"),
         frame(0 | 0x18, b"\x00\x01" + bytes(18)) + frame(0, b"\x80\xc9" + bytes(6)),
         frame(2, build_bye([1], "bye")) + frame(4, b"\x96") * 3,
+        # a's RED (RFC 2198; a and b negotiated it, c did not), good then malformed
+        frame(1, build_rtp(RtpPacket(63, 10, 1920, 1, payload=red_seeds()[0][1:])))
+        + frame(1, build_rtp(RtpPacket(63, 11, 2880, 1, payload=red_seeds()[3][1:])))
+        + frame(1, build_rtp(RtpPacket(111, 12, 3840, 1, payload=b"\xfc" * 30))),
     ]
 
 
-SEEDS = {"stun": stun_seeds, "dtls": dtls_seeds, "rtp": rtp_seeds, "rtcp": rtcp_seeds,
+SEEDS = {"stun": stun_seeds, "dtls": dtls_seeds, "rtp": rtp_seeds, "red": red_seeds,
+         "rtcp": rtcp_seeds,
          "sdp": sdp_seeds, "signaling": signaling_seeds, "core": core_seeds}
 
 

@@ -18,7 +18,7 @@ import pytest
 from tests.fuzz.campaign import run_target
 from tests.fuzz.harness import TARGETS, Target
 
-#: Inputs per target in ci/test; about 45 s for all seven on this project's 2-core machine.
+#: Inputs per target in ci/test; about 45 s for all eight on this project's 2-core machine.
 SHORT_RUNS = 2000
 SHORT_SECONDS = 60
 

@@ -59,8 +59,8 @@ def sdp(data: bytes) -> None:
         _CORE.remove_peer("fuzz")
     check(_CORE.peer_count == 0, "a removed peer is still there")
     again = parse_offer(answer)
-    check(again.media[selection.index].formats == [str(selection.opus_pt)],
-          "the answer does not serve the selected Opus payload type alone")
+    check(again.media[selection.index].formats == [str(pt) for pt in selection.payload_types],
+          "the answer does not serve the selected Opus (and RED) payload types alone")
     check("a=ice-lite\r\n" in answer and "a=setup:actpass" not in answer,
           "the answer is not ICE-lite or leaves the DTLS role open")
 

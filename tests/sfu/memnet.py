@@ -20,7 +20,7 @@ from sfu.rtp import RtpPacket, parse_rtp
 from sfu.sdp import LocalParams, parse_offer, select_audio
 from sfu.srtp import SrtpError, SrtpSession, srtp_ffi, srtp_protect_in_place
 
-from .peerclient import CLIENT_CERT, AudioSource, make_offer
+from .peerclient import CLIENT_CERT, OPUS_PT, AudioSource, make_offer
 
 Address = tuple[str, int]
 
@@ -47,10 +47,13 @@ class Browser(AudioSource):
     raw: list[bytes] = field(default_factory=list)
     outbox: list[bytes] = field(default_factory=list)
     undecryptable: int = 0
+    opus_pt: int = OPUS_PT
+    red_pt: int | None = None  # offers RED (RFC 2198) under this payload type
 
     def offer(self) -> str:
         fingerprint = self.fingerprint or CLIENT_CERT.fingerprint_text("sha-256")
-        text = make_offer(self.ufrag, self.pwd, fingerprint, self.ssrc, self.address[1])
+        text = make_offer(self.ufrag, self.pwd, fingerprint, self.ssrc, self.address[1],
+                          opus_pt=self.opus_pt, red_pt=self.red_pt)
         return text.replace("a=setup:actpass", f"a=setup:{self.setup}")
 
     def binding_request(self, *, use_candidate: bool = True, pwd: str | None = None) -> bytes:
@@ -96,10 +99,13 @@ class Browser(AudioSource):
             except SrtpError:
                 self.undecryptable += 1  # meant for whoever had this address before
 
-    def audio(self, payload: bytes | None = None, level: int = 0x10) -> bytes:
-        """One SRTP-protected 20 ms Opus-like packet (queued in the outbox); its payload."""
+    def audio(self, payload: bytes | None = None, level: int = 0x10,
+              payload_type: int | None = None) -> bytes:
+        """One SRTP-protected 20 ms Opus-like packet (queued in the outbox); its payload.
+        ``payload_type`` defaults to this browser's Opus one."""
         assert self.srtp is not None
-        plain, payload = self.next_audio(payload, level)
+        pt = self.opus_pt if payload_type is None else payload_type
+        plain, payload = self.next_audio(payload, level, pt)
         if len(plain) + 16 <= 1356:  # pylibsrtp's own buffer
             self.outbox.append(self.srtp.protect(plain))
         else:  # longer than pylibsrtp allows, as a hostile client may send: libsrtp directly

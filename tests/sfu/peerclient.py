@@ -26,8 +26,13 @@ AUDIO_LEVEL_ID = 1
 MID_ID = 4
 
 
-def make_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int, port: int) -> str:
-    """An audio-only offer shaped like Chromium's (see fixtures/chrome_audio.sdp)."""
+def make_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int, port: int, *,
+               opus_pt: int = OPUS_PT, red_pt: int | None = None) -> str:
+    """An audio-only offer shaped like Chromium's (see fixtures/chrome_audio.sdp); with
+    ``red_pt``, RED (RFC 2198) offered after Opus as Chromium does."""
+    formats = f"{opus_pt}" if red_pt is None else f"{opus_pt} {red_pt}"
+    red = [] if red_pt is None else [f"a=rtpmap:{red_pt} red/48000/2",
+                                     f"a=fmtp:{red_pt} {opus_pt}/{opus_pt}"]
     lines = [
         "v=0",
         f"o=- {secrets.randbits(62)} 2 IN IP4 127.0.0.1",
@@ -35,7 +40,7 @@ def make_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int, port: int) -> 
         "t=0 0",
         "a=group:BUNDLE 0",
         "a=msid-semantic: WMS s",
-        f"m=audio {port} UDP/TLS/RTP/SAVPF {OPUS_PT}",
+        f"m=audio {port} UDP/TLS/RTP/SAVPF {formats}",
         "c=IN IP4 127.0.0.1",
         f"a=candidate:1 1 udp 2122260223 127.0.0.1 {port} typ host",
         f"a=ice-ufrag:{ufrag}",
@@ -48,18 +53,20 @@ def make_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int, port: int) -> 
         "a=sendrecv",
         "a=msid:s t",
         "a=rtcp-mux",
-        f"a=rtpmap:{OPUS_PT} opus/48000/2",
-        f"a=fmtp:{OPUS_PT} minptime=10;useinbandfec=1",
+        f"a=rtpmap:{opus_pt} opus/48000/2",
+        f"a=fmtp:{opus_pt} minptime=10;useinbandfec=1",
+        *red,
         f"a=ssrc:{ssrc} cname:peerclient",
     ]
     return "\r\n".join(lines) + "\r\n"
 
 
-def opus_rtp(ssrc: int, seq: int, timestamp: int, payload: bytes, level: int) -> bytes:
+def opus_rtp(ssrc: int, seq: int, timestamp: int, payload: bytes, level: int,
+             payload_type: int = OPUS_PT) -> bytes:
     """A plaintext RTP packet as Chromium sends one: Opus, audio level and MID extensions."""
     return build_rtp(
         RtpPacket(
-            payload_type=OPUS_PT,
+            payload_type=payload_type,
             sequence=seq,
             timestamp=timestamp,
             ssrc=ssrc,
@@ -76,12 +83,14 @@ class AudioSource:
     seq: int
     timestamp: int
 
-    def next_audio(self, payload: bytes | None, level: int) -> tuple[bytes, bytes]:
+    def next_audio(self, payload: bytes | None, level: int,
+                   payload_type: int = OPUS_PT) -> tuple[bytes, bytes]:
         """The next plaintext RTP packet and its payload (random 80 bytes by default)."""
         payload = payload if payload is not None else os.urandom(80)
         self.seq = (self.seq + 1) & 0xFFFF
         self.timestamp = (self.timestamp + 960) & 0xFFFFFFFF
-        return opus_rtp(self.ssrc, self.seq, self.timestamp, payload, level), payload
+        packet = opus_rtp(self.ssrc, self.seq, self.timestamp, payload, level, payload_type)
+        return packet, payload
 
 
 def assert_one_burst(got: list[RtpPacket], sent: list[bytes], talker_ssrc: int,

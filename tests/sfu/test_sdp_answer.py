@@ -52,15 +52,18 @@ def test_answer_contains_exactly_what_is_required(name: str) -> None:
             if ours.kind == "application":
                 assert (ours.proto, ours.formats) == ("UDP/DTLS/SCTP", ["webrtc-datachannel"])
             continue
-        pt = sel.opus_pt
-        assert ours.port == local.candidate_port and ours.formats == [str(pt)]
+        pt, red = sel.opus_pt, sel.red_pt
+        formats = [str(pt)] if red is None else [str(red), str(pt)]  # RED first: it is sent
+        assert ours.port == local.candidate_port and ours.formats == formats
         assert ours.connection == "IN IP4 127.0.0.1"
         assert ours.rtcp_mux and ours.mid == sel.mid and ours.direction == "sendrecv"
         assert (ours.ice_ufrag, ours.ice_pwd) == (local.ice_ufrag, local.ice_pwd)
         assert ours.fingerprints == (local.fingerprint,)
         assert ours.setup == "passive"
-        assert ours.rtpmap == {pt: ("opus", 48000, 2)}
-        assert ours.fmtp == {pt: "minptime=10;useinbandfec=1"}
+        red_map = {} if red is None else {red: ("red", 48000, 2)}
+        red_fmtp = {} if red is None else {red: f"{pt}/{pt}"}
+        assert ours.rtpmap == {pt: ("opus", 48000, 2), **red_map}
+        assert ours.fmtp == {pt: "minptime=10;useinbandfec=1", **red_fmtp}
         assert ours.rtcp_fb == {}
         assert ours.extmap == {sel.audio_level_id: AUDIO_LEVEL_URI, sel.mid_ext_id: MID_URI}
         assert ours.extmap_direction == {}
@@ -163,7 +166,7 @@ def test_disabled_first_audio_serves_the_second() -> None:
 def test_savp_is_servable_and_echoed() -> None:
     text = sub1(r"UDP/TLS/RTP/SAVPF", "UDP/TLS/RTP/SAVP", load(CHROME))
     _, _, answer = answer_for(text)
-    assert "\r\nm=audio 40000 UDP/TLS/RTP/SAVP 111\r\n" in answer
+    assert "\r\nm=audio 40000 UDP/TLS/RTP/SAVP 63 111\r\n" in answer  # RED first
 
 
 def test_selection_from_another_offer_is_refused() -> None:

@@ -14,7 +14,7 @@ def _serve(text: str) -> None:
     offer = parse_offer(text)
     sel = select_audio(offer)
     answer = build_answer(offer, sel, make_local(), session_id=1)
-    assert parse_offer(answer).media[sel.index].formats == [str(sel.opus_pt)]
+    assert parse_offer(answer).media[sel.index].formats == [str(pt) for pt in sel.payload_types]
 
 
 # SDP-shaped noise: valid line structure, hostile values, so parsing gets past line 1.

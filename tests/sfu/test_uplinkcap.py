@@ -15,7 +15,9 @@ import os
 import pytest
 
 import sfu
+from sfu.red import build_red
 from sfu.rtcp import ReceiverReport, build_receiver_report, build_sdes_cname
+from sfu.transmit import MAX_PAYLOAD
 from sfu.uplinkcap import UplinkCap, UplinkDrops, UplinkLimits
 
 from .memnet import Browser, Net
@@ -77,6 +79,30 @@ def test_a_browser_at_10_ms_packets_with_rtcp_is_never_capped(net: Net) -> None:
     assert len(b.take_received()) == 1000
     stats = net.core.peer_stats("a")
     assert stats is not None and stats["rtcp_received"] == 20
+    assert stats["uplink_dropped_packet_rate"] == stats["uplink_dropped_byte_rate"] == 0
+
+
+def test_a_red_talker_at_20_ms_with_the_largest_red_we_forward_is_never_capped() -> None:
+    """RED (RFC 2198) doubles a packet, not the packet rate: 20 ms packets of the longest
+    RED payload the core forwards (two 693-byte Opus frames, ~277 kbit/s of Opus, where
+    browsers send ~32) with RTCP use 56 % of the byte cap and a third of the packet cap."""
+    net = Net(make_core())
+    a = net.connect(browser("a", 1, red_pt=63))
+    b = net.connect(browser("b", 2))
+    net.core.set_speaker("r", "a", net.now)
+    report = build_receiver_report(ReceiverReport(a.ssrc, [])) + build_sdes_cname(a.ssrc, "a")
+    frame = os.urandom(693)
+    payload = build_red(111, frame, [(960, frame)])
+    assert len(payload) == MAX_PAYLOAD - 1
+    for i in range(500):  # 10 s
+        a.audio(payload, payload_type=63)
+        if i % 25 == 0:
+            a.outbox.append(a.srtp.protect_rtcp(report))  # type: ignore[union-attr]
+        net.pump()
+        net.now += 0.02
+    assert [p.payload for p in b.take_received()] == [frame] * 500  # the primary, every one
+    stats = net.core.peer_stats("a")
+    assert stats is not None
     assert stats["uplink_dropped_packet_rate"] == stats["uplink_dropped_byte_rate"] == 0
 
 

@@ -21,7 +21,7 @@ its :class:`~sfu.peer.Peer`.
 (A little over 400 lines on purpose: the core is the one place where the media plane's
 rules meet, and reading them together is the point; the per-peer, per-room, transmit and
 RTCP parts are already in peer.py, room.py, transmit.py and reports.py, the uplink cap in
-uplinkcap.py.)
+uplinkcap.py, the transmissions kept for recording and replay in transmissions.py.)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from .capture import DEFAULT_MAX_BYTES, Transmission
 from .certificate import Certificate, CertificateKeeper
 from .demux import Kind, classify
 from .ice import StunError, binding_username
@@ -44,6 +45,7 @@ from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setu
 from .silence import SOUNDING, SpeakerWatch
 from .srtp import SrtpError
 from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
+from .transmissions import Transmissions
 from .uplinkcap import UplinkCap, UplinkDrops, UplinkLimits
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
@@ -65,6 +67,9 @@ class PeerEvent:
     DTLS: removed); a worker pool adds ``reset`` (the peer's worker died: removed).
     About the room's speaker (sfu/silence.py): ``speaker_active`` (its RTP arrives) and
     ``speaker_silent`` (none for ``silent_for`` seconds, at least ``SILENCE_AFTER``).
+    When the core keeps transmissions (``CoreConfig.capture_seconds``): ``transmission``, a
+    talker's turn is over (``peer_id`` is the talker, who may have left since) and
+    ``transmission`` holds its packets (sfu/capture.py, sfu/transmissions.py).
     """
 
     kind: str
@@ -72,6 +77,7 @@ class PeerEvent:
     room_id: str
     reason: str = ""
     silent_for: float = 0.0
+    transmission: Transmission | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,10 @@ class CoreConfig:
     dtls_handshake_timeout: float = 10.0
     #: every peer's uplink cap, packets/s and bytes/s (sfu/uplinkcap.py)
     uplink: UplinkLimits = UplinkLimits()
+    #: keep each room's transmissions for recording or replay (sfu/capture.py): at most
+    #: this many seconds of audio and bytes each; 0 seconds: off (nothing kept, no cost)
+    capture_seconds: float = 0.0
+    capture_bytes: int = DEFAULT_MAX_BYTES
 
 
 class MediaCore:
@@ -121,6 +131,10 @@ class MediaCore:
         self._timer_seq = 0
         #: speakers' uplink silence checks (the end-of-media timer's media half)
         self._watch = SpeakerWatch(PeerEvent)
+        #: each room's transmission being kept, when recording or replay is on
+        self._turns = (Transmissions(config.capture_seconds, config.capture_bytes,
+                                     self._events, PeerEvent, wall_offset)
+                       if config.capture_seconds else None)
         self._closed = False
         # worker-wide counters (per-packet counters live on peers and rooms)
         self.datagrams_received = 0
@@ -152,6 +166,10 @@ class MediaCore:
         """When :meth:`handle_timeout` must be called next (None: only when input arrives)."""
         timers = self._timers
         watch = self._watch.poll_timeout()
+        if self._turns is not None:  # a turn that ends with its talker's tail
+            tail = self._turns.poll_timeout()
+            if tail is not None and (watch is None or tail < watch):
+                watch = tail
         while timers:
             deadline, _, peer = timers[0]
             if peer.scheduled == deadline and self._peers.get(peer.peer_id) is peer:
@@ -173,7 +191,11 @@ class MediaCore:
             raise OfferError("the media worker is shutting down")
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
-        room = self._rooms.get(room_id) or Room(room_id, self._rng)
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = Room(room_id, self._rng)
+            if self._turns is not None:
+                room.capture = self._turns.capture_for(room_id)
         certificate = self.certificates.current(now + self.wall_offset)
         try:
             setup = local_setup_for(selection.setup)
@@ -248,6 +270,8 @@ class MediaCore:
         if not room.set_speaker(speaker, now):
             return
         self._watch.follow(room, now)
+        if self._turns is not None:
+            self._turns.speaker_changed(room)  # the open turn ends now, or with its tail
         if speaker is None:
             return
         preroll = speaker.take_preroll(now)
@@ -306,6 +330,8 @@ class MediaCore:
             self._send(peer, peer.on_timeout(now, wall))
             self._settle(peer, now)
         self._events.extend(self._watch.expire(now))
+        if self._turns is not None:
+            self._turns.expire(now)
 
     # ------------------------------------------------------------------ per kind
 
@@ -381,7 +407,15 @@ class MediaCore:
         341 ms back), which the listeners' jitter buffers must not play again now. The
         stream counts the payload as the talker sent it, so a listener without RED is told
         (in its sender reports' octet count) of redundancy it was not sent.
+
+        A room that keeps its transmissions (recording, say-again) keeps plain Opus: the
+        primary block of a RED packet.
         """
+        capture = room.capture
+        if capture is not None:  # recording or replay keeps the room's transmissions
+            if room.capturing is not talker:
+                self._turns.begin(room, talker, arrival)  # type: ignore[union-attr]
+            capture.add(seq, ts, payload if red is None else payload[red[1]:], arrival)
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)
         talker.seq_skip += 1  # its own packet never goes back to it: no gap in its downlink
@@ -490,6 +524,8 @@ class MediaCore:
         if room.tail is peer:
             room.tail = None  # a peer that is gone has no tail to forward
             self._watch.stop(room)
+        if room.capturing is peer:
+            self._turns.finish(room)  # type: ignore[union-attr]  # its turn is over
         room.refresh_routes()
         if not room.members and self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]
@@ -526,4 +562,5 @@ class MediaCore:
             "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
             "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
             "certificate_renewals": self.certificates.renewals,
+            **(self._turns.stats() if self._turns is not None else {}),
         }

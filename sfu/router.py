@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .capture import DEFAULT_MAX_BYTES
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
 from .certificate import CertificateKeeper
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
@@ -68,6 +69,13 @@ class RouterConfig:
     uplink_packet_burst: float = _UPLINK.packet_burst
     uplink_bytes_per_second: float = _UPLINK.bytes_per_second
     uplink_byte_burst: float = _UPLINK.byte_burst
+    #: keep each room's transmissions (sfu/capture.py), each at most this many seconds of
+    #: audio and bytes: finished ones are ``transmission`` events; 0 seconds: off
+    capture_seconds: float = 0.0
+    capture_bytes: int = DEFAULT_MAX_BYTES
+    #: a worker process (sfu/pool/worker.py) sends its ``transmission`` events to the
+    #: signaling process, which writes them to disk (walkie serve --record)
+    record: bool = False
 
     def __post_init__(self) -> None:
         # The announced address becomes the answer's one ICE candidate: it must be an IP
@@ -87,6 +95,10 @@ class RouterConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"UDP port {self.port} is out of range")
         self.uplink_limits()  # ValueError if a cap is not a positive number
+        if self.capture_seconds < 0 or self.capture_bytes <= 0:
+            raise ValueError("capture_seconds must be 0 (off) or more, capture_bytes above 0")
+        if self.record and not self.capture_seconds:
+            raise ValueError("record needs capture_seconds: recording keeps transmissions")
 
     def uplink_limits(self) -> UplinkLimits:
         """The uplink cap of every peer, as the media core takes it."""
@@ -117,6 +129,8 @@ class Router:
                 consent_timeout=config.consent_timeout,
                 dtls_handshake_timeout=config.dtls_handshake_timeout,
                 uplink=config.uplink_limits(),
+                capture_seconds=config.capture_seconds,
+                capture_bytes=config.capture_bytes,
             ),
             self.certificates,
             wall_offset=time.time() - time.monotonic(),

@@ -26,6 +26,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 
+from ..capture import CapturedPacket, Transmission
 from ..core import PeerEvent
 from ..router import RouterConfig
 from ..sdp import AudioSelection, Fingerprint, LocalParams
@@ -150,7 +151,11 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A Router event about a peer opened by request ``opened_by``."""
+    """A Router event about a peer opened by request ``opened_by``.
+
+    A ``transmission`` event (recording on: ``RouterConfig.record``) carries the talker's
+    packets; its ``opened_by`` is 0, since its talker may have left meanwhile (the
+    recording is kept all the same)."""
 
     event: PeerEvent
     opened_by: int
@@ -176,6 +181,7 @@ WIRE_TYPES: tuple[type, ...] = (
     Serve, OpenPeer, RemovePeer, SetSpeaker, Shutdown,
     Idle, Ready, StartFailed, PeerOpened, Failed, Notice, StatsReport,
     RouterConfig, PeerEvent, AudioSelection, Fingerprint, LocalParams,
+    Transmission, CapturedPacket,
 )
 _BY_NAME = {(cls.__module__, cls.__qualname__): cls for cls in WIRE_TYPES}
 _MESSAGES = WIRE_TYPES[:12]

@@ -333,6 +333,10 @@ class WorkerPool:
 
     def _take_notice(self, slot: WorkerSlot, notice: Notice) -> None:
         event = notice.event
+        if event.kind == "transmission":  # kept even when its talker has left since
+            self._events.append((event, None))
+            self._schedule_flush()
+            return
         if not self._placement.is_current(event.peer_id, slot.index, notice.opened_by):
             return  # about a peer the parent already removed, or an earlier one of that id
         if event.kind in PEER_GONE:

@@ -130,6 +130,10 @@ class Worker:
             self.send(PeerOpened(message.request, local))
 
     def _on_event(self, event: PeerEvent) -> None:
+        if event.kind == "transmission":  # a finished turn: to the recorder, if recording
+            if self.router is not None and self.router.config.record:
+                self.send(Notice(event, 0))
+            return
         if event.kind in PEER_GONE:
             opened_by = self._opened_by.pop(event.peer_id, 0)
         else:

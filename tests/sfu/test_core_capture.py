@@ -167,3 +167,24 @@ def test_a_transmission_crosses_the_control_channel() -> None:
     assert isinstance(message, Notice) and isinstance(message.event, PeerEvent)
     assert message.event.transmission == event.transmission
     assert len(frame) < event.transmission.size + 50 * 40 + 500  # type: ignore[union-attr]
+
+
+def test_a_red_talkers_turn_is_kept_as_plain_opus() -> None:
+    """Recording and say-again keep Opus (an Ogg Opus file, a replay to any listener): a RED
+    talker's packets are kept as their primary blocks, never the RED payload."""
+    from sfu.red import build_red
+
+    net = make_net()
+    talker = net.connect(browser("t", 1, red_pt=63))
+    net.connect(browser("l", 2))
+    net.core.set_speaker("r", "t", net.now)
+    frames = [bytes([0x78, k]) * 20 for k in range(4)]
+    for k, frame in enumerate(frames):
+        redundant = [(960, frames[k - 1])] if k else []
+        talker.audio(build_red(111, frame, redundant), payload_type=63)
+        net.pump()
+        net.advance(0.02)
+    net.core.set_speaker("r", None, net.now)
+    net.advance(0.5)
+    (done,) = turns(net)
+    assert payloads(done) == frames

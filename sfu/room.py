@@ -18,6 +18,7 @@ TAIL_SECONDS = 0.3
 
 if TYPE_CHECKING:
     from .peer import Peer
+    from .replayer import ReplayPlayer
     from .transmit import Destination
 
 #: What the fan-out needs per listener (sfu/transmit.py, ``TransmitQueue.fan_out``):
@@ -34,7 +35,8 @@ class Room:
     """
 
     __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
-                 "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until")
+                 "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until",
+                 "replays")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
@@ -53,6 +55,9 @@ class Room:
         #: the previous speaker while its tail is forwarded (TAIL_SECONDS), and until when
         self.tail: Peer | None = None
         self.tail_until = 0.0
+        #: say-again replays playing here, by listener id (sfu/replayer.py): empty, and so
+        #: false, unless a member is hearing one
+        self.replays: dict[str, ReplayPlayer] = {}
 
     def refresh_routes(self) -> None:
         """Recompute who gets the room's downlink: connected peers that accept audio."""

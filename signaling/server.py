@@ -42,7 +42,7 @@ from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import Keepalive
 from .logcontext import connection_id
-from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
+from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError, Replay,
                        parse_client_message)
 from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
@@ -110,6 +110,9 @@ class ServerConfig:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str | None = field(default=None, repr=False)
     room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
+    # Say-again (signaling/replay.py): how long the media plane keeps each room's audio;
+    # None: it keeps none. The media plane must be started with the same setting.
+    replay_seconds: float | None = None
 
 
 class _Conn:
@@ -188,6 +191,7 @@ class SignalingServer:
             observer=Observers.of(self.metrics,
                                   RoomEvents(self.webhooks.submit) if self.webhooks else None),
             tokens=TokenCheck(config.token_secret) if config.token_secret else None,
+            replay_seconds=config.replay_seconds,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
@@ -367,6 +371,13 @@ class SignalingServer:
                     self._dispatch(self._refusal(client, refusal))
                     return
                 creates = self.registry.get(message.room) is None
+            elif isinstance(message, Replay) and client.member is not None:
+                refusal = self.budgets.replay(ip, now)  # each replay streams audio: budgeted
+                if refusal is not None:
+                    self.hub.observer.error(refusal.code)
+                    self._dispatch([Send(client, error_message(
+                        refusal.code, refusal.message, False, refusal.retry_after))])
+                    return
             actions = self.hub.receive(client, message, key)
             if client.member is not None and isinstance(message, Join):
                 self.admission.joined(ip, client.member.room_id, creates)

@@ -10,9 +10,9 @@ Bounds, per room (:class:`ReplayLimits`):
 * age: a transmission is kept ``seconds`` after it *ended* (its last packet arrived); the
   page says "this room keeps the last N seconds of audio";
 * bytes: the payload of every kept transmission together is at most ``max_bytes``; the
-  oldest go first to make room (one longer than the bound is not kept at all: the capture
-  that feeds this store is bounded by the same numbers, so that only happens when recording
-  shares it with larger bounds);
+  oldest go first to make room, and one alone over the bound keeps only its beginning
+  (``truncated``: the capture that feeds this store is bounded by the same numbers, so
+  that only happens when recording shares it with larger bounds);
 * count: at most :data:`REPLAY_KEEP` transmissions, the number the page lists.
 
 Nothing here outlives the room: when its last member leaves the worker, the store goes with
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .capture import Transmission
+from .capture import CapturedPacket, Transmission
 
 __all__ = ["REPLAY_KEEP", "ReplayEvent", "ReplayItem", "ReplayLimits", "ReplayStore"]
 
@@ -94,14 +94,12 @@ class _Kept:
 class ReplayStore:
     """One room's kept transmissions, oldest first, within :class:`ReplayLimits`."""
 
-    __slots__ = ("limits", "_kept", "_bytes", "refused")
+    __slots__ = ("limits", "_kept", "_bytes")
 
     def __init__(self, limits: ReplayLimits) -> None:
         self.limits = limits
         self._kept: deque[_Kept] = deque()
         self._bytes = 0
-        #: transmissions not kept at all because one alone was over the byte bound
-        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -112,15 +110,14 @@ class ReplayStore:
         return self._bytes
 
     def keep(self, transmission_id: str, transmission: Transmission, now: float) -> bool:
-        """Keep a finished transmission, dropping the oldest as the bounds require.
-
-        False (nothing changed) when it has no packet or alone exceeds the byte bound.
-        """
+        """Keep a finished transmission, dropping the oldest as the bounds require (one
+        alone over the byte bound keeps its beginning). False when it has no packet."""
+        if not transmission.packets:
+            return False
+        if transmission.size > self.limits.max_bytes:
+            transmission = _beginning(transmission, self.limits.max_bytes)
         packets = transmission.packets
         size = transmission.size
-        if not packets or size > self.limits.max_bytes:
-            self.refused += 1 if packets else 0
-            return False
         item = ReplayItem(transmission_id, transmission.talker, transmission.started_at,
                           transmission.duration, transmission.truncated)
         ended = max(packet.arrival for packet in packets)
@@ -164,3 +161,16 @@ class ReplayStore:
     def _pop(self) -> None:
         kept = self._kept.popleft()
         self._bytes -= kept.size
+
+
+def _beginning(transmission: Transmission, max_bytes: int) -> Transmission:
+    """The packets of ``transmission`` that fit ``max_bytes``, marked ``truncated``."""
+    packets: list[CapturedPacket] = []
+    size = 0
+    for packet in transmission.packets:
+        size += len(packet.payload)
+        if size > max_bytes:
+            break
+        packets.append(packet)
+    return Transmission(transmission.room_id, transmission.talker, transmission.started_at,
+                        packets, truncated=True)

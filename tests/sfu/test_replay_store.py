@@ -55,11 +55,14 @@ def test_the_byte_bound_drops_the_oldest_first() -> None:
     assert store.size == 10_000 <= 12_000
 
 
-def test_one_transmission_over_the_byte_bound_is_not_kept_and_nothing_changes() -> None:
-    store = ReplayStore(ReplayLimits(60, max_bytes=4_000))
+def test_one_transmission_over_the_byte_bound_keeps_its_beginning() -> None:
+    store = ReplayStore(ReplayLimits(60, max_bytes=4_050))
     assert store.keep("small", transmission("ann", 10, start=1.0), now=2.0)
-    assert not store.keep("big", transmission("bob", 50, start=2.0), now=3.0)
-    assert [item.id for item in store.items()] == ["small"] and store.refused == 1
+    assert store.keep("big", transmission("bob", 50, start=2.0), now=3.0)
+    assert [item.id for item in store.items()] == ["big"]  # it pushed the other out
+    big = store.get("big")
+    assert big is not None and len(big.packets) == 40 and big.truncated
+    assert store.items()[0].truncated and store.size == 4_000
     assert not store.keep("empty", Transmission("r", "bob", 0.0), now=3.0)  # nothing to keep
 
 

@@ -12,17 +12,14 @@ events, and gets :class:`~signaling.session.Send` actions back.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-from .messages import Replay, ProtocolError, encode
+from .messages import ProtocolError, Replay, encode
 from .rooms import Member, Room
 from .session import Action, Client, MediaPlane, Send
 
-__all__ = ["SayAgain"]
-
-log = logging.getLogger("walkie.signaling")
+__all__ = ["REPLAY_EVENTS", "SayAgain"]
 
 #: The worker's event kinds this module handles (sfu/replay.py ``ReplayEvent``).
 REPLAY_EVENTS = frozenset({"replay_list", "replay_started", "replay_ended"})

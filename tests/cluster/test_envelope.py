@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signaling.cluster import envelope as env
-from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping
+from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping, Replay, ReplayStop
 
 A, B = "node-a", "node-b"
 CONN = env.conn_id(A, 7)
@@ -21,6 +21,8 @@ GOOD = [
     env.Msg(A, CONN, FloorRequest()),
     env.Msg(A, CONN, FloorRelease()),
     env.Msg(A, CONN, Ping()),
+    env.Msg(A, CONN, Replay("5f0c9a3e21b7")),  # say-again, served by the room's node
+    env.Msg(A, CONN, ReplayStop()),
     env.Msg(A, CONN, Join("x", "Bob")),
     env.Gone(A, CONN),
     env.Resume(A, CONN, "127.0.0.1", "Ab_9-xYz", "Ann (2)", "ops-1"),

@@ -196,3 +196,27 @@ async def test_a_member_may_stop_its_replay(
     finally:
         ann_peer.close()
         bob_peer.close()
+
+
+async def test_a_talker_who_left_is_still_named_and_the_room_forgets_with_its_last_member(
+        replay_server: SignalingServer, client_factory: Factory) -> None:
+    ann, cy = await client_factory(replay_server), await client_factory(replay_server)
+    await ann.join("ops", "Ann")
+    await cy.join("ops", "Cy")
+    ann_peer, cy_peer = await media_up(ann, "ann"), await media_up(cy, "cy")
+    try:
+        await talk_turn(ann, ann_peer, 10)
+        (kept,) = await listed(cy, 1)
+        await ann.ws.close()
+        await cy.expect("member_left")
+        bob = await client_factory(replay_server)
+        joined = await bob.join("ops", "Bob")
+        assert joined["replay"]["transmissions"] == [kept]
+        assert kept["talker"]["name"] == "Ann"
+        await cy.ws.close()
+        await bob.ws.close()
+        dee = await client_factory(replay_server)  # the room was empty: nothing kept
+        assert (await dee.join("ops", "Dee"))["replay"]["transmissions"] == []
+    finally:
+        ann_peer.close()
+        cy_peer.close()

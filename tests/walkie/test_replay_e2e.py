@@ -5,6 +5,7 @@ receives the very Opus packets the talker sent; another listener receives nothin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -56,8 +57,14 @@ async def test_a_late_joiner_replays_a_transmission_and_gets_the_same_opus_packe
         seqs = [p.sequence for p in replayed]
         assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:]))
         assert await cy_peer.drain(quiet=0.3) == []
-        health = server.healthz()["media"]
+        # The worker's counters reach /healthz with its next stats report (every second).
+        for _ in range(100):
+            health = server.healthz()["media"]
+            if health.get("replays_started"):
+                break
+            await asyncio.sleep(0.1)
         assert health["replays_started"] == 1 and health["replay_packets_sent"] == len(sent)
+        assert health["replay_kept"] == 1
     finally:
         for peer in peers:
             peer.close()

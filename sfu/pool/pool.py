@@ -153,7 +153,7 @@ class WorkerPool:
 
         Kinds are the Router's plus ``reset``: the peer's worker died and was restarted; the
         peer is gone (its browser must offer again). With replay on, the workers'
-        :class:`~sfu.replay.ReplayEvent`\ s too.
+        :class:`~sfu.replay.ReplayEvent` events too.
         """
         self._listeners.append(callback)
 

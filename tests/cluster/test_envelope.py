@@ -21,8 +21,6 @@ GOOD = [
     env.Msg(A, CONN, FloorRequest()),
     env.Msg(A, CONN, FloorRelease()),
     env.Msg(A, CONN, Ping()),
-    env.Msg(A, CONN, Replay("5f0c9a3e21b7")),  # say-again, served by the room's node
-    env.Msg(A, CONN, ReplayStop()),
     env.Msg(A, CONN, Join("x", "Bob")),
     env.Gone(A, CONN),
     env.Resume(A, CONN, "127.0.0.1", "Ab_9-xYz", "Ann (2)", "ops-1"),
@@ -34,6 +32,8 @@ GOOD = [
     # a member's name and token permissions, which a resume after a move must keep
     env.Resume(A, CONN, "::1", "Ab_9-xYz", "Ann", "ops-1", "node_failed", True, 200),
     env.Accepted(B, CONN, "Ab_9-xYz", "ops-1", "Ann (2)", True, 7),
+    env.Msg(A, CONN, Replay("5f0c9a3e21b7")),  # say-again, served by the room's node
+    env.Msg(A, CONN, ReplayStop()),
 ]
 
 

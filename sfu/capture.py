@@ -12,7 +12,9 @@ Sans-IO: no clock, no file, no socket; the caller passes every time in. Nothing 
 
 Bounds: a transmission keeps at most ``max_seconds`` of RTP time (counted from its first
 packet's timestamp, either way, so that a talker's timestamp jump cannot stretch it) and
-``max_bytes`` of payload. The packet that would cross a bound, and every later one of the
+``max_bytes`` of memory: each packet counts its payload plus :data:`PACKET_OVERHEAD` (its
+object and its fields), so that a flood of tiny packets is bounded as well as big ones. The
+packet that would cross a bound, and every later one of the
 same transmission, is not kept: the transmission is *cut* (``truncated``), and the capture
 counts cut transmissions and packets (:attr:`TransmissionCapture.cut_transmissions`,
 :attr:`TransmissionCapture.cut_packets`). So memory per room is bounded whatever a talker
@@ -25,7 +27,17 @@ from dataclasses import dataclass, field
 
 from .opus import OPUS_RATE, packet_samples
 
-__all__ = ["CapturedPacket", "Transmission", "TransmissionCapture"]
+__all__ = ["DEFAULT_MAX_BYTES", "PACKET_OVERHEAD", "CapturedPacket", "Transmission",
+           "TransmissionCapture"]
+
+#: What one kept packet costs besides its payload, as the byte bound counts it: a
+#: ``CapturedPacket`` with its ``bytes`` header, int and float objects is about 150 bytes in
+#: CPython, and under 40 once pickled (sfu/pool/messages.py); 64 keeps a whole transmission
+#: within one control-channel frame when ``max_bytes`` is :data:`DEFAULT_MAX_BYTES`.
+PACKET_OVERHEAD = 64
+#: A default byte bound: 3 minutes of a browser's 32 kbit/s Opus at 50 packets per second,
+#: and with per-packet overhead well under the control channel's 1 MiB frame.
+DEFAULT_MAX_BYTES = 768 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,8 @@ class Transmission:
 
     @property
     def size(self) -> int:
-        """Payload bytes kept (what the bound ``max_bytes`` counts)."""
+        """Payload bytes kept (the bound ``max_bytes`` counts these plus
+        :data:`PACKET_OVERHEAD` per packet)."""
         return sum(len(p.payload) for p in self.packets)
 
 
@@ -129,7 +142,7 @@ class TransmissionCapture:
         if current.truncated:
             self.cut_packets += 1
             return
-        size = self._bytes + len(payload)
+        size = self._bytes + len(payload) + PACKET_OVERHEAD
         if current.packets:
             within = abs(_signed32(timestamp - self._base)) <= self.max_samples
         else:

@@ -21,7 +21,7 @@ its :class:`~sfu.peer.Peer`.
 (A little over 400 lines on purpose: the core is the one place where the media plane's
 rules meet, and reading them together is the point; the per-peer, per-room, transmit and
 RTCP parts are already in peer.py, room.py, transmit.py and reports.py, the uplink cap in
-uplinkcap.py.)
+uplinkcap.py, the transmissions kept for recording and replay in transmissions.py.)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from .capture import DEFAULT_MAX_BYTES, Transmission
 from .certificate import Certificate, CertificateKeeper
 from .demux import Kind, classify
 from .ice import StunError, binding_username
@@ -45,6 +46,7 @@ from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setu
 from .silence import SOUNDING, SpeakerWatch
 from .srtp import SrtpError
 from .transmit import MAX_PAYLOAD, Destination, TransmitQueue
+from .transmissions import Transmissions
 from .uplinkcap import UplinkCap, UplinkDrops, UplinkLimits
 
 __all__ = ["CoreConfig", "MediaCore", "OfferError", "PeerEvent"]
@@ -66,6 +68,9 @@ class PeerEvent:
     DTLS: removed); a worker pool adds ``reset`` (the peer's worker died: removed).
     About the room's speaker (sfu/silence.py): ``speaker_active`` (its RTP arrives) and
     ``speaker_silent`` (none for ``silent_for`` seconds, at least ``SILENCE_AFTER``).
+    When the core keeps transmissions (``CoreConfig.capture_seconds``): ``transmission``, a
+    talker's turn is over (``peer_id`` is the talker, who may have left since) and
+    ``transmission`` holds its packets (sfu/capture.py, sfu/transmissions.py).
     """
 
     kind: str
@@ -73,6 +78,7 @@ class PeerEvent:
     room_id: str
     reason: str = ""
     silent_for: float = 0.0
+    transmission: Transmission | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,10 @@ class CoreConfig:
     uplink: UplinkLimits = UplinkLimits()
     #: say-again (sfu/replay.py): how much of each room's audio is kept; None: nothing
     replay: ReplayLimits | None = None
+    #: keep each room's transmissions for recording or replay (sfu/capture.py): at most
+    #: this many seconds of audio and bytes each; 0 seconds: off (nothing kept, no cost)
+    capture_seconds: float = 0.0
+    capture_bytes: int = DEFAULT_MAX_BYTES
 
 
 class MediaCore:
@@ -127,6 +137,18 @@ class MediaCore:
         #: say-again: kept transmissions and replays (sfu/replayer.py), when turned on
         self._replay = (ReplayDesk(config.replay, self._rng, self._events)
                         if config.replay is not None else None)
+        #: each room's transmission being kept, when recording or replay is on
+        seconds, size = config.capture_seconds, config.capture_bytes
+        replay = config.replay
+        if replay is not None:  # say-again keeps what the capture hands out
+            if seconds:  # recording too: the larger bounds (the store keeps within its own)
+                seconds, size = max(seconds, replay.seconds), max(size, replay.max_bytes)
+            else:
+                seconds, size = replay.seconds, replay.max_bytes
+        finished = (self._events if self._replay is None
+                    else self._replay.keeping(self._events, self._rooms))
+        self._turns = (Transmissions(seconds, size, finished, PeerEvent, wall_offset)
+                       if seconds else None)
         self._closed = False
         # worker-wide counters (per-packet counters live on peers and rooms)
         self.datagrams_received = 0
@@ -158,6 +180,10 @@ class MediaCore:
             replay = self._replay.poll_timeout()
             if replay is not None and (watch is None or replay < watch):
                 watch = replay
+        if self._turns is not None:  # a turn that ends with its talker's tail
+            tail = self._turns.poll_timeout()
+            if tail is not None and (watch is None or tail < watch):
+                watch = tail
         while timers:
             deadline, _, peer = timers[0]
             if peer.scheduled == deadline and self._peers.get(peer.peer_id) is peer:
@@ -179,7 +205,11 @@ class MediaCore:
             raise OfferError("the media worker is shutting down")
         if peer_id in self._peers:
             raise ValueError(f"peer {peer_id!r} already exists")
-        room = self._rooms.get(room_id) or Room(room_id, self._rng)
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = Room(room_id, self._rng)
+            if self._turns is not None:
+                room.capture = self._turns.capture_for(room_id)
         certificate = self.certificates.current(now + self.wall_offset)
         try:
             setup = local_setup_for(selection.setup)
@@ -254,6 +284,8 @@ class MediaCore:
         if not room.set_speaker(speaker, now):
             return
         self._watch.follow(room, now)
+        if self._turns is not None:
+            self._turns.speaker_changed(room)  # the open turn ends now, or with its tail
         if speaker is None:
             return
         if room.replays:  # live audio wins: someone is about to talk
@@ -328,6 +360,8 @@ class MediaCore:
         self._events.extend(self._watch.expire(now))
         if self._replay is not None:
             self._replay.handle_timeout(now, self.transmits)
+        if self._turns is not None:
+            self._turns.expire(now)
 
     # ------------------------------------------------------------------ per kind
 
@@ -381,6 +415,11 @@ class MediaCore:
         arrival: float,
     ) -> None:
         """One talker packet to every listener: numbered once, protected per listener."""
+        capture = room.capture
+        if capture is not None:  # recording or replay keeps the room's transmissions
+            if room.capturing is not talker:
+                self._turns.begin(room, talker, arrival)  # type: ignore[union-attr]
+            capture.add(seq, ts, payload, arrival)
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)
         talker.seq_skip += 1  # its own packet never goes back to it: no gap in its downlink
@@ -485,6 +524,8 @@ class MediaCore:
         if room.tail is peer:
             room.tail = None  # a peer that is gone has no tail to forward
             self._watch.stop(room)
+        if room.capturing is peer:
+            self._turns.finish(room)  # type: ignore[union-attr]  # its turn is over
         room.refresh_routes()
         if not room.members and self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]
@@ -536,4 +577,5 @@ class MediaCore:
             "uplink_dropped_packet_rate": self.uplink_drops.packet_rate,
             "uplink_dropped_byte_rate": self.uplink_drops.byte_rate,
             "certificate_renewals": self.certificates.renewals,
+            **(self._turns.stats() if self._turns is not None else {}),
         }

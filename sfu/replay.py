@@ -147,9 +147,9 @@ class ReplayStore:
 
     def expire(self, now: float) -> bool:
         """Drop what ended more than ``seconds`` ago; True if anything went."""
-        horizon = now - self.limits.seconds
+        seconds = self.limits.seconds
         dropped = False
-        while self._kept and self._kept[0].ended < horizon:
+        while self._kept and self._kept[0].ended + seconds <= now:  # as next_expiry says
             self._pop()
             dropped = True
         return dropped

@@ -34,6 +34,7 @@ import heapq
 import math
 import random
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .capture import CapturedPacket
@@ -136,6 +137,11 @@ class ReplayDesk:
             self._announce(room_id, store)
             self._file_expiry(room_id, store)
 
+    def keeping(self, events: deque[Any], rooms: Mapping[str, object]) -> _Keeping:
+        """What the core's transmissions (sfu/transmissions.py) hand finished turns to: the
+        event queue, each ``transmission`` event kept here too while its room is here."""
+        return _Keeping(self, events, rooms)
+
     def forget_room(self, room_id: str) -> None:
         """The room left this worker: its audio goes with it."""
         self.stores.pop(room_id, None)
@@ -215,7 +221,7 @@ class ReplayDesk:
             store = self.stores.get(room_id)
             if store is not None and store.expire(now):
                 self._announce(room_id, store)
-                self._file_expiry(room_id, store)
+                self._file_expiry(room_id, store)  # the next one, later than now
 
     def stats(self) -> dict[str, int]:
         """Counters for the worker's report (summed over workers by the pool)."""
@@ -270,3 +276,21 @@ class ReplayDesk:
         if due is not None:
             self._serial += 1
             heapq.heappush(self._expiry, (due, self._serial, room_id))
+
+
+class _Keeping:
+    """The core's event queue as sfu/transmissions.py sees it: a finished transmission is
+    kept for say-again as it goes out (recording, if on, takes the event as before)."""
+
+    __slots__ = ("_desk", "_events", "_rooms")
+
+    def __init__(self, desk: ReplayDesk, events: deque[Any], rooms: Mapping[str, object]) -> None:
+        self._desk = desk
+        self._events = events
+        self._rooms = rooms
+
+    def append(self, event: Any) -> None:
+        transmission = getattr(event, "transmission", None)
+        if transmission is not None and transmission.packets and event.room_id in self._rooms:
+            self._desk.keep(event.room_id, transmission, transmission.packets[-1].arrival)
+        self._events.append(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from .rewriter import DownlinkStream
 TAIL_SECONDS = 0.3
 
 if TYPE_CHECKING:
+    from .capture import TransmissionCapture
     from .peer import Peer
     from .replayer import ReplayPlayer
     from .transmit import Destination
@@ -36,7 +38,7 @@ class Room:
 
     __slots__ = ("room_id", "members", "speaker", "stream", "routes", "bursts",
                  "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until",
-                 "replays")
+                 "replays", "capture", "capturing", "capture_until")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
@@ -58,6 +60,12 @@ class Room:
         #: say-again replays playing here, by listener id (sfu/replayer.py): empty, and so
         #: false, unless a member is hearing one
         self.replays: dict[str, ReplayPlayer] = {}
+        #: the transmission being kept (sfu/capture.py; None: recording and replay are off),
+        #: whose talker it is (None: none open), and when it ends if its talker's floor is
+        #: over (its tail): infinity while the talker holds the floor
+        self.capture: TransmissionCapture | None = None
+        self.capturing: Peer | None = None
+        self.capture_until = math.inf
 
     def refresh_routes(self) -> None:
         """Recompute who gets the room's downlink: connected peers that accept audio."""

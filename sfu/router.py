@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .capture import DEFAULT_MAX_BYTES
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
 from .replay import DEFAULT_REPLAY_BYTES, ReplayEvent, ReplayLimits
 from .certificate import CertificateKeeper
@@ -73,6 +74,13 @@ class RouterConfig:
     #: end (0: nothing is kept), and the payload bytes one room may keep
     replay_seconds: float = 0.0
     replay_bytes: int = DEFAULT_REPLAY_BYTES
+    #: keep each room's transmissions (sfu/capture.py), each at most this many seconds of
+    #: audio and bytes: finished ones are ``transmission`` events; 0 seconds: off
+    capture_seconds: float = 0.0
+    capture_bytes: int = DEFAULT_MAX_BYTES
+    #: a worker process (sfu/pool/worker.py) sends its ``transmission`` events to the
+    #: signaling process, which writes them to disk (walkie serve --record)
+    record: bool = False
 
     def __post_init__(self) -> None:
         # The announced address becomes the answer's one ICE candidate: it must be an IP
@@ -93,6 +101,10 @@ class RouterConfig:
             raise ValueError(f"UDP port {self.port} is out of range")
         self.uplink_limits()  # ValueError if a cap is not a positive number
         self.replay_limits()  # ValueError if replay is on with bad bounds
+        if self.capture_seconds < 0 or self.capture_bytes <= 0:
+            raise ValueError("capture_seconds must be 0 (off) or more, capture_bytes above 0")
+        if self.record and not self.capture_seconds:
+            raise ValueError("record needs capture_seconds: recording keeps transmissions")
 
     def uplink_limits(self) -> UplinkLimits:
         """The uplink cap of every peer, as the media core takes it."""
@@ -130,6 +142,8 @@ class Router:
                 dtls_handshake_timeout=config.dtls_handshake_timeout,
                 uplink=config.uplink_limits(),
                 replay=config.replay_limits(),
+                capture_seconds=config.capture_seconds,
+                capture_bytes=config.capture_bytes,
             ),
             self.certificates,
             wall_offset=time.time() - time.monotonic(),

@@ -79,11 +79,13 @@ class Hub:
         ice_transport_policy: str = "all",
         observer: Observer = NO_OBSERVER,
         tokens: TokenCheck | None = None,
+        recording: bool = False,
         replay_seconds: float | None = None,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
-        the media plane, a deployment setting passed through to every ``joined``;
+        the media plane, a deployment setting passed through to every ``joined``, as is
+        ``recording`` (the server keeps every transmission: ``joined.recorded``);
         ``replay_seconds``: how long the media plane keeps each room's audio for say-again
         (None: it keeps none; signaling/replay.py)."""
         if ice_transport_policy not in ("all", "relay"):
@@ -93,6 +95,7 @@ class Hub:
         self.clock = clock
         self.observer = observer  # metrics (signaling/metrics.py): told as things happen
         self.tokens = tokens  # joins need a signed token (signaling/tokens.py) when set
+        self.recording = recording
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
@@ -325,6 +328,7 @@ class Hub:
             "max_talk_ms": floor.settings.max_talk_ms,
             "queue": floor.settings.queue,
             "password_protected": room.password_protected,
+            "recorded": self.recording,
             "permissions": {"listen_only": member.listen_only, "priority": member.priority},
         }
         replay = self.replay.joined_field(room)

@@ -47,6 +47,7 @@ from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError, Re
 from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
+from .recorder import Recorder
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
 from .tokens import TokenCheck
@@ -113,6 +114,11 @@ class ServerConfig:
     # Say-again (signaling/replay.py): how long the media plane keeps each room's audio;
     # None: it keeps none. The media plane must be started with the same setting.
     replay_seconds: float | None = None
+    # Recording (issue 12, signaling/recorder.py): each transmission an Ogg Opus file in
+    # record_dir (None: nothing is ever kept), removed record_keep_days later (0: never).
+    # The media plane must keep transmissions (sfu.RouterConfig capture_seconds, record).
+    record_dir: Path | None = None
+    record_keep_days: float = 30.0
 
 
 class _Conn:
@@ -183,15 +189,19 @@ class SignalingServer:
         self.metrics = Metrics(self._state) if config.metrics else None
         self.webhooks = (WebhookSender(config.webhook_urls, config.webhook_secret or "")
                          if config.webhook_urls else None)
+        self.recorder = (Recorder(config.record_dir, config.record_keep_days)
+                         if config.record_dir is not None else None)
         self.hub = Hub(
             self.registry,
             media,
             ice_servers=self._ice_servers,
             ice_transport_policy="relay" if config.force_relay else "all",
             observer=Observers.of(self.metrics,
-                                  RoomEvents(self.webhooks.submit) if self.webhooks else None),
+                                  RoomEvents(self.webhooks.submit) if self.webhooks else None,
+                                  self.recorder),
             tokens=TokenCheck(config.token_secret) if config.token_secret else None,
             replay_seconds=config.replay_seconds,
+            recording=self.recorder is not None,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
@@ -218,6 +228,8 @@ class SignalingServer:
     async def start(cls, config: ServerConfig, media: MediaPlane) -> SignalingServer:
         """Listen on ``config.host:config.port`` (0 = ephemeral) and subscribe to media events."""
         self = cls(config, media)
+        if self.recorder is not None:
+            await self.recorder.start()  # OSError: the directory cannot be written
         media.add_listener(self._on_media_event)
         self._server = await serve(
             self._handle,
@@ -269,6 +281,8 @@ class SignalingServer:
         if self.webhooks is not None:  # the last member_left / room_finished, briefly
             await self.webhooks.flush(2.0)
             await self.webhooks.close()
+        if self.recorder is not None:  # the files already handed to the writer
+            await self.recorder.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -444,6 +458,11 @@ class SignalingServer:
     def _on_media_event(self, event: object) -> None:
         if self._closed:
             return
+        transmission = getattr(event, "transmission", None)
+        if transmission is not None:  # a finished turn (recording on): not for the hub
+            if self.recorder is not None:
+                self.recorder.submit(transmission)
+            return
         try:
             self._dispatch(self.hub.media_event(event))  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001
@@ -543,8 +562,11 @@ class SignalingServer:
             "rooms": state["rooms"],
             "members": state["members"],
             "clients": state["clients"],
+            "recording": self.recorder is not None,
             "media": state["media"],
         }
+        if self.recorder is not None:
+            body["recordings"] = self.recorder.stats.as_dict()
         status, reason = 200, "OK"
         if self.cluster is not None:
             body["cluster"] = cluster = self.cluster.health()

@@ -45,9 +45,9 @@ from signaling.webhooks import check_url
 from signaling.turn import MAX_TTL, TurnConfig, parse_ice_url
 
 from .addresses import WILDCARDS, primary_address
-from .parsers import (as_is, bind_address, http_url, ice_url, interval, ip_address, key_prefix,
-                      log_format, log_level, node_id, origin, rate, redis_url, seconds,
-                      server_name, switch_word, whole)
+from .parsers import (as_is, bind_address, days, http_url, ice_url, interval, ip_address,
+                      key_prefix, log_format, log_level, node_id, origin, rate, redis_url,
+                      seconds, server_name, switch_word, whole)
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "Config", "ConfigError", "Setting", "add_arguments",
            "env_name", "flag_name", "from_arguments", "load"]
@@ -65,6 +65,10 @@ _KEY = "walkie.setting"
 ROOMS_PER_WORKER = 100
 #: The shared --secret must be at least this long (e.g. `openssl rand -hex 32`).
 MIN_SECRET_CHARS = 16
+#: Recording (issue 12): a transmission longer than this is cut (and its file says so); with
+#: the capture's byte bound (sfu/capture.py DEFAULT_MAX_BYTES, ~3 minutes of a browser's
+#: Opus) it keeps one turn within one frame of the worker's control channel.
+RECORD_MAX_SECONDS = 300.0
 #: A limit where 0 means none.
 _COUNT = whole(0, rule="must be 0 (unlimited) or more")
 
@@ -294,6 +298,16 @@ class Config:
               "the variable or --webhook-secret-file", metavar="SECRET", secret=True)
     webhook_secret_file: str | None = _setting(
         None, "read the webhook secret from FILE", metavar="FILE")
+    # -- issue 12: recording (signaling/recorder.py). Off unless --record is given: no audio
+    #    is ever kept otherwise. The media workers then keep each room's current turn.
+    record: str | None = _setting(
+        None, "write every transmission to DIR as an Ogg Opus file (room, talker, UTC start "
+              "in its name) with an index.jsonl; every member is shown that the room is "
+              "recorded", metavar="DIR")
+    record_keep_days: float = _setting(
+        _library_default(ServerConfig, "record_keep_days"),
+        "days a recording is kept before the hourly sweep removes it (0 = forever)", days,
+        metavar="DAYS")
     log_level: str = _setting(
         "info", "log verbosity: debug, info, warning or error", log_level, metavar="LEVEL")
     # -- issue 11: JSON logs (sfu/logs.py), also in the media workers
@@ -349,7 +363,9 @@ class Config:
                             announced_ip=self.announced_ip,
                             uplink_packets_per_second=self.uplink_packet_rate,
                             uplink_bytes_per_second=self.uplink_byte_rate,
-                            replay_seconds=self.replay, replay_bytes=self.replay_max_bytes)
+                            replay_seconds=self.replay, replay_bytes=self.replay_max_bytes,
+                            capture_seconds=RECORD_MAX_SECONDS if self.record else 0.0,
+                            record=bool(self.record))
 
     def turn_config(self) -> TurnConfig | None:
         """The browsers' ICE servers, or None for none."""
@@ -383,6 +399,8 @@ class Config:
             webhook_urls=self.webhook_url,
             webhook_secret=self.webhook_secret,
             replay_seconds=self.replay or None,
+            record_dir=Path(self.record) if self.record else None,
+            record_keep_days=self.record_keep_days,
         )
 
     @property

@@ -74,15 +74,25 @@ def seconds(text: str) -> float:
     return value
 
 
-def rate(text: str) -> float:
-    """A finite, non-negative number per second (0 usually turns the limit off)."""
+def _non_negative(text: str, noun: str) -> float:
+    """A finite number >= 0; the refusals name ``noun`` ("a number", "a number of days")."""
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(f"{text!r} is not {noun}") from None
     if not math.isfinite(value) or value < 0:
-        raise ValueError("must be a number >= 0")
+        raise ValueError(f"must be {noun} >= 0")
     return value
+
+
+def days(text: str) -> float:
+    """A finite, non-negative number of days (fractions allowed)."""
+    return _non_negative(text, "a number of days")
+
+
+def rate(text: str) -> float:
+    """A finite, non-negative number per second (0 usually turns the limit off)."""
+    return _non_negative(text, "a number")
 
 
 def ice_url(text: str) -> str:

@@ -245,6 +245,11 @@ def _startup_lines(config: Config, server: SignalingServer, media: Media,
                      f"(TURN credentials valid {turn.ttl} s{relay})")
     lines.append(f"walkie: answers to IP addresses and {', '.join(server.hosts.names)} "
                  "(any other Host gets 421; --server-name adds a name)")
+    if config.record:
+        kept = (f"kept {config.record_keep_days:g} days" if config.record_keep_days
+                else "kept until removed by hand")
+        lines.append(f"walkie: RECORDING every transmission to {config.record} ({kept}); "
+                     "members are shown that their room is recorded")
     if server.origins.allowed:
         lines.append(f"walkie: WebSockets accepted from this server's pages and from "
                      f"{', '.join(server.origins.allowed)}")

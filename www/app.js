@@ -12,6 +12,7 @@
 //   notify.js   headset and lock screen (Media Session), hidden-tab title and tone, live region
 //   haptics.js  vibration with the floor's tones; install.js the service worker (sw.js)
 //   replay.js   say-again (sans-IO): what the room keeps, our replay; replayview.js draws it
+//   recording.js whether the room is recorded: the join form's note, the "Recording" badge
 // The mic is opened once per visit; every (re)join gets a fresh WebSocket and peer connection
 // reusing that mic track, and a media reset a fresh peer connection on the same WebSocket.
 
@@ -29,6 +30,7 @@ import { bindKeyChooser, loadTalkKey, matchesKey, saveTalkKey } from "./settings
 import { registerServiceWorker } from "./install.js";
 import { SayAgain } from "./replay.js";
 import { bindReplay, renderReplay } from "./replayview.js";
+import { describeRecording, renderRecording, serverRecords } from "./recording.js";
 import { checkName, normalizeRoom, rememberName } from "./names.js";
 import { tokenFromFragment } from "./joinlink.js";
 import { els, renderConn, renderMode, renderNotice, renderTalkKey, renderTalkKeyStatus } from "./ui.js";
@@ -59,6 +61,7 @@ class RoomPage {
     this.view = new RoomView(() => this.levelNow(), () => this.render());
     this.notifier = new Notifier(room, els.announcer, roomTitle(room));
     this.talkKey = loadTalkKey();
+    this.serverRecords = null; // /healthz's `recording`, for the join form (recording.js)
     this.driver = new SessionDriver(
       this.session,
       { mic: this.mic, speaker: this.speaker, wakeLock: this.wakeLock },
@@ -70,6 +73,10 @@ class RoomPage {
     this.view.showRoom(this.room, this.roomLink);
     this.bindUi();
     this.render();
+    serverRecords().then((on) => {
+      this.serverRecords = on;
+      this.render();
+    });
     const link = tokenFromFragment(location.hash);
     if (link) {
       // A signed link (walkie token): it admits us and names us; no form, no password.
@@ -198,6 +205,7 @@ class RoomPage {
       now: performance.now(),
     });
     renderTalkKey(this.talkKey.label);
+    renderRecording(describeRecording(this.serverRecords, this.roomState.recorded));
     this.notifier.update({
       joined: this.session.joined,
       hidden: document.visibilityState === "hidden",
@@ -235,6 +243,7 @@ class RoomPage {
         playing: this.sayAgain.playing ? this.sayAgain.playing.id : null,
         note: this.sayAgain.note,
       }),
+      recorded: () => this.roomState.recorded, // joined.recorded: the "Recording" badge
     };
     const hook = {
       /** The talker's level from the RTP audio-level extension, 0..1 (-1: none received). */

@@ -1,7 +1,8 @@
 // What the page knows about the room: who is in it, who talks, how many wait, and who we are.
 //
 // Plain data fed with the server's room messages (docs/PROTOCOL.md: joined, member_joined,
-// member_left, floor, floor_granted; joined.password_protected, joined.permissions); no DOM, no I/O. Time is passed in for the talk deadline.
+// member_left, floor, floor_granted; joined.password_protected, joined.permissions,
+// joined.recorded); no DOM, no I/O. Time is passed in for the talk deadline.
 // Malformed entries are skipped rather than trusted: names only ever reach the DOM as text.
 
 /** A member as the page keeps it: {id, name} with a string id, or null if unusable. */
@@ -24,6 +25,8 @@ export class RoomState {
     this.passwordProtected = null;
     /** Our signed link lets us listen but never talk (joined.permissions.listen_only). */
     this.listenOnly = false;
+    /** The server keeps this room's audio (joined.recorded); null until joined. */
+    this.recorded = null;
   }
 
   /** Session over: forget everything (a rejoin starts from its own `joined`). */
@@ -35,6 +38,7 @@ export class RoomState {
     this.talkDeadline = null;
     this.passwordProtected = null;
     this.listenOnly = false;
+    this.recorded = null;
   }
 
   /** Apply one server message; others are ignored. `now` is the caller's clock in ms. */
@@ -47,6 +51,7 @@ export class RoomState {
         this._floor(msg.floor || {});
         this.passwordProtected = msg.password_protected === true;
         this.listenOnly = !!(msg.permissions && msg.permissions.listen_only === true);
+        this.recorded = msg.recorded === true;
         return;
       }
       case "member_joined":

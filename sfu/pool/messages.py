@@ -27,6 +27,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 
+from ..capture import CapturedPacket, Transmission
 from ..core import PeerEvent
 from ..replay import ReplayEvent, ReplayItem
 from ..router import RouterConfig
@@ -170,7 +171,11 @@ class Failed:
 @dataclass(frozen=True, slots=True)
 class Notice:
     """A Router event about a peer opened by request ``opened_by`` (a room's list of kept
-    transmissions, about no peer: 0)."""
+    transmissions, about no peer: 0).
+
+    A ``transmission`` event (recording on: ``RouterConfig.record``) carries the talker's
+    packets; its ``opened_by`` is 0, since its talker may have left meanwhile (the
+    recording is kept all the same)."""
 
     event: PeerEvent | ReplayEvent
     opened_by: int
@@ -198,6 +203,7 @@ _MESSAGE_TYPES: tuple[type, ...] = (
 )
 WIRE_TYPES: tuple[type, ...] = _MESSAGE_TYPES + (
     RouterConfig, PeerEvent, ReplayEvent, ReplayItem, AudioSelection, Fingerprint, LocalParams,
+    Transmission, CapturedPacket,
 )
 _BY_NAME = {(cls.__module__, cls.__qualname__): cls for cls in WIRE_TYPES}
 _MESSAGES = _MESSAGE_TYPES

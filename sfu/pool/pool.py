@@ -352,6 +352,10 @@ class WorkerPool:
 
     def _take_notice(self, slot: WorkerSlot, notice: Notice) -> None:
         event = notice.event
+        if event.kind == "transmission":  # kept even when its talker has left since
+            self._events.append((event, None))
+            self._schedule_flush()
+            return
         if not event.peer_id:  # about a room (its kept transmissions): still placed there?
             if self._placement.slot_of_room(event.room_id) == slot.index:
                 self._events.append((event, None))

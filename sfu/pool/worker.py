@@ -147,6 +147,10 @@ class Worker:
             log.debug("%s: %s", type(message).__name__, exc)
 
     def _on_event(self, event: PeerEvent | ReplayEvent) -> None:
+        if event.kind == "transmission":  # a finished turn: to the recorder, if recording
+            if self.router is not None and self.router.config.record:
+                self.send(Notice(event, 0))
+            return
         if event.kind in PEER_GONE:
             opened_by = self._opened_by.pop(event.peer_id, 0)
         else:

@@ -302,6 +302,40 @@ def test_privacy_texts(page) -> None:
     assert "guesses the name" in public["roomNote"]
 
 
+def test_recording_is_said_before_and_after_joining(page) -> None:
+    """recording.js: the join form's note from /healthz, the badge from joined.recorded."""
+    got = page.evaluate(
+        """async () => {
+      const {describeRecording, serverRecords} = await import('/static/recording.js');
+      const {RoomState} = await import('/static/room.js');
+      const r = new RoomState();
+      const before = r.recorded;
+      r.handle({type: 'joined', you: {id: 'a', name: 'A'}, members: [], floor: {}, recorded: true}, 0);
+      const recorded = r.recorded;
+      r.handle({type: 'joined', you: {id: 'a', name: 'A'}, members: [], floor: {}, recorded: 'yes'}, 0);
+      const strict = r.recorded;
+      r.clear();
+      const reply = (body, ok = true) => async () => ({ok, json: async () => body});
+      return {before, recorded, strict, cleared: r.recorded,
+              cases: [[null, null], [true, null], [false, true], [true, true]]
+                .map(([s, j]) => describeRecording(s, j)),
+              asked: [await serverRecords(reply({recording: true})),
+                      await serverRecords(reply({recording: false})),
+                      await serverRecords(reply({status: 'ok'})),
+                      await serverRecords(reply({}, false)),
+                      await serverRecords(async () => { throw new TypeError('offline'); }),
+                      await serverRecords()]};
+    }"""
+    )
+    assert (got["before"], got["recorded"], got["strict"], got["cleared"]) == (None, True, False, None)
+    unknown, server_records, joined, both = got["cases"]
+    assert unknown == {"badge": False, "joinNote": ""}
+    assert "records" in server_records["joinNote"] and not server_records["badge"]
+    assert joined["badge"] is True and joined["joinNote"] == ""
+    assert both["badge"] is True and both["joinNote"]
+    assert got["asked"] == [True, False, None, None, None, False]  # the last: this server
+
+
 def test_room_state_follows_the_server(page) -> None:
     snaps = page.evaluate(
         """async () => {

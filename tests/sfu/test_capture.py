@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.capture import CapturedPacket, Transmission, TransmissionCapture
+from sfu.capture import PACKET_OVERHEAD, CapturedPacket, Transmission, TransmissionCapture
 from sfu.opus import SILENCE_FRAME, packet_samples
 
 # A 20 ms CELT packet (config 31, code 0) with 10 bytes of frame data.
@@ -55,7 +55,7 @@ def test_nothing_captured_ends_as_none_and_add_without_start_is_ignored() -> Non
 
 
 def test_the_byte_bound_cuts_the_transmission_and_counts_it() -> None:
-    capture = TransmissionCapture(60.0, 10 * len(FRAME))
+    capture = TransmissionCapture(60.0, 10 * (len(FRAME) + PACKET_OVERHEAD))
     capture.start("p", 0.0)
     feed(capture, 25)
     done = capture.end()

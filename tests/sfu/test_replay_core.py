@@ -174,6 +174,7 @@ def test_a_tail_packet_is_live_audio_too() -> None:
     a, b = room(net, "a", "b")
     talk(net, a, 10)
     (item,) = release(net).items
+    b.take_received()
     talk(net, a, 10)
     net.core.set_speaker("r", None, net.now)  # released; a's last packets may still come
     net.core.start_replay("r", "b", item.id, net.now)
@@ -233,6 +234,7 @@ def test_stop_a_new_request_and_leaving_end_a_replay() -> None:
     assert ended == [(first.id, "stopped"), (second.id, "stopped")]
     net.core.start_replay("r", "b", first.id, net.now)
     net.core.remove_peer("b")  # gone: nobody to tell, nothing more sent
+    net.pump()
     net.events.clear()
     play_out(net, 0.5)
     assert replay_events(net) == []

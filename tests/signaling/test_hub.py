@@ -427,3 +427,20 @@ async def test_a_room_handed_over_and_resumed_elsewhere_keeps_ids_names_and_perm
     refused = new.receive(late, Join("r", "Cy", "other"),
                           new.registry.password_key("r", "other"))
     assert sent(refused, late)[0]["code"] == "bad_password"
+
+
+async def test_joined_says_whether_the_room_is_recorded(media: SpeakerLog) -> None:
+    """Issue 12: every member is told when the server keeps the room's audio; a room that
+    arrives from another node (resume) says it the same way, from the node that hosts it."""
+    hub, _ = make_hub(media)
+    plain = hub.connect()
+    (joined,) = sent(hub.receive(plain, Join("r", "Ann")), plain)
+    assert joined["recorded"] is False
+    recording = Hub(RoomRegistry(max_users=3, floor_settings=FloorSettings()), media,
+                    recording=True)
+    client = recording.connect()
+    (joined,) = sent(recording.receive(client, Join("r", "Ann")), client)
+    assert joined["recorded"] is True
+    resumed = recording.connect()
+    actions = recording.resume(resumed, "moved", "k3J9_aQx", "Bob", None, "room_moved")
+    assert sent(actions, resumed)[0]["recorded"] is True

@@ -92,6 +92,8 @@ ROWS = [
     Row("webhook_secret", "w1", "w1", "w2", "w2", ("--webhook-url", "http://127.0.0.1:9/")),
     Row("webhook_secret_file", "{tmp}/one", "{tmp}/one", "{tmp}/two", "{tmp}/two",
         ("--webhook-url", "http://127.0.0.1:9/")),
+    Row("record", "/srv/rec", "/srv/rec", "/var/rec", "/var/rec"),
+    Row("record_keep_days", "0", 0.0, "7.5", 7.5),
     Row("log_level", "debug", "debug", "WARNING", "warning"),
     Row("log_format", "json", "json", "TEXT", "text"),
     Row("redis", "redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0",
@@ -430,3 +432,19 @@ def test_webhooks_need_a_secret_and_a_secret_needs_webhooks(tmp: Path) -> None:
         load(["--webhook-secret", "w"], {})
     with pytest.raises(ConfigError, match="--webhook-url 'ftp://x/' is not an http"):
         load(["--webhook-url", "ftp://x/", "--webhook-secret", "w"], {})
+
+
+def test_recording_is_off_unless_asked_and_reaches_both_libraries() -> None:
+    """Issue 12: no audio is kept without --record; with it the media workers keep each
+    turn (and send it to signaling) and signaling writes it (signaling/recorder.py)."""
+    off = load([], {})
+    assert off.router_config().capture_seconds == 0 and not off.router_config().record
+    assert off.server_config().record_dir is None
+    on = load(["--record", "/srv/rec", "--record-keep-days", "7"], {})
+    router, server = on.router_config(), on.server_config()
+    assert router.record and router.capture_seconds > 0
+    assert (server.record_dir, server.record_keep_days) == (Path("/srv/rec"), 7.0)
+    with pytest.raises(ConfigError, match="--record-keep-days must be a number of days >= 0"):
+        load(["--record-keep-days", "-1"], {})
+    with pytest.raises(ValueError, match="record needs capture_seconds"):
+        sfu.RouterConfig(record=True)

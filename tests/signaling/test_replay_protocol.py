@@ -18,6 +18,11 @@ from .replaykit import listed, media_up, talk_turn
 Factory = Callable[[SignalingServer], Awaitable[WsClient]]
 
 
+def not_told(client: WsClient) -> bool:
+    """``client`` got nothing about anyone's replay (the room's list is for everyone)."""
+    return not [m for m in client.seen if m["type"] in ("replay_started", "replay_ended")]
+
+
 @pytest.fixture
 async def replay_server() -> AsyncIterator[SignalingServer]:
     router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0,
@@ -146,7 +151,8 @@ async def test_a_late_member_replays_a_transmission_and_only_it_hears_it(
         assert [p.payload for p in got] == sent  # the same Opus packets
         assert all(p.csrcs == [] for p in got)  # not live talk from anyone
         assert await cy_peer.drain() == []  # nobody else heard it
-        await cy.nothing_more()
+        await cy.ping()
+        assert not_told(cy)
     finally:
         for peer in peers:
             peer.close()
@@ -192,7 +198,8 @@ async def test_a_member_may_stop_its_replay(
         await bob.expect("replay_started")
         await bob.send({"type": "replay_stop"})
         assert (await bob.expect("replay_ended"))["reason"] == "stopped"
-        await ann.nothing_more()
+        await ann.ping()
+        assert not_told(ann)
     finally:
         ann_peer.close()
         bob_peer.close()

@@ -60,7 +60,7 @@ async def test_a_late_joiner_replays_a_transmission_and_gets_the_same_opus_packe
         # The worker's counters reach /healthz with its next stats report (every second).
         for _ in range(100):
             health = server.healthz()["media"]
-            if health.get("replays_started"):
+            if health.get("replay_packets_sent") == len(sent):
                 break
             await asyncio.sleep(0.1)
         assert health["replays_started"] == 1 and health["replay_packets_sent"] == len(sent)

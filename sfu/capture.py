@@ -143,8 +143,9 @@ class TransmissionCapture:
             self.cut_packets += 1
             return
         size = self._bytes + len(payload) + PACKET_OVERHEAD
-        if current.packets:
-            within = abs(_signed32(timestamp - self._base)) <= self.max_samples
+        if current.packets:  # within max_samples of the first timestamp, either way (mod 2^32)
+            offset = (timestamp - self._base + self.max_samples) & 0xFFFFFFFF
+            within = offset <= 2 * self.max_samples
         else:
             self._base = timestamp
             within = True

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import time
+
 import pytest
 
 import sfu
 from signaling.budgets import BudgetSettings
 from signaling.server import ServerConfig, SignalingServer
+from signaling.tokens import Grant, issue
 
 from .conftest import WsClient
 from .replaykit import listed, media_up, talk_turn
@@ -227,3 +230,32 @@ async def test_a_talker_who_left_is_still_named_and_the_room_forgets_with_its_la
     finally:
         ann_peer.close()
         cy_peer.close()
+
+
+async def test_a_listen_only_member_may_replay(client_factory: Factory) -> None:
+    secret = "k" * 48
+    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0,
+                                                     replay_seconds=60))
+    server = await SignalingServer.start(ServerConfig(
+        host="127.0.0.1", port=0, replay_seconds=60, token_secret=secret), router)
+    peers = []
+    try:
+        ann, lou = await client_factory(server), await client_factory(server)
+        for client, grant in ((ann, Grant("ops", "Ann", time.time() + 600)),
+                              (lou, Grant("ops", "Lou", time.time() + 600, listen_only=True))):
+            await client.send({"type": "join", "room": "ops", "token": issue(secret, grant)})
+            await client.expect("joined")
+        ann_peer, lou_peer = await media_up(ann, "ann"), await media_up(lou, "lou")
+        peers += [ann_peer, lou_peer]
+        sent = await talk_turn(ann, ann_peer, 10)
+        (kept,) = await listed(lou, 1)
+        await lou_peer.drain()
+        await lou.send({"type": "replay", "id": kept["id"]})
+        await lou.expect("replay_started")
+        assert (await lou.expect("replay_ended"))["reason"] == "done"
+        assert [p.payload for p in await lou_peer.drain()] == sent
+    finally:
+        for peer in peers:
+            peer.close()
+        await server.close()
+        await router.close()

@@ -39,6 +39,8 @@ from .demux import Kind, classify
 from .ice import StunError, binding_username
 from .peer import Peer
 from .red import RedError, red_layout
+from .replay import ReplayEvent, ReplayLimits
+from .replayer import ReplayDesk
 from .room import Room
 from .rtp import RtpError, read_uplink
 from .sdp import AudioSelection, Fingerprint, LocalParams, dtls_role, local_setup_for
@@ -90,6 +92,8 @@ class CoreConfig:
     dtls_handshake_timeout: float = 10.0
     #: every peer's uplink cap, packets/s and bytes/s (sfu/uplinkcap.py)
     uplink: UplinkLimits = UplinkLimits()
+    #: say-again (sfu/replay.py): how much of each room's audio is kept; None: nothing
+    replay: ReplayLimits | None = None
     #: keep each room's transmissions for recording or replay (sfu/capture.py): at most
     #: this many seconds of audio and bytes each; 0 seconds: off (nothing kept, no cost)
     capture_seconds: float = 0.0
@@ -126,15 +130,26 @@ class MediaCore:
         self._by_address: dict[Address, Peer] = {}
         #: what to send, in order (sfu/transmit.py)
         self.transmits = TransmitQueue()
-        self._events: deque[PeerEvent] = deque()
+        self._events: deque[PeerEvent | ReplayEvent] = deque()
         self._timers: list[tuple[float, int, Peer]] = []
         self._timer_seq = 0
         #: speakers' uplink silence checks (the end-of-media timer's media half)
         self._watch = SpeakerWatch(PeerEvent)
+        #: say-again: kept transmissions and replays (sfu/replayer.py), when turned on
+        self._replay = (ReplayDesk(config.replay, self._rng, self._events)
+                        if config.replay is not None else None)
         #: each room's transmission being kept, when recording or replay is on
-        self._turns = (Transmissions(config.capture_seconds, config.capture_bytes,
-                                     self._events, PeerEvent, wall_offset)
-                       if config.capture_seconds else None)
+        seconds, size = config.capture_seconds, config.capture_bytes
+        replay = config.replay
+        if replay is not None:  # say-again keeps what the capture hands out
+            if seconds:  # recording too: the larger bounds (the store keeps within its own)
+                seconds, size = max(seconds, replay.seconds), max(size, replay.max_bytes)
+            else:
+                seconds, size = replay.seconds, replay.max_bytes
+        finished = (self._events if self._replay is None
+                    else self._replay.keeping(self._events, self._rooms))
+        self._turns = (Transmissions(seconds, size, finished, PeerEvent, wall_offset)
+                       if seconds else None)
         self._closed = False
         # worker-wide counters (per-packet counters live on peers and rooms)
         self.datagrams_received = 0
@@ -158,7 +173,7 @@ class MediaCore:
         """The next datagram to send and its destination, or None."""
         return self.transmits.pop()
 
-    def poll_event(self) -> PeerEvent | None:
+    def poll_event(self) -> PeerEvent | ReplayEvent | None:
         """The next event for the signaling side, or None."""
         return self._events.popleft() if self._events else None
 
@@ -166,6 +181,10 @@ class MediaCore:
         """When :meth:`handle_timeout` must be called next (None: only when input arrives)."""
         timers = self._timers
         watch = self._watch.poll_timeout()
+        if self._replay is not None:
+            replay = self._replay.poll_timeout()
+            if replay is not None and (watch is None or replay < watch):
+                watch = replay
         if self._turns is not None:  # a turn that ends with its talker's tail
             tail = self._turns.poll_timeout()
             if tail is not None and (watch is None or tail < watch):
@@ -274,11 +293,25 @@ class MediaCore:
             self._turns.speaker_changed(room)  # the open turn ends now, or with its tail
         if speaker is None:
             return
+        if room.replays:  # live audio wins: someone is about to talk
+            self._replay.live(room)  # type: ignore[union-attr]
         preroll = speaker.take_preroll(now)
         if preroll:
             room.tail = None  # the new speaker's audio starts now: the old tail is over
         for arrival, ssrc, seq, ts, level, payload, red in preroll:
             self._forward(room, speaker, ssrc, seq, ts, level, payload, arrival, red)
+
+    def start_replay(self, room_id: str, peer_id: str, transmission_id: str, now: float) -> None:
+        """Play a kept transmission of the room to ``peer_id`` only (say-again). The answer
+        is a ``replay_started`` or ``replay_ended`` event; KeyError for an unknown peer or
+        a room it is not in, ValueError when replay is off."""
+        room, peer = self._member(room_id, peer_id)
+        self._replay_desk().start(room, peer, transmission_id, now, self.transmits)
+
+    def stop_replay(self, room_id: str, peer_id: str) -> None:
+        """End ``peer_id``'s replay, if it hears one (``replay_ended`` ``stopped``)."""
+        room, peer = self._member(room_id, peer_id)
+        self._replay_desk().stop(room, peer.peer_id)
 
     def close(self) -> None:
         """Say goodbye to every peer and refuse new ones (the driver then flushes and stops)."""
@@ -330,6 +363,8 @@ class MediaCore:
             self._send(peer, peer.on_timeout(now, wall))
             self._settle(peer, now)
         self._events.extend(self._watch.expire(now))
+        if self._replay is not None:
+            self._replay.handle_timeout(now, self.transmits)
         if self._turns is not None:
             self._turns.expire(now)
 
@@ -419,6 +454,8 @@ class MediaCore:
         talker.rtp_forwarded_in += 1
         talker.octets_forwarded_in += len(payload)
         talker.seq_skip += 1  # its own packet never goes back to it: no gap in its downlink
+        if room.replays:  # live audio wins over every replay in the room
+            self._replay.live(room)  # type: ignore[union-attr]
         marker, out_seq, out_ts = room.stream.next(ssrc, seq, ts, arrival, len(payload))
         if marker:
             room.on_burst(ssrc)
@@ -519,6 +556,8 @@ class MediaCore:
             del self._by_address[address]
         room = peer.room
         room.members.pop(peer.peer_id, None)
+        if room.replays:
+            self._replay.forget_peer(room, peer.peer_id)  # type: ignore[union-attr]
         if room.speaker is peer:
             room.set_speaker(None, 0.0)
         if room.tail is peer:
@@ -529,6 +568,20 @@ class MediaCore:
         room.refresh_routes()
         if not room.members and self._rooms.get(room.room_id) is room:
             del self._rooms[room.room_id]
+            if self._replay is not None:
+                self._replay.forget_room(room.room_id)  # nothing is kept for an empty room
+
+    def _member(self, room_id: str, peer_id: str) -> tuple[Room, Peer]:
+        room = self._rooms.get(room_id)
+        peer = self._peers.get(peer_id)
+        if room is None or peer is None or peer.room is not room:
+            raise KeyError(f"peer {peer_id!r} is not in room {room_id!r}")
+        return room, peer
+
+    def _replay_desk(self) -> ReplayDesk:
+        if self._replay is None:
+            raise ValueError("this media plane keeps no audio (replay is off)")
+        return self._replay
 
     # ------------------------------------------------------------------ stats
 
@@ -545,7 +598,10 @@ class MediaCore:
         return None if room is None else room.stats()
 
     def stats(self) -> dict[str, object]:
+        replay = self._replay
+        kept = {} if replay is None else replay.stats()
         return {
+            **kept,
             "rooms": len(self._rooms),
             "peers": len(self._peers),
             "connected_peers": sum(1 for p in self._peers.values() if p.is_connected),

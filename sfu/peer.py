@@ -84,6 +84,8 @@ class Peer:
         "rtp_forwarded_in",
         "octets_forwarded_in",
         "seq_skip",
+        "replayed_packets",
+        "replayed_octets",
         "_heard",
         "_listening_since",
         "rtp_dropped_not_speaker",
@@ -166,6 +168,10 @@ class Peer:
         #: room-stream packets this peer never received because it was their talker: its
         #: downlink numbers them out, so its sequence stays gapless (sfu/rewriter.py)
         self.seq_skip = 0
+        #: say-again packets sent to this peer alone (sfu/replayer.py): its downlink carried
+        #: them on top of the room's stream (its ``seq_skip`` stepped back once for each)
+        self.replayed_packets = 0
+        self.replayed_octets = 0
         # What the room's stream carried while this peer listened (see downlink_sent).
         self._heard = (0, 0)
         self._listening_since: tuple[int, int] | None = None
@@ -236,6 +242,8 @@ class Peer:
     def downlink_sent(self) -> tuple[int, int]:
         """RTP packets and payload octets sent on this peer's downlink (for its SR)."""
         packets, octets = self._heard
+        packets += self.replayed_packets
+        octets += self.replayed_octets
         since = self._listening_since
         if since is not None:
             stream = self.room.stream
@@ -404,6 +412,7 @@ class Peer:
             "rtp_dropped_not_speaker": self.rtp_dropped_not_speaker,
             "rtp_dropped_not_sending": self.rtp_dropped_not_sending,
             "rtp_tail_forwarded": self.rtp_tail_forwarded,
+            "rtp_replayed": self.replayed_packets,
             "uplink_dropped_packet_rate": drops.packet_rate,
             "uplink_dropped_byte_rate": drops.byte_rate,
             "srtp_errors": self.srtp_errors,

@@ -160,6 +160,36 @@ class DownlinkStream:
             return None
         return (self._high_ts + round((now - self._high_arrival) * self.clock_rate)) & 0xFFFFFFFF
 
+    # -- say-again (sfu/replayer.py): packets to one listener outside the room's talk --------
+
+    def replay_anchor(self, now: float) -> int:
+        """The timestamp a replay starting at ``now`` begins with, after everything sent.
+
+        As a new burst would: the stream's highest timestamp advanced by the time since (at
+        least one frame). The next live packet starts a burst of its own (marker, timestamps
+        after the replay's: see :meth:`replayed`), whoever talks.
+        """
+        self._burst_src = -1
+        if not self._started:
+            self._started = True  # the next burst continues after the replay's numbers
+            return self._high_ts
+        step = round((now - self._high_arrival) * self.clock_rate)
+        return (self._high_ts + max(step, self._min_step)) & 0xFFFFFFFF
+
+    @property
+    def next_seq(self) -> int:
+        """The room's next sequence number: a replay packet to one listener is numbered
+        with it, and that listener's ``seq_skip`` then steps one back, so the listener's
+        numbers stay gapless while the room's are not consumed."""
+        return (self._high_seq + 1) & 0xFFFF
+
+    def replayed(self, timestamp: int, sent: float) -> None:
+        """A replay packet stamped ``timestamp`` went out at ``sent``: later bursts start
+        after it, so that no listener's timestamps ever go back."""
+        if (timestamp - self._high_ts) & 0xFFFFFFFF < 0x80000000:
+            self._high_ts = timestamp
+            self._high_arrival = sent
+
 
 class ListenerHeader:
     """One listener's RTP header: its SSRC, payload type and extension ids, preassembled.
@@ -169,7 +199,7 @@ class ListenerHeader:
     extension). Both carry one CSRC (the talker) and, if negotiated, the MID element.
     """
 
-    __slots__ = ("ssrc", "payload_type", "plain", "leveled", "level_pos", "_csrc")
+    __slots__ = ("ssrc", "payload_type", "plain", "leveled", "level_pos", "replay", "_csrc")
 
     def __init__(
         self,
@@ -206,12 +236,18 @@ class ListenerHeader:
             self.level_pos = 16 + 4 + (2 if two_byte else 1)
         if len(self.leveled or self.plain) > MAX_HEADER_BYTES:
             raise ValueError(f"MID {mid!r} is too long for an RTP header extension here")
+        #: the header of say-again packets (sfu/replayer.py): no CSRC and no audio level, so
+        #: that a replay never looks like someone talking live (the page knows it from
+        #: signaling); the MID only
+        self.replay = self._template(tail, csrc=False)
 
-    def _template(self, elements: list[tuple[int, bytes]]) -> bytearray:
-        """A complete header (CC=1) with these extension elements; per-packet fields zero."""
+    def _template(self, elements: list[tuple[int, bytes]], csrc: bool = True) -> bytearray:
+        """A complete header (CC=1, or 0 without ``csrc``) with these extension elements;
+        per-packet fields zero."""
         ext = extension_block(elements) if elements else b""
-        b0 = 0x81 | (0x10 if ext else 0)
-        return bytearray(_FIXED.pack(b0, self.payload_type, 0, 0, self.ssrc) + bytes(4) + ext)
+        b0 = (0x81 if csrc else 0x80) | (0x10 if ext else 0)
+        head = _FIXED.pack(b0, self.payload_type, 0, 0, self.ssrc)
+        return bytearray(head + (bytes(4) if csrc else b"") + ext)
 
     def follow(self, csrc: int) -> None:
         """Name ``csrc`` (the burst's talker) in every header from now on."""

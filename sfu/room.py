@@ -20,6 +20,7 @@ TAIL_SECONDS = 0.3
 if TYPE_CHECKING:
     from .capture import TransmissionCapture
     from .peer import Peer
+    from .replayer import ReplayPlayer
     from .transmit import Destination
 
 #: What the fan-out needs per listener (sfu/transmit.py, ``TransmitQueue.fan_out``):
@@ -41,7 +42,7 @@ class Room:
     __slots__ = ("room_id", "members", "speaker", "stream", "routes", "opus_routes",
                  "red_groups", "bursts",
                  "packets_forwarded", "watch", "heard_at", "watch_gen", "tail", "tail_until",
-                 "capture", "capturing", "capture_until")
+                 "replays", "capture", "capturing", "capture_until")
 
     def __init__(self, room_id: str, rng: random.Random | None = None) -> None:
         self.room_id = room_id
@@ -65,6 +66,9 @@ class Room:
         #: the previous speaker while its tail is forwarded (TAIL_SECONDS), and until when
         self.tail: Peer | None = None
         self.tail_until = 0.0
+        #: say-again replays playing here, by listener id (sfu/replayer.py): empty, and so
+        #: false, unless a member is hearing one
+        self.replays: dict[str, ReplayPlayer] = {}
         #: the transmission being kept (sfu/capture.py; None: recording and replay are off),
         #: whose talker it is (None: none open), and when it ends if its talker's floor is
         #: over (its tail): infinity while the talker holds the floor

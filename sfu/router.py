@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .capture import DEFAULT_MAX_BYTES
 from .core import CoreConfig, MediaCore, OfferError, PeerEvent
+from .replay import DEFAULT_REPLAY_BYTES, ReplayEvent, ReplayLimits
 from .certificate import CertificateKeeper
 from .sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .udp import READ_BATCH, DatagramSocket, open_socket
@@ -69,6 +70,10 @@ class RouterConfig:
     uplink_packet_burst: float = _UPLINK.packet_burst
     uplink_bytes_per_second: float = _UPLINK.bytes_per_second
     uplink_byte_burst: float = _UPLINK.byte_burst
+    #: say-again (sfu/replay.py): seconds each room's transmissions are kept after they
+    #: end (0: nothing is kept), and the payload bytes one room may keep
+    replay_seconds: float = 0.0
+    replay_bytes: int = DEFAULT_REPLAY_BYTES
     #: keep each room's transmissions (sfu/capture.py), each at most this many seconds of
     #: audio and bytes: finished ones are ``transmission`` events; 0 seconds: off
     capture_seconds: float = 0.0
@@ -95,6 +100,7 @@ class RouterConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"UDP port {self.port} is out of range")
         self.uplink_limits()  # ValueError if a cap is not a positive number
+        self.replay_limits()  # ValueError if replay is on with bad bounds
         if self.capture_seconds < 0 or self.capture_bytes <= 0:
             raise ValueError("capture_seconds must be 0 (off) or more, capture_bytes above 0")
         if self.record and not self.capture_seconds:
@@ -108,6 +114,12 @@ class RouterConfig:
             bytes_per_second=self.uplink_bytes_per_second,
             byte_burst=self.uplink_byte_burst,
         )
+
+    def replay_limits(self) -> ReplayLimits | None:
+        """What each room keeps for say-again, or None when it is off."""
+        if not self.replay_seconds:
+            return None
+        return ReplayLimits(self.replay_seconds, self.replay_bytes)
 
 
 class Router:
@@ -129,13 +141,14 @@ class Router:
                 consent_timeout=config.consent_timeout,
                 dtls_handshake_timeout=config.dtls_handshake_timeout,
                 uplink=config.uplink_limits(),
+                replay=config.replay_limits(),
                 capture_seconds=config.capture_seconds,
                 capture_bytes=config.capture_bytes,
             ),
             self.certificates,
             wall_offset=time.time() - time.monotonic(),
         )
-        self._listeners: list[Callable[[PeerEvent], None]] = []
+        self._listeners: list[Callable[[PeerEvent | ReplayEvent], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
         self._delivering = False
@@ -173,8 +186,9 @@ class Router:
     def announced_ip(self) -> str:
         return self.config.announced_ip or self.address[0]
 
-    def add_listener(self, callback: Callable[[PeerEvent], None]) -> None:
-        """Call ``callback(event)`` for every :class:`PeerEvent` (on the event loop thread)."""
+    def add_listener(self, callback: Callable[[PeerEvent | ReplayEvent], None]) -> None:
+        """Call ``callback(event)`` for every :class:`PeerEvent` and, with replay on, every
+        :class:`~sfu.replay.ReplayEvent` (on the event loop thread)."""
         self._listeners.append(callback)
 
     def add_peer(self, peer_id: str, room_id: str, offer_sdp: str, *,
@@ -236,6 +250,22 @@ class Router:
                 if self._io.read(self._receive, now) < READ_BATCH:
                     break
             self.core.set_speaker(room_id, peer_id, now)
+        finally:
+            self._flush()
+
+    def start_replay(self, room_id: str, peer_id: str, transmission_id: str) -> None:
+        """Play a kept transmission to ``peer_id`` only (say-again, sfu/replayer.py); the
+        answer comes as a ``replay_started`` or ``replay_ended`` event. KeyError for a peer
+        not in that room, ValueError when replay is off."""
+        try:
+            self.core.start_replay(room_id, peer_id, transmission_id, time.monotonic())
+        finally:
+            self._flush()
+
+    def stop_replay(self, room_id: str, peer_id: str) -> None:
+        """End ``peer_id``'s replay if it hears one (``replay_ended`` ``stopped``)."""
+        try:
+            self.core.stop_replay(room_id, peer_id)
         finally:
             self._flush()
 

@@ -1,5 +1,5 @@
 """What one client address may cost the signaling server: connections, messages, bytes,
-joins and rooms, counted per address (an IPv6 /64 is one address).
+joins, rooms and say-again replays, counted per address (an IPv6 /64 is one address).
 
 Sans-IO like :mod:`signaling.ratelimit`: time is passed in, nothing here sleeps, reads a
 clock or touches a socket, so every rule is tested on a fake clock
@@ -82,6 +82,10 @@ class BudgetSettings:
     join_rate: float = 2.0                 # joins/s from one address, sustained
     join_burst: float = 20.0
     rooms_per_address: int = 16            # rooms an address created that still exist
+    # Say-again (signaling/replay.py): replays an address may start, all its sockets. Each
+    # one makes a media worker stream to that member for up to the replay's length.
+    replay_rate: float = 0.5               # replays/s from one address, sustained
+    replay_burst: float = 5.0
     join_timeout: float = 10.0             # seconds a socket may stay open without joining
 
 
@@ -93,6 +97,7 @@ class _Address:
     messages: TokenBucket | None = None
     data: TokenBucket | None = None
     joins: TokenBucket | None = None
+    replays: TokenBucket | None = None
     rooms: list[object] = field(default_factory=list)  # tokens of the rooms it created
 
 
@@ -177,6 +182,21 @@ class AddressBudgets:
                                entry.joins.wait(now))
         return None
 
+    def replay(self, address: str, now: float) -> Refusal | None:
+        """A ``replay`` request from ``address``: refused (``rate_limited``, non-fatal) over
+        the address's replay budget, before the media plane is asked anything."""
+        s = self.settings
+        if not s.replay_rate:
+            return None
+        entry = self._entry(address)
+        if entry.replays is None:
+            entry.replays = TokenBucket(s.replay_rate, s.replay_burst, now)
+        if entry.replays.allow(now):
+            return None
+        return Refusal("rate_limited",
+                       f"more than {s.replay_rate:g} replays per second from your address; "
+                       "replay not started", entry.replays.wait(now))
+
     def created(self, address: str, room: object) -> None:
         """``address`` created ``room`` (a token :meth:`join`'s ``alive`` recognises)."""
         if self.settings.rooms_per_address:
@@ -195,7 +215,7 @@ class AddressBudgets:
         if entry.connections:
             return False
         entry.rooms = [room for room in entry.rooms if alive(room)]
-        buckets = (entry.messages, entry.data, entry.joins)
+        buckets = (entry.messages, entry.data, entry.joins, entry.replays)
         return not entry.rooms and all(b is None or b.is_full(now) for b in buckets)
 
     def _entry(self, address: str) -> _Address:

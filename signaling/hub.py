@@ -38,9 +38,12 @@ from .messages import (
     Offer,
     Ping,
     ProtocolError,
+    Replay,
+    ReplayStop,
     encode,
 )
 from .metrics import NO_OBSERVER, Observer
+from .replay import REPLAY_EVENTS, SayAgain
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
 from .tokens import TokenCheck, admit_token
@@ -77,11 +80,14 @@ class Hub:
         observer: Observer = NO_OBSERVER,
         tokens: TokenCheck | None = None,
         recording: bool = False,
+        replay_seconds: float | None = None,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
         the media plane, a deployment setting passed through to every ``joined``, as is
-        ``recording`` (the server keeps every transmission: ``joined.recorded``)."""
+        ``recording`` (the server keeps every transmission: ``joined.recorded``);
+        ``replay_seconds``: how long the media plane keeps each room's audio for say-again
+        (None: it keeps none; signaling/replay.py)."""
         if ice_transport_policy not in ("all", "relay"):
             raise ValueError("ice_transport_policy must be 'all' or 'relay'")
         self.registry = registry
@@ -98,6 +104,7 @@ class Hub:
         self._clients: set[Client] = set()
         # What the media plane was last told about each room's speaker.
         self._speaker: dict[str, str | None] = {}
+        self.replay = SayAgain(replay_seconds, media, self._by_member.get, registry.get)
 
     @property
     def client_count(self) -> int:
@@ -139,6 +146,8 @@ class Hub:
         if isinstance(message, FloorRelease):
             room = self._room_of(client.member)
             return self._floor_effects(room, room.floor.release(client.member.id, self.clock()))
+        if isinstance(message, (Replay, ReplayStop)):
+            return self._say_again(client, client.member, message)
         raise TypeError(f"unhandled message {message!r}")  # pragma: no cover
 
     def error(self, client: Client, exc: ProtocolError | JoinError) -> list[Action]:
@@ -219,6 +228,8 @@ class Hub:
     def media_event(self, event: PeerEventLike) -> list[Action]:
         """React to the media plane: ICE+DTLS up, the peer's worker restarted (``reset``:
         offer again, the session goes on), or the peer is lost (the session ends)."""
+        if event.kind in REPLAY_EVENTS:
+            return self.replay.media_event(event)
         client = self._by_member.get(event.peer_id)
         if client is None or client.peer_id != event.peer_id or client.closed:
             return []
@@ -238,12 +249,16 @@ class Hub:
             room.floor.media_lost(client.member.id, self.clock())
             self._sync_speaker(room)
             reason = event.reason or "media reset"
-            return [Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
+            actions: list[Action] = [
+                Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
+            if self.replay.forget(room.id):  # the worker and its kept audio are gone
+                actions.extend(self._to_room(room, self.replay.list_message(room.id)))
+            return actions
         if event.kind in ("consent_lost", "dtls_failed", "closed"):
             client.peer_id = None  # the router has already dropped it
             client.media_connected = False
             reason = event.reason or event.kind
-            actions: list[Action] = [
+            actions = [
                 Send(client, encode({"type": "media", "state": "failed", "reason": reason}))
             ]
             actions.extend(self._close(client, CLOSE_MEDIA, f"media {event.kind}"))
@@ -258,6 +273,7 @@ class Hub:
         room = self._room_of(member)
         if event.kind == "speaker_active":
             room.floor.media_active(member.id)
+            self.replay.talker(room.id, member)  # named in the list once its turn is kept
             return []
         room.floor.media_silent(member.id, self.clock(), event.silent_for)
         return self._floor_effects(room, room.floor.tick(self.clock()))
@@ -315,6 +331,9 @@ class Hub:
             "recorded": self.recording,
             "permissions": {"listen_only": member.listen_only, "priority": member.priority},
         }
+        replay = self.replay.joined_field(room)
+        if replay is not None:  # this room keeps audio for say-again: the page says so
+            joined["replay"] = replay
         actions: list[Action] = [Send(client, encode(joined))]
         notice = encode({"type": "member_joined", "member": member.public()})
         actions.extend(self._to_room(room, notice, exclude=client))
@@ -370,6 +389,7 @@ class Hub:
             if peer_id is not None:
                 self._remove_peer(peer_id)
             clients.append((client, member))
+        self.replay.forget(room_id)  # its kept audio does not follow it to the new node
         if self._speaker.pop(room_id, None) is not None:
             try:
                 self.media.set_speaker(room_id, None)
@@ -420,6 +440,7 @@ class Hub:
             actions.extend(self._to_room(room, notice))
         else:
             self._speaker.pop(room.id, None)
+            self.replay.forget(room.id)
         log.info("member %s left room %s", member.id, room.id)
         return actions
 
@@ -429,6 +450,17 @@ class Hub:
         actions.append(Close(client, code, reason))
         client.closed = True
         return actions
+
+    def _say_again(self, client: Client, member: Member,
+                   message: Replay | ReplayStop) -> list[Action]:
+        """``replay`` / ``replay_stop`` (signaling/replay.py); a refusal changes nothing."""
+        room = self._room_of(member)
+        try:
+            if isinstance(message, Replay):
+                return self.replay.request(client, room, message)
+            return self.replay.stop(client, room)
+        except ProtocolError as exc:
+            return self.error(client, exc)
 
     # -- floor --------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ __all__ = [
     "Offer",
     "Ping",
     "ProtocolError",
+    "Replay",
+    "ReplayStop",
     "encode",
     "parse_client_message",
     "validate_name",
@@ -40,6 +42,9 @@ MAX_PASSWORD_CHARS = 128
 #: Longest join token (signaling/tokens.py): ~250 characters are enough for ours.
 MAX_TOKEN_CHARS = 2048
 ROOM_RE = re.compile(r"[a-z0-9-]{1,64}")
+#: A kept transmission's id (say-again: the media plane makes 12 hex digits; any id of
+#: this shape is well-formed, and one the room does not keep is answered ``gone``).
+REPLAY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class ProtocolError(ValueError):
@@ -79,7 +84,19 @@ class Ping:
     pass
 
 
-ClientMessage = Join | Offer | FloorRequest | FloorRelease | Ping
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Say-again: play the room's kept transmission ``id`` to me (docs/PROTOCOL.md)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStop:
+    pass
+
+
+ClientMessage = Join | Offer | FloorRequest | FloorRelease | Ping | Replay | ReplayStop
 
 
 def _reject_constant(name: str) -> float:
@@ -122,6 +139,14 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         return FloorRelease()
     if kind == "ping":
         return Ping()
+    if kind == "replay":
+        transmission_id = _field(data, "id", str)
+        if not REPLAY_ID_RE.fullmatch(transmission_id):
+            raise ProtocolError("bad_message", 'field "id" must be 1-32 characters of '
+                                "A-Z, a-z, 0-9, '_' and '-'")
+        return Replay(transmission_id)
+    if kind == "replay_stop":
+        return ReplayStop()
     raise ProtocolError("bad_message", f"unknown message type '{_short(kind)}'")
 
 

@@ -42,7 +42,7 @@ from .hosts import HostPolicy, HostRefused
 from .hub import CLOSE_FATAL, Action, Client, Hub, MediaPlane, Negotiate, Send, error_message
 from .keepalive import Keepalive
 from .logcontext import connection_id
-from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError,
+from .messages import (MAX_MESSAGE_BYTES, ClientMessage, Join, ProtocolError, Replay,
                        parse_client_message)
 from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
@@ -111,6 +111,9 @@ class ServerConfig:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str | None = field(default=None, repr=False)
     room_secret: bytes | None = field(default=None, repr=False)  # shared by a cluster's nodes
+    # Say-again (signaling/replay.py): how long the media plane keeps each room's audio;
+    # None: it keeps none. The media plane must be started with the same setting.
+    replay_seconds: float | None = None
     # Recording (issue 12, signaling/recorder.py): each transmission an Ogg Opus file in
     # record_dir (None: nothing is ever kept), removed record_keep_days later (0: never).
     # The media plane must keep transmissions (sfu.RouterConfig capture_seconds, record).
@@ -197,6 +200,7 @@ class SignalingServer:
                                   RoomEvents(self.webhooks.submit) if self.webhooks else None,
                                   self.recorder),
             tokens=TokenCheck(config.token_secret) if config.token_secret else None,
+            replay_seconds=config.replay_seconds,
             recording=self.recorder is not None,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
@@ -381,6 +385,13 @@ class SignalingServer:
                     self._dispatch(self._refusal(client, refusal))
                     return
                 creates = self.registry.get(message.room) is None
+            elif isinstance(message, Replay) and client.member is not None:
+                refusal = self.budgets.replay(ip, now)  # each replay streams audio: budgeted
+                if refusal is not None:
+                    self.hub.observer.error(refusal.code)
+                    self._dispatch([Send(client, error_message(
+                        refusal.code, refusal.message, False, refusal.retry_after))])
+                    return
             actions = self.hub.receive(client, message, key)
             if client.member is not None and isinstance(message, Join):
                 self.admission.joined(ip, client.member.room_id, creates)

@@ -230,6 +230,17 @@ class Config:
         _library_default(RouterConfig, "uplink_bytes_per_second"),
         "SRTP/SRTCP bytes per second each peer may send (bursts of 64000 more)",
         whole(1000, 1_000_000_000, "must be 1000..1000000000 bytes per second"), metavar="N")
+    # -- say-again (issue 12, replay): each room's last transmissions kept in memory by its
+    #    media worker, one played again to a member who asks (sfu/replay.py; off by default:
+    #    no audio is kept unless the operator turns it on)
+    replay: float = _setting(
+        0.0, "keep each room's transmissions in memory for SECONDS after they end, so that a "
+             "member can hear one again (say-again; every member is told), 0 = keep no audio",
+        interval(0, 3600), metavar="SECONDS")
+    replay_max_bytes: int = _setting(
+        _library_default(RouterConfig, "replay_bytes"),
+        "Opus payload bytes each room keeps for --replay at most (the oldest go first)",
+        whole(1024, 1 << 30, "must be 1024..1073741824 bytes"), metavar="N")
     # -- signaling budgets (issue 9: what one address may cost; docs/SECURITY.md). An IPv6
     #    address counts as its /64; 0 turns a limit off; bursts are a multiple of the rate.
     max_connections: int = _setting(
@@ -352,6 +363,7 @@ class Config:
                             announced_ip=self.announced_ip,
                             uplink_packets_per_second=self.uplink_packet_rate,
                             uplink_bytes_per_second=self.uplink_byte_rate,
+                            replay_seconds=self.replay, replay_bytes=self.replay_max_bytes,
                             capture_seconds=RECORD_MAX_SECONDS if self.record else 0.0,
                             record=bool(self.record))
 
@@ -386,6 +398,7 @@ class Config:
             token_secret=self.token_secret,
             webhook_urls=self.webhook_url,
             webhook_secret=self.webhook_secret,
+            replay_seconds=self.replay or None,
             record_dir=Path(self.record) if self.record else None,
             record_keep_days=self.record_keep_days,
         )

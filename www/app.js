@@ -11,6 +11,7 @@
 //   settings.js the Talk key (chosen by the user, kept in localStorage)
 //   notify.js   headset and lock screen (Media Session), hidden-tab title and tone, live region
 //   haptics.js  vibration with the floor's tones; install.js the service worker (sw.js)
+//   replay.js   say-again (sans-IO): what the room keeps, our replay; replayview.js draws it
 //   recording.js whether the room is recorded: the join form's note, the "Recording" badge
 // The mic is opened once per visit; every (re)join gets a fresh WebSocket and peer connection
 // reusing that mic track, and a media reset a fresh peer connection on the same WebSocket.
@@ -27,6 +28,8 @@ import { vibrate } from "./haptics.js";
 import { Notifier } from "./notify.js";
 import { bindKeyChooser, loadTalkKey, matchesKey, saveTalkKey } from "./settings.js";
 import { registerServiceWorker } from "./install.js";
+import { SayAgain } from "./replay.js";
+import { bindReplay, renderReplay } from "./replayview.js";
 import { describeRecording, renderRecording, serverRecords } from "./recording.js";
 import { checkName, normalizeRoom, rememberName } from "./names.js";
 import { tokenFromFragment } from "./joinlink.js";
@@ -50,6 +53,7 @@ class RoomPage {
     this.session = new Session(room);
     this.floor = new FloorMachine();
     this.roomState = new RoomState();
+    this.sayAgain = new SayAgain();
     this.input = new TalkInput();
     this.mic = new Microphone(params.get("raw") === "1", () => this.feed((s) => s.micEnded()));
     this.speaker = new Speaker(els.remoteAudio, els.soundHint);
@@ -99,6 +103,7 @@ class RoomPage {
         return this.roomMessage(a.message);
       case "leaveRoom":
         this.roomState.clear();
+        this.sayAgain.clear();
         this.input.reset();
         return this.applyFloor(this.floor.reset());
       case "showForm":
@@ -111,6 +116,7 @@ class RoomPage {
   /** Room news for the room state and the floor machine. */
   roomMessage(msg) {
     this.roomState.handle(msg, performance.now());
+    this.sayAgain.handle(msg);
     this.applyFloor(msg.type === "joined" ? this.floor.setReady(msg.you.id) : this.floor.handle(msg));
   }
 
@@ -174,10 +180,24 @@ class RoomPage {
       els.shareLink.addEventListener("click", () => shareRoom(this.room, this.roomLink));
     }
     els.leave.addEventListener("click", () => this.feed((s) => s.leave()));
+    bindReplay(
+      (id) => this.replay(this.sayAgain.request(id)),
+      () => this.replay(this.sayAgain.stop()),
+    );
     window.addEventListener("pagehide", () => this.feed((s) => s.pageHide()));
   }
 
+  /** Send a say-again request (or nothing), then redraw. */
+  replay(message) {
+    if (message) {
+      this.speaker.unlock(); // a click: let audio play
+      this.driver.perform(this.session.relay(message));
+    }
+    this.render();
+  }
+
   render() {
+    renderReplay(this.sayAgain, this.session.canTalk && !this.roomState.talker && this.floor.state !== State.TALKING);
     this.view.render({
       session: this.session,
       floor: this.floor,
@@ -218,6 +238,12 @@ class RoomPage {
       meter: () => this.view.meter.shown, // the level meter as drawn, 0..1
       talkKey: () => this.talkKey.code, // KeyboardEvent.code of the Talk key
       headsetActions: () => [...this.notifier.mediaSession.actions], // Media Session actions bound
+      replay: () => ({ // say-again: what the room keeps and what replays to us
+        seconds: this.sayAgain.seconds,
+        items: this.sayAgain.items.map((t) => ({ id: t.id, talker: t.talker.name, durationMs: t.durationMs })),
+        playing: this.sayAgain.playing ? this.sayAgain.playing.id : null,
+        note: this.sayAgain.note,
+      }),
       recorded: () => this.roomState.recorded, // joined.recorded: the "Recording" badge
     };
     const hook = {

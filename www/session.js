@@ -64,7 +64,7 @@ const CONNECTION = {
 };
 /** Room news, passed on to the room state and the floor machine once joined. */
 const ROOM_NEWS = new Set(["member_joined", "member_left", "floor", "floor_granted", "floor_queued",
-  "floor_denied", "floor_revoked", "floor_released"]);
+  "floor_denied", "floor_revoked", "floor_released", "replay_list", "replay_started", "replay_ended"]);
 
 export class Session {
   /**
@@ -375,6 +375,7 @@ export class Session {
       case "bad_offer":
         return this._judge(() => this.media.refused(text));
       case "rate_limited":
+      case "replay_unavailable": // say-again refused (replay.js says why)
         if (this.joined) actions.push({ type: "room", message: msg });
         break;
       case "try_later": // the join could not be taken now (budgets, password checks): rejoin later

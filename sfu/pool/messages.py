@@ -11,7 +11,8 @@ messages (or builtin values inside them), never run arbitrary code; anything els
 
 Parent -> worker: :class:`Serve` (once, turns an idle spare into a worker), :class:`OpenPeer`
 (a request, answered by :class:`PeerOpened` or :class:`Failed`), :class:`RemovePeer` and
-:class:`SetSpeaker` (one-way; the channel keeps order, so a later request is a barrier), and
+:class:`SetSpeaker` (one-way; the channel keeps order, so a later request is a barrier),
+:class:`StartReplay` and :class:`StopReplay` (say-again, one-way: the answer is an event), and
 :class:`Shutdown`.
 
 Worker -> parent: :class:`Idle` (imports done, waiting for :class:`Serve`), :class:`Ready` or
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from ..capture import CapturedPacket, Transmission
 from ..core import PeerEvent
+from ..replay import ReplayEvent, ReplayItem
 from ..router import RouterConfig
 from ..sdp import AudioSelection, Fingerprint, LocalParams
 
@@ -46,6 +48,8 @@ __all__ = [
     "Serve",
     "SetSpeaker",
     "Shutdown",
+    "StartReplay",
+    "StopReplay",
     "StartFailed",
     "StatsReport",
     "encode",
@@ -103,6 +107,21 @@ class SetSpeaker:
 
 
 @dataclass(frozen=True, slots=True)
+class StartReplay:
+    """``Router.start_replay``: play a kept transmission to one peer (say-again)."""
+
+    room_id: str
+    peer_id: str
+    transmission_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopReplay:
+    room_id: str
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Close the Router (DTLS goodbyes to connected peers) and exit."""
 
@@ -151,13 +170,14 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A Router event about a peer opened by request ``opened_by``.
+    """A Router event about a peer opened by request ``opened_by`` (a room's list of kept
+    transmissions, about no peer: 0).
 
     A ``transmission`` event (recording on: ``RouterConfig.record``) carries the talker's
     packets; its ``opened_by`` is 0, since its talker may have left meanwhile (the
     recording is kept all the same)."""
 
-    event: PeerEvent
+    event: PeerEvent | ReplayEvent
     opened_by: int
 
 
@@ -171,20 +191,22 @@ class StatsReport:
 
 
 Message = (
-    Serve | OpenPeer | RemovePeer | SetSpeaker | Shutdown
+    Serve | OpenPeer | RemovePeer | SetSpeaker | StartReplay | StopReplay | Shutdown
     | Idle | Ready | StartFailed | PeerOpened | Failed | Notice | StatsReport
 )
 
 #: Every class a frame may contain (messages and the values they carry). Nothing else is
 #: ever constructed while decoding.
-WIRE_TYPES: tuple[type, ...] = (
-    Serve, OpenPeer, RemovePeer, SetSpeaker, Shutdown,
+_MESSAGE_TYPES: tuple[type, ...] = (
+    Serve, OpenPeer, RemovePeer, SetSpeaker, StartReplay, StopReplay, Shutdown,
     Idle, Ready, StartFailed, PeerOpened, Failed, Notice, StatsReport,
-    RouterConfig, PeerEvent, AudioSelection, Fingerprint, LocalParams,
+)
+WIRE_TYPES: tuple[type, ...] = _MESSAGE_TYPES + (
+    RouterConfig, PeerEvent, ReplayEvent, ReplayItem, AudioSelection, Fingerprint, LocalParams,
     Transmission, CapturedPacket,
 )
 _BY_NAME = {(cls.__module__, cls.__qualname__): cls for cls in WIRE_TYPES}
-_MESSAGES = WIRE_TYPES[:12]
+_MESSAGES = _MESSAGE_TYPES
 
 
 class _Unpickler(pickle.Unpickler):

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..core import OfferError, PeerEvent
+from ..replay import ReplayEvent
 from ..router import RouterConfig
 from ..sdp import AudioSelection, LocalParams, SdpError, build_answer, parse_offer, select_audio
 from .messages import (
@@ -37,6 +38,8 @@ from .messages import (
     PeerOpened,
     RemovePeer,
     SetSpeaker,
+    StartReplay,
+    StopReplay,
 )
 from .placement import Placement
 from .supervisor import PoolTuning, Supervisor, WorkerSlot
@@ -80,8 +83,8 @@ class WorkerPool:
         #: request id -> (its reply, its worker slot, its peer)
         self._requests: dict[int, tuple[asyncio.Future[Message], int, str]] = {}
         self._ids = itertools.count(1)
-        self._listeners: list[Callable[[PeerEvent], None]] = []
-        self._events: deque[tuple[PeerEvent, int | None]] = deque()
+        self._listeners: list[Callable[[PeerEvent | ReplayEvent], None]] = []
+        self._events: deque[tuple[PeerEvent | ReplayEvent, int | None]] = deque()
         self._flush_scheduled = False
         self._closed = False
 
@@ -145,11 +148,12 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ control API
 
-    def add_listener(self, callback: Callable[[PeerEvent], None]) -> None:
+    def add_listener(self, callback: Callable[[PeerEvent | ReplayEvent], None]) -> None:
         """Call ``callback(event)`` for every :class:`PeerEvent` of every worker (loop thread).
 
         Kinds are the Router's plus ``reset``: the peer's worker died and was restarted; the
-        peer is gone (its browser must offer again).
+        peer is gone (its browser must offer again). With replay on, the workers'
+        :class:`~sfu.replay.ReplayEvent` events too.
         """
         self._listeners.append(callback)
 
@@ -247,6 +251,23 @@ class WorkerPool:
         if slot.process is not None and slot.state == "ready":
             slot.process.send(SetSpeaker(room_id, peer_id))
 
+    def start_replay(self, room_id: str, peer_id: str, transmission_id: str) -> None:
+        """Like :meth:`Router.start_replay` (one-way: the answer is an event); KeyError for
+        a peer not accepted in that room."""
+        self._send_replay(room_id, peer_id, StartReplay(room_id, peer_id, transmission_id))
+
+    def stop_replay(self, room_id: str, peer_id: str) -> None:
+        """Like :meth:`Router.stop_replay` (one-way)."""
+        self._send_replay(room_id, peer_id, StopReplay(room_id, peer_id))
+
+    def _send_replay(self, room_id: str, peer_id: str, message: StartReplay | StopReplay) -> None:
+        booking = self._placement.peers.get(peer_id)
+        if booking is None or booking.room_id != room_id or not booking.accepted:
+            raise KeyError(f"peer {peer_id!r} is not in room {room_id!r}")
+        slot = self.workers[booking.slot]
+        if slot.process is not None and slot.state == "ready":
+            slot.process.send(message)
+
     def stats(self) -> dict[str, object]:
         """A snapshot (never waits): the workers' last reports summed, plus one entry each.
 
@@ -336,6 +357,11 @@ class WorkerPool:
         if event.kind == "transmission":  # kept even when its talker has left since
             self._events.append((event, None))
             self._schedule_flush()
+            return
+        if not event.peer_id:  # about a room (its kept transmissions): still placed there?
+            if self._placement.slot_of_room(event.room_id) == slot.index:
+                self._events.append((event, None))
+                self._schedule_flush()
             return
         if not self._placement.is_current(event.peer_id, slot.index, notice.opened_by):
             return  # about a peer the parent already removed, or an earlier one of that id

@@ -4,8 +4,8 @@ It imports the media plane, says :class:`~.messages.Idle` on the control channel
 descriptor ``FD``, one end of a socketpair) and waits: a warm spare, ready to become a
 worker in milliseconds. On :class:`~.messages.Serve` it starts a :class:`~sfu.router.Router`
 and from then on runs the parent's requests on it, using only the Router's public control
-API (``start``, ``open_peer``, ``remove_peer``, ``set_speaker``, ``stats``,
-``add_listener``, ``close``, ``address``), pushes its events and, every second, its stats.
+API (``start``, ``open_peer``, ``remove_peer``, ``set_speaker``, ``start_replay``,
+``stop_replay``, ``stats``, ``add_listener``, ``close``, ``address``), pushes its events and, every second, its stats.
 
 It ends on :class:`~.messages.Shutdown` or when the parent's end of the channel closes (the
 parent died): it never outlives the signaling process. SIGINT and SIGTERM are ignored, so
@@ -25,6 +25,7 @@ import sys
 import time
 
 from ..core import OfferError, PeerEvent
+from ..replay import ReplayEvent
 from ..logs import configure
 from ..router import Router
 from .channel import Channel
@@ -42,7 +43,9 @@ from .messages import (
     SetSpeaker,
     Shutdown,
     StartFailed,
+    StartReplay,
     StatsReport,
+    StopReplay,
 )
 
 log = logging.getLogger("walkie.sfu.pool")
@@ -88,6 +91,8 @@ class Worker:
                 except KeyError:  # the peer left here meanwhile; its event is on the way
                     log.debug("set_speaker(%s, %s): peer already gone", message.room_id,
                               message.peer_id)
+        elif isinstance(message, (StartReplay, StopReplay)):
+            self._replay(message)
         elif isinstance(message, Serve):
             self._starting = asyncio.ensure_future(self._serve(message))
         elif isinstance(message, Shutdown):
@@ -129,7 +134,19 @@ class Worker:
             self._opened_by[message.peer_id] = message.request
             self.send(PeerOpened(message.request, local))
 
-    def _on_event(self, event: PeerEvent) -> None:
+    def _replay(self, message: StartReplay | StopReplay) -> None:
+        router = self.router
+        if router is None:
+            return
+        try:
+            if isinstance(message, StartReplay):
+                router.start_replay(message.room_id, message.peer_id, message.transmission_id)
+            else:
+                router.stop_replay(message.room_id, message.peer_id)
+        except (KeyError, ValueError) as exc:  # the peer left meanwhile, or replay is off
+            log.debug("%s: %s", type(message).__name__, exc)
+
+    def _on_event(self, event: PeerEvent | ReplayEvent) -> None:
         if event.kind == "transmission":  # a finished turn: to the recorder, if recording
             if self.router is not None and self.router.config.record:
                 self.send(Notice(event, 0))

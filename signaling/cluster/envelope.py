@@ -49,8 +49,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorRequest, Join,
-                        Offer, Ping, ProtocolError, parse_client_message, validate_name,
-                        validate_room)
+                        Offer, Ping, ProtocolError, Replay, ReplayStop, parse_client_message,
+                        validate_name, validate_room)
 from ..tokens import MAX_PRIORITY
 from .model import NODE_ID_RE
 
@@ -184,6 +184,10 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
         return {"type": "floor_release"}
     if isinstance(message, Ping):
         return {"type": "ping"}
+    if isinstance(message, Replay):  # say-again: the room's node keeps its audio
+        return {"type": "replay", "id": message.id}
+    if isinstance(message, ReplayStop):
+        return {"type": "replay_stop"}
     raise TypeError(f"not a client message: {message!r:.80}")
 
 

@@ -72,8 +72,10 @@ class Node:
 
 
 async def start_node(redis_url: str, node_id: str, prefix: str = "walkie-test:",
-                     **server: object) -> Node:
-    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
+                     media: dict[str, object] | None = None, **server: object) -> Node:
+    """``media``: more ``sfu.RouterConfig`` settings (e.g. say-again's ``replay_seconds``)."""
+    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0,
+                                                     **(media or {})))  # type: ignore[arg-type]
     settings: dict[str, object] = {"host": "127.0.0.1", "port": 0, "tick_interval": 0.05}
     settings.update(server)
     signaling = await SignalingServer.start(ServerConfig(**settings), router)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signaling.cluster import envelope as env
-from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping
+from signaling.messages import FloorRelease, FloorRequest, Join, Offer, Ping, Replay, ReplayStop
 
 A, B = "node-a", "node-b"
 CONN = env.conn_id(A, 7)
@@ -32,6 +32,8 @@ GOOD = [
     # a member's name and token permissions, which a resume after a move must keep
     env.Resume(A, CONN, "::1", "Ab_9-xYz", "Ann", "ops-1", "node_failed", True, 200),
     env.Accepted(B, CONN, "Ab_9-xYz", "ops-1", "Ann (2)", True, 7),
+    env.Msg(A, CONN, Replay("5f0c9a3e21b7")),  # say-again, served by the room's node
+    env.Msg(A, CONN, ReplayStop()),
 ]
 
 

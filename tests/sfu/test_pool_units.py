@@ -31,10 +31,13 @@ from sfu.pool.messages import (
     SetSpeaker,
     Shutdown,
     StartFailed,
+    StartReplay,
     StatsReport,
+    StopReplay,
     encode,
 )
 from sfu.pool.placement import Placement
+from sfu.replay import ReplayEvent, ReplayItem
 from sfu.pool.supervisor import backoff_delay
 from sfu.sdp import Fingerprint, LocalParams, parse_offer, select_audio
 
@@ -130,6 +133,11 @@ def _every_message() -> list[Message]:
         PeerOpened(1, local),
         Failed(2, "offer", "no Opus"),
         Notice(sfu.PeerEvent("connected", "a", "x"), 1),
+        StartReplay("x", "a", "5f0c9a3e21b7"),  # say-again (sfu/replayer.py)
+        StopReplay("x", "a"),
+        Notice(ReplayEvent("replay_list", "x", items=(
+            ReplayItem("5f0c9a3e21b7", "a", 1.7e9, 4.18, False),)), 0),
+        Notice(ReplayEvent("replay_ended", "x", "a", "5f0c9a3e21b7", "live"), 1),
         StatsReport(123, 0.5, {"rooms": 1, "address": ["127.0.0.1", 40000]}),
     ]
 

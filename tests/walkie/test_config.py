@@ -71,6 +71,8 @@ ROWS = [
     Row("workers", "4", 4, "2", 2),
     Row("uplink_packet_rate", "200", 200, "120", 120),
     Row("uplink_byte_rate", "64000", 64000, "256000", 256000),
+    Row("replay", "120", 120.0, "0", 0.0),
+    Row("replay_max_bytes", "65536", 65536, "2048", 2048),
     Row("max_connections", "0", 0, "100", 100),
     Row("max_connections_per_ip", "0", 0, "10", 10),
     Row("join_rate_per_ip", "0", 0.0, "0.5", 0.5),

@@ -436,6 +436,8 @@ class MediaCore:
             self._candidates.pop(address, None)  # bound now: nobody's candidate any more
         other = self._by_address.get(address)
         if other is not None and other is not peer:
+            if other.ice.candidate is not None:
+                self._forget_candidate(other, other.ice.candidate)
             other.unbind()
             other.room.refresh_routes()
         self._by_address[address] = peer

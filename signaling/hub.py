@@ -30,6 +30,7 @@ from typing import Any
 
 from . import floor as fl
 from .budgets import MAX_BAD_OFFERS, offer_too_large
+from .holding import HoldingMixin
 from .messages import (
     ClientMessage,
     FloorRelease,
@@ -38,9 +39,11 @@ from .messages import (
     Offer,
     Ping,
     ProtocolError,
+    Resume,
     encode,
 )
 from .metrics import NO_OBSERVER, Observer
+from .resume import ResumeKeeper
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
 from .tokens import TokenCheck, admit_token
@@ -64,8 +67,11 @@ FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "t
                          "bad_token", "token_expired"})
 
 
-class Hub:
-    """All sessions of one signaling server, bound to one media plane."""
+class Hub(HoldingMixin):
+    """All sessions of one signaling server, bound to one media plane.
+
+    A member whose socket dies without a goodbye is held for ``resume_grace`` seconds
+    (0: leaves at once) and may be resumed on a new socket: holding.py, resume.py."""
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class Hub:
         ice_transport_policy: str = "all",
         observer: Observer = NO_OBSERVER,
         tokens: TokenCheck | None = None,
+        resume_grace: float = 0.0,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
@@ -87,6 +94,7 @@ class Hub:
         self.clock = clock
         self.observer = observer  # metrics (signaling/metrics.py): told as things happen
         self.tokens = tokens  # joins need a signed token (signaling/tokens.py) when set
+        self.resumes = ResumeKeeper(resume_grace)  # quick reconnect (holding.py)
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
@@ -121,6 +129,8 @@ class Hub:
             return [Send(client, encode({"type": "pong"}))]
         if isinstance(message, Join):
             return self._join(client, message, password_key)
+        if isinstance(message, Resume):
+            return self._resume(client, message)
         if client.member is None:
             return self.error(client, ProtocolError("not_joined", "join a room first"))
         if isinstance(message, Offer):
@@ -153,8 +163,12 @@ class Hub:
         self.observer.error("server_error")
         return [Send(client, error_message("server_error", "internal error; see server log", False))]
 
-    def disconnect(self, client: Client) -> list[Action]:
-        """The client's socket is gone: leave the room, tell the others, free the media."""
+    def disconnect(self, client: Client, clean: bool = True) -> list[Action]:
+        """The client's socket is gone: leave the room, tell the others, free the media.
+        Gone without a goodbye (``clean`` False: no close frame, or the keepalive gave up)
+        while resumes are on, its member is held for the grace instead (holding.py)."""
+        if not clean and self.resumes.enabled and client.member is not None and not client.closed:
+            return self._hold(client)
         actions = self._leave(client)
         client.closed = True
         self._clients.discard(client)
@@ -217,8 +231,14 @@ class Hub:
         """React to the media plane: ICE+DTLS up, the peer's worker restarted (``reset``:
         offer again, the session goes on), or the peer is lost (the session ends)."""
         client = self._by_member.get(event.peer_id)
-        if client is None or client.peer_id != event.peer_id or client.closed:
+        if client is None or client.peer_id != event.peer_id or (client.closed and not client.held):
             return []
+        if client.held:  # its member's state follows; nothing is sent to it
+            actions = self._media_event(client, event)
+            return [a for a in actions if not (isinstance(a, Send | Close) and a.client is client)]
+        return self._media_event(client, event)
+
+    def _media_event(self, client: Client, event: PeerEventLike) -> list[Action]:
         self.observer.media_event(event.kind)
         if event.kind == "connected":
             client.media_connected = True
@@ -263,7 +283,7 @@ class Hub:
         """Revoke floors whose max talk time ran out, or whose holder's audio stopped (no
         media). Call it a few times a second."""
         now = self.clock()
-        actions: list[Action] = []
+        actions: list[Action] = self._expire_holds()
         for room in self.registry.rooms():
             if room.floor.holder is not None:
                 effects = room.floor.tick(now)
@@ -290,11 +310,13 @@ class Hub:
             return self.error(client, exc)
         return self._welcome(client, member)
 
-    def _welcome(self, client: Client, member: Member) -> list[Action]:
-        """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others."""
+    def _welcome(self, client: Client, member: Member, announce: bool = True) -> list[Action]:
+        """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others
+        (not for a member resumed on a new socket: for them it never left)."""
         client.member = member
         self._by_member[member.id] = client
-        self.observer.joined(member)
+        if announce:  # webhooks and metrics saw no leave either
+            self.observer.joined(member)
         room = self._room_of(member)
         floor = room.floor
         joined = {
@@ -311,7 +333,14 @@ class Hub:
             "password_protected": room.password_protected,
             "permissions": {"listen_only": member.listen_only, "priority": member.priority},
         }
+        if self.resumes.enabled:  # a new secret each time: the one just used stops working
+            joined["resume"] = {"secret": self.resumes.issue(member.id),
+                                "grace_ms": round(self.resumes.grace * 1000)}
+        if not announce:
+            joined["resumed"] = True
         actions: list[Action] = [Send(client, encode(joined))]
+        if not announce:
+            return actions
         notice = encode({"type": "member_joined", "member": member.public()})
         actions.extend(self._to_room(room, notice, exclude=client))
         log.info("member %s joined room %s (%d members)", member.id, room.id, len(room.members))
@@ -354,7 +383,8 @@ class Hub:
             client = self._by_member.pop(member_id, None)
             self.registry.leave(member_id)
             self.observer.left(member_id)
-            if client is None:
+            self.resumes.forget(member_id)
+            if client is None or client.held:  # no socket to follow the room
                 continue
             if member_id == holder:
                 actions.append(Send(client, encode({"type": "floor_revoked",
@@ -399,7 +429,9 @@ class Hub:
         if member is None:
             return []
         client.member = None
+        client.held = False
         self._by_member.pop(member.id, None)
+        self.resumes.forget(member.id)
         peer_id, client.peer_id = client.peer_id, None
         client.media_connected = False
         room = self._room_of(member)
@@ -438,7 +470,7 @@ class Hub:
                 actions.extend(self._to_room(room, text))
                 continue
             client = self._by_member.get(effect.member)
-            if client is None:
+            if client is None or client.held:
                 continue
             if isinstance(effect, fl.Granted):
                 message: dict[str, object] = {"type": "floor_granted", "max_ms": effect.max_ms}

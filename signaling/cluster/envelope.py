@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorRequest, Join,
-                        Offer, Ping, ProtocolError, parse_client_message, validate_name,
+                        Offer, Ping, ProtocolError, Resume, parse_client_message, validate_name,
                         validate_room)
 from ..tokens import MAX_PRIORITY
 from .model import NODE_ID_RE
@@ -184,6 +184,9 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
         return {"type": "floor_release"}
     if isinstance(message, Ping):
         return {"type": "ping"}
+    if isinstance(message, Resume):  # on a socket already bridged: the owner refuses it
+        return {"type": "resume", "room": message.room, "id": message.member_id,
+                "secret": message.secret}
     raise TypeError(f"not a client message: {message!r:.80}")
 
 

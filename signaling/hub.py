@@ -245,18 +245,22 @@ class Hub(HoldingMixin):
             return [Send(client, encode({"type": "media", "state": "connected"}))]
         if event.kind in ("speaker_active", "speaker_silent"):
             return self._speaker_media(client, event)
-        if event.kind == "reset":
+        if event.kind in ("reset", "closed"):
             # The media plane forgot the peer; membership, floor and queue stay. A holder
-            # stops being the speaker until its new offer is accepted.
+            # stops being the speaker until its new offer is accepted. ``closed``: the
+            # client closed its peer connection itself (DTLS close_notify), as a page does
+            # when it replaces it after a network change: it knows, and offers again.
             client.peer_id = None
             client.media_connected = False
             assert client.member is not None
             room = self._room_of(client.member)
             room.floor.media_lost(client.member.id, self.clock())
             self._sync_speaker(room)
+            if event.kind == "closed":
+                return []
             reason = event.reason or "media reset"
             return [Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
-        if event.kind in ("consent_lost", "dtls_failed", "closed"):
+        if event.kind in ("consent_lost", "dtls_failed"):
             client.peer_id = None  # the router has already dropped it
             client.media_connected = False
             reason = event.reason or event.kind

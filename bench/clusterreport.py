@@ -87,6 +87,9 @@ def _node_incident_rows(i: dict[str, Any]) -> list[tuple[str, str]]:
         ("media back", (f"p50 {_ms(media['p50'])}  max {_ms(media['max'])} ms after the signal "
                         f"(n={media['n']} of {i['affected_members']} members; not back: "
                         f"{i['members_not_reconnected_count']})")),
+        ("time without media", (f"p50 {_ms(i['outage_ms']['p50'])}  max {_ms(i['outage_ms']['max'])} "
+                                f"ms per member, all its outages; "
+                                f"{i['members_with_several_outages']} member(s) had more than one")),
         ("audio back", (f"p50 {_ms(audio['p50'])}  max {_ms(audio['max'])} ms (n={audio['n']}, "
                         f"talker held the floor across); p50 {_ms(other['p50'])}  max "
                         f"{_ms(other['max'])} ms (n={other['n']}, a new turn first)")),

@@ -257,6 +257,9 @@ def recovery(ctx: BenchContext, hit_rooms: Sequence[str], turns: Sequence[Turn],
         "members_not_reconnected_count": len(not_back),
         "reset_ms": percentiles([m["reset_ms"] for m in members if m["reset_ms"] is not None]),
         "reoffer_ms": percentiles(reoffer),
+        # members with more than one outage, and each member's time without media in all
+        "members_with_several_outages": sum(1 for m in members if m["outages"] > 1),
+        "outage_ms": percentiles([m["outage_ms"] for m in members if m["outage_ms"] is not None]),
         # the headline figure: kill -9 of a worker to audio at every member
         # (docs/BENCHMARKS.md, "Killing a media worker")
         "audio_back_ms": percentiles(audio_ms),
@@ -276,7 +279,19 @@ def _hit(client: SyntheticClient, kill_at: float) -> bool:
 
 
 def _member(client: SyntheticClient, kill_at: float, kill_ns: int) -> dict[str, Any]:
-    record = next((r for r in client.reoffers if r.reset_at >= kill_at), None)
+    """One member's outages after the signal. A member may have more than one (a drained
+    node's own socket: its room moved, then the node closed it); an outage a new one cut
+    short (``back_at`` None) ends where the next begins. ``reoffer_ms`` is media up after
+    the last one; ``outage_ms`` the time without media in all of them."""
+    records = [r for r in client.reoffers if r.reset_at >= kill_at]
+    record = records[0] if records else None
+    last = records[-1] if records else None
+    outage = 0.0
+    for i, r in enumerate(records):
+        end = r.back_at if r.back_at is not None else (
+            records[i + 1].reset_at if i + 1 < len(records) else None)
+        if end is not None:
+            outage += end - r.reset_at
     first_audio = None
     mon = client.monitor
     if record is not None and mon is not None:
@@ -286,10 +301,13 @@ def _member(client: SyntheticClient, kill_at: float, kill_ns: int) -> dict[str, 
     return {
         "name": client.name,
         "reset_ms": None if record is None else round((record.reset_at - kill_at) * 1000, 1),
-        "reoffer_ms": (None if record is None or record.back_at is None
-                       else round((record.back_at - kill_at) * 1000, 1)),
-        "reoffer_attempts": record.attempts if record else 0,
-        "reoffer_errors": record.errors[:3] if record else [],
+        "reoffer_ms": (None if last is None or last.back_at is None
+                       else round((last.back_at - kill_at) * 1000, 1)),
+        "outages": len(records),
+        "outage_ms": (round(outage * 1000, 1)
+                      if last is not None and last.back_at is not None else None),
+        "reoffer_attempts": sum(r.attempts for r in records),
+        "reoffer_errors": [e for r in records for e in r.errors][:3],
         "first_audio_ms": first_audio,
         "media_failed": client.media_failed,
     }

@@ -49,3 +49,33 @@ def test_two_rooms_of_three_over_three_nodes(tmp_path: Path) -> None:
     # the bench stopped what it started, cleanly
     assert set(c["exit_codes"]) == {"n1", "n2", "n3", "redis"}, detail
     assert all(code == 0 for code in c["exit_codes"].values()), detail
+
+
+@pytest.mark.parametrize("attack", ["kill-node", "drain-node"])
+def test_a_node_killed_or_drained_its_members_are_back_with_audio(tmp_path: Path, attack: str) -> None:
+    """The bench's ``--attack kill-node`` / ``drain-node`` on 3 nodes: the node owning the most
+    rooms gets SIGKILL (its whole tree) or SIGTERM; every member of its rooms is back in its
+    room with media, with no action (re-offer on ``media reset``, or reconnect); in each of
+    its rooms someone hears a talker again; its rooms end on live nodes. No figure is judged."""
+    r = run_bench(
+        ["--cluster", "3", "--rooms", "3", "--users", "3", "--duration", "20", "--talk", "1", "2",
+         "--attack", attack, "--attack-after", "3", "--attack-seconds", "10",
+         "--no-pin", "--quiet", "--seed", "11", "--floor-seconds", "0"],
+        tmp_path, timeout=300,
+    )
+    inc = r["incident"]
+    detail = json.dumps(inc, indent=1, default=str)
+    assert inc["kind"] == attack and inc["error"] is None, detail
+    assert inc["rooms"] >= 1 and inc["affected_members"] == 3 * inc["rooms"], detail
+    assert inc["all_back_in_their_rooms"] is True, detail
+    assert inc["rooms_on_live_nodes"] is True, detail
+    # in each of its rooms someone heard a talker again (who talks when is the pattern's)
+    heard = {m["name"].rsplit(".", 1)[0] for m in inc["members"] if m["first_audio_ms"] is not None}
+    assert len(heard) == inc["rooms"], detail
+    if attack == "kill-node":
+        assert inc["killed_pids"], detail
+    else:
+        assert all(m["moved"] for m in inc["moves"]), detail
+    # the other nodes and Redis stopped cleanly at the end of the run
+    codes = r["cluster"]["exit_codes"]
+    assert all(code == 0 for name, code in codes.items() if name != inc["node"]), detail

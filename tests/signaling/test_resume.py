@@ -7,8 +7,6 @@ the held member's media peer really stays in the media plane.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,18 +18,9 @@ from signaling.messages import FloorRequest, Join, ProtocolError, Resume, parse_
 from signaling.resume import ResumeKeeper
 from signaling.rooms import RoomRegistry
 
-from .test_hub import Clock, SpeakerLog, offer, sent, types
+from .test_hub import Clock, SpeakerLog, media, offer, sent, types  # noqa: F401 - media: fixture
 
 GRACE = 10.0
-
-
-@pytest.fixture
-async def media() -> AsyncIterator[SpeakerLog]:
-    router = await sfu.Router.start(sfu.RouterConfig(host="127.0.0.1", port=0))
-    try:
-        yield SpeakerLog(router)
-    finally:
-        await router.close()
 
 
 def make_hub(media: SpeakerLog, grace: float = GRACE) -> tuple[Hub, Clock]:

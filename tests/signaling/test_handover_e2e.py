@@ -146,7 +146,9 @@ async def test_a_holder_whose_socket_dies_resumes_with_its_floor_and_queue(
     granted = await holder.expect("floor_granted", since=since)
     assert granted["max_ms"] <= 60000
     await holder.expect("media", since=since, state="connected")  # the same media session
-    record_property("socket_resume_ms", round((time.monotonic() - started) * 1000))
+    resumed_ms = (time.monotonic() - started) * 1000
+    record_property("socket_resume_ms", round(resumed_ms))
+    print(f"\nsocket died; audio went on; new socket to `media` `connected`: {resumed_ms:.0f} ms")
     since_w = await waiting.resume()
     await waiting.expect("floor_queued", since=since_w, position=1)
     n = await talk(holder, 10, n)

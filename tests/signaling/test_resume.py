@@ -14,7 +14,7 @@ import pytest
 import sfu
 from signaling.floor import FloorSettings
 from signaling.hub import Client, Close, Hub, Send
-from signaling.messages import FloorRequest, Join, ProtocolError, Resume, parse_client_message
+from signaling.messages import FloorRequest, Join, Offer, ProtocolError, Resume, parse_client_message
 from signaling.resume import ResumeKeeper
 from signaling.rooms import RoomRegistry
 
@@ -219,3 +219,27 @@ async def test_a_goodbye_or_no_grace_leaves_at_once(media: SpeakerLog) -> None:
     d, _ = join(off, "Di")
     assert "resume" not in joined_c
     assert types(off.disconnect(c, clean=False), d) == ["member_left"]
+
+
+async def test_an_ice_restart_of_the_same_peer_connection_is_refused_clearly(
+    media: SpeakerLog,
+) -> None:
+    """restartIce() re-offers with the same certificate and new ICE credentials: the media
+    plane would wait for a DTLS handshake Chromium never starts. A clear bad_offer, and the
+    media session goes on; a new peer connection's offer (new certificate) is served."""
+    from .test_hub import OFFER
+
+    hub, _ = make_hub(media)
+    a, _ = join(hub, "Ann")
+    await offer(hub, media, a)
+    peer = a.peer_id
+    restarted = OFFER.replace("a=ice-ufrag:yQbw", "a=ice-ufrag:zzQQ")
+    (error,) = sent(hub.receive(a, Offer(restarted)), a)
+    assert error["code"] == "bad_offer" and not error["fatal"]
+    assert "ICE restart" in error["message"] and "new RTCPeerConnection" in error["message"]
+    assert a.peer_id == peer and media.removed == []
+    same = await offer(hub, media, a)  # a plain renegotiation (same ufrag): served as before
+    assert types(same, a) == ["answer"]
+    fresh = OFFER.replace("a=ice-ufrag:yQbw", "a=ice-ufrag:nEwP").replace(
+        "a=fingerprint:sha-256 8F:A2", "a=fingerprint:sha-256 00:A2")
+    assert types(await offer(hub, media, a, fresh), a) == ["answer"]

@@ -224,9 +224,10 @@ async def test_a_goodbye_or_no_grace_leaves_at_once(media: SpeakerLog) -> None:
 async def test_an_ice_restart_of_the_same_peer_connection_is_refused_clearly(
     media: SpeakerLog,
 ) -> None:
-    """restartIce() re-offers with the same certificate and new ICE credentials: the media
-    plane would wait for a DTLS handshake Chromium never starts. A clear bad_offer, and the
-    media session goes on; a new peer connection's offer (new certificate) is served."""
+    """restartIce() re-offers from the same peer connection (same o= session id) with new
+    ICE credentials: the media plane would wait for a DTLS handshake Chromium never starts.
+    A clear bad_offer, and the media session goes on; a new peer connection's offer (a new
+    o= session id, even with the same certificate) is served."""
     from .test_hub import OFFER
 
     hub, _ = make_hub(media)
@@ -241,5 +242,5 @@ async def test_an_ice_restart_of_the_same_peer_connection_is_refused_clearly(
     same = await offer(hub, media, a)  # a plain renegotiation (same ufrag): served as before
     assert types(same, a) == ["answer"]
     fresh = OFFER.replace("a=ice-ufrag:yQbw", "a=ice-ufrag:nEwP").replace(
-        "a=fingerprint:sha-256 8F:A2", "a=fingerprint:sha-256 00:A2")
+        "o=- 3875656371675831263 ", "o=- 1234567890123456789 ")
     assert types(await offer(hub, media, a, fresh), a) == ["answer"]

@@ -81,7 +81,6 @@ class HoldingMixin:
         client.member = member
         client.peer_id, client.media_connected = self._take_media(old)
         client.bad_offers = old.bad_offers
-        client.offer_identity = old.offer_identity
         old.member, old.peer_id, old.held, old.media_connected = None, None, False, False
         actions.extend(self._welcome(client, member, announce=False))
         actions.extend(self._resumed_state(client))

@@ -43,7 +43,6 @@ from .messages import (
     encode,
 )
 from .metrics import NO_OBSERVER, Observer
-from .reoffer import ice_restart_problem, identity_of
 from .resume import ResumeKeeper
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
@@ -186,7 +185,6 @@ class Hub(HoldingMixin):
         assert member is not None
         client.offer_pending = None
         client.peer_id = negotiation.peer_id
-        client.offer_identity = identity_of(negotiation.sdp)
         actions: list[Action] = [Send(client, encode({"type": "answer", "sdp": answer}))]
         # The member may hold the floor already (it pressed before media was up, or it
         # offered again after a media reset): it becomes the speaker now.
@@ -419,9 +417,6 @@ class Hub(HoldingMixin):
         if too_large is not None:  # refused before the media plane parses it
             return self._bad_offer(client, too_large)
         if client.peer_id is not None:
-            restart = ice_restart_problem(client.offer_identity, identity_of(msg.sdp))
-            if restart is not None:  # the media session it would replace goes on
-                return self._bad_offer(client, restart)
             # A new offer replaces the media session (docs/PROTOCOL.md, "offer"): the old
             # peer goes first, so that the id is free for the new one.
             peer_id, client.peer_id = client.peer_id, None

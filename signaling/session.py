@@ -57,8 +57,6 @@ class Client:
     #: its socket died and its member waits for a ``resume`` (signaling/resume.py): the
     #: member, its media peer and floor stay; nothing is sent to it
     held: bool = False
-    #: the o= session id and ICE ufrags of its accepted offer (reoffer.py)
-    offer_identity: Any = None
     context: Any = field(default=None, repr=False)  # the transport's own per-client state
 
 

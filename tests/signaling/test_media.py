@@ -232,8 +232,8 @@ async def test_a_new_offer_replaces_the_media_session_quietly(
 
     await ann.ping()
     mark = len(ann.seen)
-    # The protocol: offer again first, close the old connection once answered (closing it
-    # while it still is the media session would be "media failed": the member leaves).
+    # Offer again first, close the old connection once answered: audio never stops (closing
+    # it first ends the media session until the new one is up; the membership stays).
     _, second = await media_up(ann, pcs)
     await old_pc.close()
     assert ufrag(second) != ufrag(first)

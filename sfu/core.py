@@ -12,7 +12,8 @@ once for a batching driver), what happened (``poll_event``) and when to call it 
 
 The rules it owns: RFC 7983 demultiplexing (through :func:`sfu.demux.classify`); binding a
 peer to the address of its first valid ICE check, moving it on a nominated check from a new
-address, and taking an address from a stale peer; consent expiry and reaping; driving DTLS
+address (or on a peer's authenticated media from the address of its latest valid check, its
+candidate path: sfu/ice.py), and taking an address from a stale peer; consent expiry and reaping; driving DTLS
 and deriving SRTP; each peer's uplink cap (applied here, defined in :mod:`sfu.uplinkcap`);
 which certificate a new peer gets (:class:`~sfu.certificate.CertificateKeeper`); the speaker
 gate and pre-roll; fan-out; RTCP timing; counters. Each peer's own protocol state lives in
@@ -128,6 +129,9 @@ class MediaCore:
         self._rooms: dict[str, Room] = {}
         self._by_ufrag: dict[str, Peer] = {}
         self._by_address: dict[Address, Peer] = {}
+        #: each peer's candidate path (sfu/ice.py): an address that passed a valid check
+        #: while another was bound; looked up only for datagrams from an unbound address
+        self._candidates: dict[Address, Peer] = {}
         #: what to send, in order (sfu/transmit.py)
         self.transmits = TransmitQueue()
         self._events: deque[PeerEvent | ReplayEvent] = deque()
@@ -329,7 +333,7 @@ class MediaCore:
         if kind is Kind.RTP:
             peer = self._by_address.get(source)
             if peer is None or peer.unprotect is None:
-                self.dropped_unknown_source += 1
+                self._from_candidate(kind, source, data, now)
             else:
                 self._on_rtp(peer, data, now)
         elif kind is Kind.STUN:
@@ -344,7 +348,7 @@ class MediaCore:
         elif kind is Kind.RTCP:
             peer = self._by_address.get(source)
             if peer is None or peer.srtp is None:
-                self.dropped_unknown_source += 1
+                self._from_candidate(kind, source, data, now)
             elif peer.uplink_cap.admit(now, len(data)):
                 if peer.on_rtcp(data, now, now + self.wall_offset):
                     peer.uplink_cap.charge(len(data))
@@ -478,17 +482,51 @@ class MediaCore:
         if peer is None:
             self.dropped_unknown_source += 1
             return
+        prior = peer.ice.candidate
         try:
-            response, moved = peer.on_binding_request(data, source, now)
+            response, moved, candidate = peer.on_binding_request(data, source, now)
         except StunError:
             return  # never answer an address that has not passed a valid check
+        if prior is not None and prior != peer.ice.candidate:
+            self._forget_candidate(peer, prior)
         if moved:
             self._bind(peer, source, now)
+        elif candidate and peer.ice.candidate not in self._by_address:
+            # An address another peer is bound to is not filed: only that peer's own
+            # valid check, or a nomination, takes it (the address-theft rule in _bind).
+            self._candidates[peer.ice.candidate] = peer  # type: ignore[index]
         destination = peer.destination
         if destination is None or destination.address != (source[0], source[1]):
             destination = Destination(source)  # a valid check from an address not bound
         self.transmits.push(response, destination)
         self._schedule(peer)  # consent moved later; nothing earlier to arm, but cheap
+
+    def _forget_candidate(self, peer: Peer, address: Address) -> None:
+        if self._candidates.get(address) is peer:
+            del self._candidates[address]
+
+    def _from_candidate(self, kind: Kind, source: Address, data: bytes, now: float) -> None:
+        """SRTP or SRTCP from an address no peer is bound to: a peer's candidate path, or
+        dropped. Authenticated media from its candidate is the peer saying it sends from
+        there now (sfu/ice.py): the packet counts, and media moves there."""
+        peer = self._candidates.get(source)
+        if peer is None or peer.srtp is None or self._peers.get(peer.peer_id) is not peer:
+            self.dropped_unknown_source += 1
+            return
+        if kind is Kind.RTP:
+            before = peer.rtp_received
+            self._on_rtp(peer, data, now)
+            authentic = peer.rtp_received != before
+        else:
+            authentic = peer.uplink_cap.admit(now, len(data)) and peer.on_rtcp(
+                data, now, now + self.wall_offset
+            )
+            if authentic:
+                peer.uplink_cap.charge(len(data))
+        if authentic and peer.ice.promote(source, now):
+            del self._candidates[source]
+            self._bind(peer, source, now)
+            self._schedule(peer)
 
     def _bind(self, peer: Peer, source: Address, now: float) -> None:
         """Point media for ``peer`` at ``source`` (its first valid check, or a nominated move).
@@ -501,8 +539,12 @@ class MediaCore:
         old = peer.address
         if old is not None and self._by_address.get(old) is peer:
             del self._by_address[old]
+        if self._candidates:
+            self._candidates.pop(address, None)  # bound now: nobody's candidate any more
         other = self._by_address.get(address)
         if other is not None and other is not peer:
+            if other.ice.candidate is not None:
+                self._forget_candidate(other, other.ice.candidate)
             other.unbind()
             other.room.refresh_routes()
         self._by_address[address] = peer
@@ -554,6 +596,8 @@ class MediaCore:
         address = peer.address
         if address is not None and self._by_address.get(address) is peer:
             del self._by_address[address]
+        if peer.ice.candidate is not None:
+            self._forget_candidate(peer, peer.ice.candidate)
         room = peer.room
         room.members.pop(peer.peer_id, None)
         if room.replays:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -135,6 +136,9 @@ class CheckResult:
     response: bytes  # the datagram to send back to `addr`
     address_changed: bool  # the peer's bound address was set or moved by this check
     nominated: bool  # the check was accepted and carried USE-CANDIDATE
+    #: `addr` is now this session's candidate path: a valid check came from it while another
+    #: address is bound; media moves there once the peer's SRTP/SRTCP arrives from it
+    candidate: bool = False
 
 
 def _frame(data: bytes) -> list[int]:
@@ -213,6 +217,16 @@ def _attribute(atype: int, value: bytes) -> bytes:
     return _ATTR.pack(atype, len(value)) + value + bytes(-len(value) & 3)
 
 
+#: A bound address with no valid check for this long has gone quiet: a valid check from a
+#: new address then moves media at once, nominated or not. Chromium checks its selected
+#: pair every 2.5 s at most once it is stable (and every 0.9 s before), Firefox every few
+#: seconds, so a live path is never this quiet; a backup pair's check (Chromium pings
+#: those every 25 s, without USE-CANDIDATE) must not pull media off a live one.
+QUIET_PATH_SECONDS = 4.0
+#: Transactions remembered to refuse a check replayed from another address.
+_RECENT_CHECKS = 8
+
+
 def _error_body(code: int, reason: str) -> bytes:
     return _attribute(_ATTR_ERROR_CODE, stun.pack_error_code((code, reason)))
 
@@ -220,8 +234,27 @@ def _error_body(code: int, reason: str) -> bytes:
 class IceLiteSession:
     """Our side of ICE for one peer: lite, always controlled, one host candidate.
 
-    State is tiny on purpose: the bound address and when it last passed a check. A lite agent
-    keeps no check list; the controlling peer's nominations decide where media goes.
+    State is tiny on purpose: the bound address and when it last passed a check, plus at most
+    one *candidate*: the latest other address a valid check came from. A lite agent keeps no
+    check list; the controlling peer decides where media goes.
+
+    Where media goes (RFC 8445 §7.3.1.5, §8.2; RFC 7675), decided here, applied by the core:
+
+    * the first valid check binds its address;
+    * a valid check with USE-CANDIDATE from another address moves media there at once (a
+      nomination: Chromium, the controlling agent against a lite one, sets it on every check
+      of its selected pair once that pair is writable);
+    * a valid check without it from another address makes that address the candidate and
+      moves nothing (a full agent checks pairs it will not use: its backups). The candidate
+      becomes the bound address when the peer proves it uses it (:meth:`promote`: the
+      core calls it on authenticated SRTP or SRTCP from there), or at once if the bound
+      address has gone quiet (no valid check for ``QUIET_PATH_SECONDS``): a NAT that
+      rebound, or a client that moved and only sends consent checks (RFC 7675 checks carry
+      no USE-CANDIDATE), is followed within a check or a packet, long before its consent
+      would run out;
+    * a check whose transaction id was already accepted from another address is a replay
+      (a copy sent from elsewhere) and is dropped: it neither moves media nor gets an
+      answer. Nothing unauthenticated ever moves media.
     """
 
     __slots__ = (
@@ -233,6 +266,10 @@ class IceLiteSession:
         "created",
         "address",
         "last_valid_check",
+        "candidate",
+        "candidate_checked",
+        "quiet_after",
+        "_recent",
         "_username",
         "_key",
     )
@@ -246,6 +283,7 @@ class IceLiteSession:
         local_pwd: str | None = None,
         consent_timeout: float = 30.0,
         created: float = 0.0,
+        quiet_after: float = QUIET_PATH_SECONDS,
     ) -> None:
         # remote_pwd is kept for completeness (SDP round trips); a lite agent never sends
         # requests, so it never signs with it.
@@ -261,6 +299,11 @@ class IceLiteSession:
         self.created = created
         self.address: tuple[str, int] | None = None
         self.last_valid_check: float | None = None
+        #: the latest other address a valid check came from while `address` was bound
+        self.candidate: tuple[str, int] | None = None
+        self.candidate_checked = 0.0
+        self.quiet_after = quiet_after
+        self._recent: deque[tuple[bytes, tuple[str, int]]] = deque(maxlen=_RECENT_CHECKS)
         self._username = f"{self.local_ufrag}:{remote_ufrag}"
         self._key = self.local_pwd.encode("ascii")
 
@@ -283,6 +326,9 @@ class IceLiteSession:
         if not msg.check_message_integrity(self._key):
             raise StunError("MESSAGE-INTEGRITY missing or wrong")
         txid = msg.transaction_id
+        for seen, where in self._recent:
+            if seen == txid and where != peer:
+                raise StunError("a check already accepted from another address (replayed)")
 
         # From here on the request is authentic: errors are answered, signed, not dropped.
         if unknown:
@@ -302,17 +348,43 @@ class IceLiteSession:
             body = _error_body(487, "Role Conflict")
             return CheckResult(_sign(_BINDING_ERROR, txid, body, self._key), False, False)
 
+        self._recent.append((txid, peer))
         nominated = "USE-CANDIDATE" in attrs
-        changed = False
-        if self.address is None or (nominated and peer != self.address):
+        changed = candidate = False
+        if peer == self.address:
+            pass
+        elif self.address is None or nominated or self._quiet(now):
             self.address = peer
+            self.candidate = None
             changed = True
+        else:
+            self.candidate = peer
+            self.candidate_checked = now
+            candidate = True
         if peer == self.address:
             self.last_valid_check = now  # consent freshness, RFC 7675 §5.1
 
         xma = stun.pack_xor_address(peer, txid)
         body = _attribute(_ATTR_XOR_MAPPED_ADDRESS, xma)
-        return CheckResult(_sign(_BINDING_SUCCESS, txid, body, self._key), changed, nominated)
+        return CheckResult(
+            _sign(_BINDING_SUCCESS, txid, body, self._key), changed, nominated, candidate
+        )
+
+    def _quiet(self, now: float) -> bool:
+        """The bound address has passed no valid check for ``quiet_after`` seconds."""
+        since = self.last_valid_check if self.last_valid_check is not None else self.created
+        return now - since >= self.quiet_after
+
+    def promote(self, addr: tuple[str, int], now: float) -> bool:
+        """Authenticated media arrived from ``addr``: if it is the candidate, and its valid
+        check is within the consent timeout (RFC 7675: it still has consent), it becomes
+        the bound address (True); its check counts for consent."""
+        if addr != self.candidate or now - self.candidate_checked >= self.consent_timeout:
+            return False
+        self.address = addr
+        self.candidate = None
+        self.last_valid_check = self.candidate_checked
+        return True
 
     def consent_deadline(self) -> float:
         """When consent runs out unless a valid check from the bound address comes first."""
@@ -323,6 +395,7 @@ class IceLiteSession:
         """Drop the bound address (another peer proved it owns it): the next valid check
         binds again, from wherever this peer is now. Consent keeps running meanwhile."""
         self.address = None
+        self.candidate = None
 
     def consent_expired(self, now: float) -> bool:
         """True when consent is lost (RFC 7675 §5.1): no valid check from the bound address

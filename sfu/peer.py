@@ -270,11 +270,13 @@ class Peer:
 
     def on_binding_request(
         self, data: bytes, source: tuple[str, int], now: float
-    ) -> tuple[bytes, bool]:
+    ) -> tuple[bytes, bool, bool]:
         """Verify a connectivity check (StunError if it is not valid for this peer).
 
-        Returns the signed response for ``source`` and whether this check (the first valid
-        one, or a nominated one from a new address) points this peer's media at ``source``.
+        Returns the signed response for ``source``, whether this check points this peer's
+        media at ``source`` (the first valid one, a nominated one, or any once the bound
+        address went quiet: sfu/ice.py), and whether ``source`` became its candidate path
+        (media moves there on the peer's first authenticated packet from it).
         """
         self.stun_requests += 1
         try:
@@ -282,7 +284,7 @@ class Peer:
         except ValueError:
             self.stun_errors += 1
             raise
-        return result.response, result.address_changed
+        return result.response, result.address_changed, result.candidate
 
     def bind(self, destination: Destination, now: float) -> list[bytes]:
         """Media now goes to ``destination``. A DTLS client starts its handshake on the

@@ -30,6 +30,7 @@ from typing import Any
 
 from . import floor as fl
 from .budgets import MAX_BAD_OFFERS, offer_too_large
+from .holding import HoldingMixin
 from .messages import (
     ClientMessage,
     FloorRelease,
@@ -40,10 +41,12 @@ from .messages import (
     ProtocolError,
     Replay,
     ReplayStop,
+    Resume,
     encode,
 )
 from .metrics import NO_OBSERVER, Observer
 from .replay import REPLAY_EVENTS, SayAgain
+from .resume import ResumeKeeper
 from .rooms import JoinError, Member, Room, RoomRegistry
 from .session import Action, Client, Close, MediaPlane, Negotiate, PeerEventLike, Send
 from .tokens import TokenCheck, admit_token
@@ -67,8 +70,11 @@ FATAL_CODES = frozenset({"room_full", "bad_password", "bad_room", "bad_name", "t
                          "bad_token", "token_expired"})
 
 
-class Hub:
-    """All sessions of one signaling server, bound to one media plane."""
+class Hub(HoldingMixin):
+    """All sessions of one signaling server, bound to one media plane.
+
+    A member whose socket dies without a goodbye is held for ``resume_grace`` seconds
+    (0: leaves at once) and may be resumed on a new socket: holding.py, resume.py."""
 
     def __init__(
         self,
@@ -81,6 +87,7 @@ class Hub:
         tokens: TokenCheck | None = None,
         recording: bool = False,
         replay_seconds: float | None = None,
+        resume_grace: float = 0.0,
     ) -> None:
         """``ice_servers(member_id)`` gives each joiner its STUN/TURN entries (fresh TURN
         credentials); ``ice_transport_policy`` ('all' or 'relay') is how browsers may reach
@@ -96,6 +103,7 @@ class Hub:
         self.observer = observer  # metrics (signaling/metrics.py): told as things happen
         self.tokens = tokens  # joins need a signed token (signaling/tokens.py) when set
         self.recording = recording
+        self.resumes = ResumeKeeper(resume_grace)  # quick reconnect (holding.py)
         self._ice_servers = ice_servers or (lambda member_id: [])
         self._ice_transport_policy = ice_transport_policy
         self._serials = itertools.count(1)
@@ -131,6 +139,8 @@ class Hub:
             return [Send(client, encode({"type": "pong"}))]
         if isinstance(message, Join):
             return self._join(client, message, password_key)
+        if isinstance(message, Resume):
+            return self._resume(client, message)
         if client.member is None:
             return self.error(client, ProtocolError("not_joined", "join a room first"))
         if isinstance(message, Offer):
@@ -165,8 +175,12 @@ class Hub:
         self.observer.error("server_error")
         return [Send(client, error_message("server_error", "internal error; see server log", False))]
 
-    def disconnect(self, client: Client) -> list[Action]:
-        """The client's socket is gone: leave the room, tell the others, free the media."""
+    def disconnect(self, client: Client, clean: bool = True) -> list[Action]:
+        """The client's socket is gone: leave the room, tell the others, free the media.
+        Gone without a goodbye (``clean`` False: no close frame, or the keepalive gave up)
+        while resumes are on, its member is held for the grace instead (holding.py)."""
+        if not clean and self.resumes.enabled and client.member is not None and not client.closed:
+            return self._hold(client)
         actions = self._leave(client)
         client.closed = True
         self._clients.discard(client)
@@ -231,30 +245,40 @@ class Hub:
         if event.kind in REPLAY_EVENTS:
             return self.replay.media_event(event)
         client = self._by_member.get(event.peer_id)
-        if client is None or client.peer_id != event.peer_id or client.closed:
+        if client is None or client.peer_id != event.peer_id or (client.closed and not client.held):
             return []
+        if client.held:  # its member's state follows; nothing is sent to it
+            actions = self._media_event(client, event)
+            return [a for a in actions if not (isinstance(a, Send | Close) and a.client is client)]
+        return self._media_event(client, event)
+
+    def _media_event(self, client: Client, event: PeerEventLike) -> list[Action]:
         self.observer.media_event(event.kind)
         if event.kind == "connected":
             client.media_connected = True
             return [Send(client, encode({"type": "media", "state": "connected"}))]
         if event.kind in ("speaker_active", "speaker_silent"):
             return self._speaker_media(client, event)
-        if event.kind == "reset":
+        if event.kind in ("reset", "closed"):
             # The media plane forgot the peer; membership, floor and queue stay. A holder
-            # stops being the speaker until its new offer is accepted.
+            # stops being the speaker until its new offer is accepted. ``closed``: the
+            # client closed its peer connection itself (DTLS close_notify), as a page does
+            # when it replaces it after a network change: it knows, and offers again.
             client.peer_id = None
             client.media_connected = False
             assert client.member is not None
             room = self._room_of(client.member)
             room.floor.media_lost(client.member.id, self.clock())
             self._sync_speaker(room)
+            if event.kind == "closed":
+                return []
             reason = event.reason or "media reset"
             actions: list[Action] = [
                 Send(client, encode({"type": "media", "state": "reset", "reason": reason}))]
             if self.replay.forget(room.id):  # the worker and its kept audio are gone
                 actions.extend(self._to_room(room, self.replay.list_message(room.id)))
             return actions
-        if event.kind in ("consent_lost", "dtls_failed", "closed"):
+        if event.kind in ("consent_lost", "dtls_failed"):
             client.peer_id = None  # the router has already dropped it
             client.media_connected = False
             reason = event.reason or event.kind
@@ -282,7 +306,7 @@ class Hub:
         """Revoke floors whose max talk time ran out, or whose holder's audio stopped (no
         media). Call it a few times a second."""
         now = self.clock()
-        actions: list[Action] = []
+        actions: list[Action] = self._expire_holds()
         for room in self.registry.rooms():
             if room.floor.holder is not None:
                 effects = room.floor.tick(now)
@@ -309,11 +333,13 @@ class Hub:
             return self.error(client, exc)
         return self._welcome(client, member)
 
-    def _welcome(self, client: Client, member: Member) -> list[Action]:
-        """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others."""
+    def _welcome(self, client: Client, member: Member, announce: bool = True) -> list[Action]:
+        """``member`` is in its room now: its ``joined``, and ``member_joined`` to the others
+        (not for a member resumed on a new socket: for them it never left)."""
         client.member = member
         self._by_member[member.id] = client
-        self.observer.joined(member)
+        if announce:  # webhooks and metrics saw no leave either
+            self.observer.joined(member)
         room = self._room_of(member)
         floor = room.floor
         joined = {
@@ -334,7 +360,14 @@ class Hub:
         replay = self.replay.joined_field(room)
         if replay is not None:  # this room keeps audio for say-again: the page says so
             joined["replay"] = replay
+        if self.resumes.enabled:  # a new secret each time: the one just used stops working
+            joined["resume"] = {"secret": self.resumes.issue(member.id),
+                                "grace_ms": round(self.resumes.grace * 1000)}
+        if not announce:
+            joined["resumed"] = True
         actions: list[Action] = [Send(client, encode(joined))]
+        if not announce:
+            return actions
         notice = encode({"type": "member_joined", "member": member.public()})
         actions.extend(self._to_room(room, notice, exclude=client))
         log.info("member %s joined room %s (%d members)", member.id, room.id, len(room.members))
@@ -377,7 +410,8 @@ class Hub:
             client = self._by_member.pop(member_id, None)
             self.registry.leave(member_id)
             self.observer.left(member_id)
-            if client is None:
+            self.resumes.forget(member_id)
+            if client is None or client.held:  # no socket to follow the room
                 continue
             if member_id == holder:
                 actions.append(Send(client, encode({"type": "floor_revoked",
@@ -424,7 +458,9 @@ class Hub:
         if member is None:
             return []
         client.member = None
+        client.held = False
         self._by_member.pop(member.id, None)
+        self.resumes.forget(member.id)
         peer_id, client.peer_id = client.peer_id, None
         client.media_connected = False
         room = self._room_of(member)
@@ -475,7 +511,7 @@ class Hub:
                 actions.extend(self._to_room(room, text))
                 continue
             client = self._by_member.get(effect.member)
-            if client is None:
+            if client is None or client.held:
                 continue
             if isinstance(effect, fl.Granted):
                 message: dict[str, object] = {"type": "floor_granted", "max_ms": effect.max_ms}

@@ -31,6 +31,7 @@ __all__ = [
     "ProtocolError",
     "Replay",
     "ReplayStop",
+    "Resume",
     "encode",
     "parse_client_message",
     "validate_name",
@@ -70,6 +71,15 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Take over a member whose socket died (signaling/resume.py), instead of ``join``."""
+
+    room: str
+    member_id: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
 class FloorRequest:
     pass
 
@@ -96,7 +106,11 @@ class ReplayStop:
     pass
 
 
-ClientMessage = Join | Offer | FloorRequest | FloorRelease | Ping | Replay | ReplayStop
+ClientMessage = Join | Offer | FloorRequest | FloorRelease | Ping | Replay | ReplayStop | Resume
+
+#: Longest member id and resume secret a ``resume`` may carry (ours: 8 and 24 characters).
+MAX_MEMBER_ID_CHARS = 32
+MAX_RESUME_SECRET_CHARS = 64
 
 
 def _reject_constant(name: str) -> float:
@@ -147,6 +161,8 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         return Replay(transmission_id)
     if kind == "replay_stop":
         return ReplayStop()
+    if kind == "resume":
+        return _parse_resume(data)
     raise ProtocolError("bad_message", f"unknown message type '{_short(kind)}'")
 
 
@@ -170,6 +186,19 @@ def _parse_join(data: dict[str, object]) -> Join:
     if password is not None and _has_surrogate(password):
         raise ProtocolError("bad_message", 'field "password" contains a lone surrogate')
     return Join(room, name, password or None, token or None)
+
+
+def _parse_resume(data: dict[str, object]) -> Resume:
+    room = validate_room(_field(data, "room", str))
+    member_id = _field(data, "id", str)
+    secret = _field(data, "secret", str)
+    if not 0 < len(member_id) <= MAX_MEMBER_ID_CHARS or not member_id.isascii():
+        raise ProtocolError("bad_message", f'field "id" must be 1-{MAX_MEMBER_ID_CHARS} '
+                            "ASCII characters")
+    if not 0 < len(secret) <= MAX_RESUME_SECRET_CHARS or not secret.isascii():
+        raise ProtocolError("bad_message", f'field "secret" must be 1-{MAX_RESUME_SECRET_CHARS} '
+                            "ASCII characters")
+    return Resume(room, member_id, secret)
 
 
 def validate_room(room: str) -> str:

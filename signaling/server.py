@@ -48,6 +48,7 @@ from .metrics import CONTENT_TYPE, Metrics, Observers
 from .origin import OriginPolicy
 from .ratelimit import TokenBucket
 from .recorder import Recorder
+from .resume import DEFAULT_GRACE
 from .rooms import RoomRegistry
 from .static import HttpResponse, StaticSite, find_www_dir, text_response
 from .tokens import TokenCheck
@@ -60,6 +61,10 @@ __all__ = ["ServerConfig", "SignalingServer"]
 
 log = logging.getLogger("walkie.signaling")
 
+#: Close codes of a client that meant to go (normal closure, going away, or a close frame
+#: with no code): its member leaves at once. Any other end (no close frame: 1006, the
+#: keepalive gave up, or the page's 4000 "reconnecting") holds it for a resume.
+GOODBYE_CODES = frozenset({1000, 1001, 1005})
 #: Messages queued for one client before we give up on it (it stopped reading).
 MAX_OUTBOX = 1000
 #: Minimum seconds between two ``rate_limited`` errors to the same client: an error per
@@ -100,6 +105,9 @@ class ServerConfig:
     ping_interval: float | None = 1.5
     ping_timeout: float = 2.5
     close_timeout: float = 2.0
+    # Quick reconnect (signaling/holding.py, resume.py): a member whose socket dies without
+    # a goodbye is held this long for its page to resume it; 0: it leaves at once.
+    resume_grace: float = DEFAULT_GRACE
     ssl: ssl.SSLContext | None = None
     # Prometheus metrics at /metrics (signaling/metrics.py): off unless asked; with a token,
     # a scrape must send "Authorization: Bearer <token>".
@@ -202,6 +210,7 @@ class SignalingServer:
             tokens=TokenCheck(config.token_secret) if config.token_secret else None,
             replay_seconds=config.replay_seconds,
             recording=self.recorder is not None,
+            resume_grace=config.resume_grace,
         )
         self.site = StaticSite(config.www_dir or find_www_dir())
         self._server: Server | None = None
@@ -330,7 +339,7 @@ class SignalingServer:
             try:
                 if conn.proxy is not None and self.cluster is not None:
                     self.cluster.socket_closed(conn)
-                self.drop(client)
+                self.drop(client, clean=ws.close_code in GOODBYE_CODES)
             except Exception:  # noqa: BLE001
                 log.exception("cleanup of client %s failed", client.serial)
             if deadline is not None:
@@ -402,9 +411,10 @@ class SignalingServer:
             actions = self.hub.server_error(client)
         self._dispatch(actions)
 
-    def drop(self, client: Client) -> None:
-        """``client``'s socket is gone: the hub lets it leave."""
-        self._dispatch(self.hub.disconnect(client))
+    def drop(self, client: Client, clean: bool = True) -> None:
+        """``client``'s socket is gone: the hub lets it leave, or holds its member for a
+        resume when it went without a goodbye (``clean`` False)."""
+        self._dispatch(self.hub.disconnect(client, clean))
 
     def _refusal(self, client: Client, refusal: Refusal) -> list[Action]:
         """A join refused before any work: ``try_later`` (the session goes on) or fatal."""

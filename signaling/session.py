@@ -62,6 +62,9 @@ class Client:
     media_connected: bool = False
     bad_offers: int = 0  # unusable offers so far (signaling/budgets.py MAX_BAD_OFFERS)
     closed: bool = False
+    #: its socket died and its member waits for a ``resume`` (signaling/resume.py): the
+    #: member, its media peer and floor stay; nothing is sent to it
+    held: bool = False
     context: Any = field(default=None, repr=False)  # the transport's own per-client state
 
 

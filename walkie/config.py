@@ -172,6 +172,12 @@ class Config:
         _library_default(ServerConfig, "ping_timeout"),
         "seconds a pong may take before the socket is dropped and its member leaves the room",
         seconds)
+    # -- network handover (issue 12): a member whose socket died waits this long for its
+    # page to resume it (signaling/holding.py, docs/PROTOCOL.md "resume")
+    resume_grace: float = _setting(
+        _library_default(ServerConfig, "resume_grace"),
+        "seconds a member whose WebSocket died without a goodbye keeps its place (id, floor, "
+        "queue) for its page to resume it, 0 = it leaves at once", seconds)
     turn_url: tuple[str, ...] = _each(
         "TURN server for browsers, e.g. turn:turn.example.org:3478 or "
         "turns:turn.example.org:5349?transport=tcp (repeatable; needs --turn-secret)",
@@ -385,6 +391,7 @@ class Config:
             no_media_timeout=self.no_media_timeout or None,
             ping_interval=self.ping_interval or None,
             ping_timeout=self.ping_timeout,
+            resume_grace=self.resume_grace,
             turn=self.turn_config(),
             ssl=tls,
             allowed_origins=self.allowed_origin,

@@ -72,6 +72,7 @@ class RoomPage {
   start(params) {
     this.view.showRoom(this.room, this.roomLink);
     this.bindUi();
+    this.driver.watchNetwork(); // a new network: resume on a new socket and peer connection
     this.render();
     serverRecords().then((on) => {
       this.serverRecords = on;
@@ -117,6 +118,7 @@ class RoomPage {
   roomMessage(msg) {
     this.roomState.handle(msg, performance.now());
     this.sayAgain.handle(msg);
+    if (msg.type === "joined" && msg.resumed === true) return this.applyFloor(this.floor.resumed(msg.floor));
     this.applyFloor(msg.type === "joined" ? this.floor.setReady(msg.you.id) : this.floor.handle(msg));
   }
 
@@ -226,6 +228,7 @@ class RoomPage {
       connectionDetail: () => this.session.detail,
       phase: () => this.session.phase, // session.js Phase
       mediaResets: () => this.session.resets, // each closed the peer connection and re-offered
+      resumes: () => this.session.resumes, // sockets replaced keeping our member (a resume)
       offersSent: () => this.session.offersSent,
       floor: () => this.floor.state,
       position: () => this.floor.position,
@@ -250,6 +253,8 @@ class RoomPage {
       /** The talker's level from the RTP audio-level extension, 0..1 (-1: none received). */
       rtpLevel: () => (link() ? link().remoteLevel() : -1),
       stats: () => (link() ? link().stats() : Promise.resolve(null)),
+      /** Kill the WebSocket as a network change would (close code 4000: resumable). */
+      dropSocket: () => this.driver.dropSocket(),
     };
     for (const [name, get] of Object.entries(fields)) Object.defineProperty(hook, name, { get, enumerable: true });
     return Object.freeze(hook);

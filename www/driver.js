@@ -74,7 +74,7 @@ export class SessionDriver {
         return this.openSocket(a.socket);
       case "closeSocket":
         if (a.socket === this.sockId) {
-          this.sock?.close();
+          this.sock?.close(a.code ?? 1000); // 4000: reconnecting, the server holds our member
           this.sock = null;
         }
         return;
@@ -115,6 +115,29 @@ export class SessionDriver {
     }
   }
 
+  /**
+   * Network changes: `online`, and a new `navigator.connection.type` (Wi-Fi to cellular;
+   * where the browser has the Network Information API). Its other fields (effectiveType,
+   * rtt, downlink) change with every estimate and are not a new network.
+   */
+  watchNetwork(target = window, connection = navigator.connection) {
+    const changed = () => this.feed((s) => s.networkChanged());
+    target.addEventListener("online", changed);
+    if (connection && typeof connection.addEventListener === "function") {
+      let type = connection.type;
+      connection.addEventListener("change", () => {
+        if (connection.type === type) return;
+        type = connection.type;
+        changed();
+      });
+    }
+  }
+
+  /** Test hook: the socket dies as on a network change (the server holds our member). */
+  dropSocket() {
+    this.sock?.ws?.close(4000, "dropped (test)");
+  }
+
   openSocket(id) {
     const sock = new SignalingSocket(signalingUrl(), {
       onOpen: () => this.feed((s) => s.socketOpened(id)),
@@ -141,6 +164,7 @@ export class SessionDriver {
           onState: (state) => {
             if (state === "connected") this.feed((s) => s.peerConnected(id));
             else if (state === "failed") this.feed((s) => s.peerFailed(id));
+            else if (state === "disconnected") this.feed((s) => s.peerDisconnected(id));
           },
           onNoPath: (detail) => this.feed((s) => s.peerNoPath(id, detail)),
         },

@@ -60,6 +60,7 @@ export class Negotiation {
     this.reoffers = 0; // refused re-offers since the last reset
     this.resetting = false; // a reset is being recovered from
     this._outstanding = null; // peer whose offer waits for the server's reply
+    this.afterResume = false; // suspended for a resume: the next `media` says what lived on
     this._held = null; // {peer, sdp} made while another offer was outstanding
   }
 
@@ -95,7 +96,28 @@ export class Negotiation {
     this._outstanding = null;
     this._held = null;
     this.resetting = false;
+    this.afterResume = false;
     return this.close();
+  }
+
+  /**
+   * The socket is gone but our member is held for a resume. An answered peer connection
+   * stays open (if only the socket died, audio goes on meanwhile) unless `renew` (the
+   * network changed: it is bound to the old one); one still negotiating is closed, since
+   * its answer can no longer come.
+   */
+  suspend(renew) {
+    this._outstanding = null;
+    this._held = null;
+    this.afterResume = true;
+    return renew || !this.answered ? this.close() : [];
+  }
+
+  /** Replace the peer connection with a new one, offered on the same socket (ICE failed or
+   * stayed disconnected): the server swaps our media session, nobody else notices. */
+  recover(reason) {
+    if (this.peer === null || this.resetting) return nothing();
+    return this._reset(reason);
   }
 
   /** The user asked to try again: the bounds start over. */
@@ -139,6 +161,12 @@ export class Negotiation {
   /** The server's `media` message. @returns {Verdict} */
   serverMedia(msg) {
     const reason = typeof msg.reason === "string" && msg.reason ? msg.reason : String(msg.state);
+    if (this.afterResume && (msg.state === "connected" || msg.state === "reset")) {
+      // Resumed: our media session lived on and our peer connection too, or it starts anew.
+      this.afterResume = false;
+      if (msg.state === "connected" && this.answered) return this._up();
+      return this._reset(reason);
+    }
     if (msg.state === "connected") return this.answered ? this._up() : nothing();
     if (msg.state === "failed") return this._failed(reason);
     if (msg.state === "reset") return this._reset(reason);
@@ -150,11 +178,12 @@ export class Negotiation {
     return this.isCurrent(peer) ? this._up() : nothing();
   }
 
-  /** @returns {Verdict} */
+  /** ICE/DTLS failed: a new peer connection, offered on the same socket (a network
+   * handover), bounded like resets. @returns {Verdict} */
   peerFailed(peer) {
     if (!this.isCurrent(peer)) return nothing();
     const relay = this.ice.policy === "relay";
-    return this._failed(relay ? "the path through the media relay (TURN) failed" : "the audio path failed (ICE/DTLS)");
+    return this._reset(relay ? "the path through the media relay (TURN) failed" : "the audio path failed (ICE/DTLS)");
   }
 
   /** Gathering ended with no local candidate: retrying with the same settings cannot help. */

@@ -77,6 +77,20 @@ export class FloorMachine {
     return actions;
   }
 
+  /**
+   * Our member was resumed on a new socket (docs/PROTOCOL.md, "resume"): the state kept
+   * through the outage meets the server's `floor` now. Talking but no longer the holder:
+   * stop. The holder but no longer talking (Talk was let go meanwhile, and that release
+   * never left): release now, so the floor is not kept for nothing.
+   */
+  resumed(floor) {
+    const holderId = floor && floor.holder && typeof floor.holder === "object" ? floor.holder.id : null;
+    if (this.myId === null) return [];
+    if (this.state === State.TALKING && holderId !== this.myId) return this._broadcast({ type: "floor", holder: floor.holder });
+    if (holderId === this.myId && !this.active) return [{ type: "send", message: { type: "floor_release" } }];
+    return [];
+  }
+
   /** Button down / space down / latch on. Sends at once: the SFU's pre-roll keeps the start. */
   press() {
     if (this.held) return [];

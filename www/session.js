@@ -32,6 +32,15 @@
 // new peer connection whose offer goes out on the same socket, without a click. In a
 // cluster the room itself may move to another node (its node failed or drains): a second
 // `joined` on the same socket replaces the room's state, then the `media` `reset` follows.
+//
+// Network handover (docs/PROTOCOL.md, "resume"): `joined` carries a one-time resume secret.
+// When the socket dies (or the network changes: `networkChanged`), the visit stays in the
+// room: room and floor state are kept, a new socket opens at once and sends `resume`
+// instead of `join`; the server answers `joined` (`resumed`, same id) and tells whether our
+// media session lived on (`media` `connected`) or must be made again (`reset`). A refused
+// resume (`resume_failed`: the grace ran out) falls back to a plain `join` on that socket.
+// A peer connection that fails, or stays `disconnected` for ICE_GRACE_MS, is replaced by a
+// new one whose offer goes out on the same socket: nobody else sees anything.
 
 import { Negotiation } from "./negotiation.js";
 import { backoffDelay } from "./signaling.js";
@@ -65,6 +74,14 @@ const CONNECTION = {
 /** Room news, passed on to the room state and the floor machine once joined. */
 const ROOM_NEWS = new Set(["member_joined", "member_left", "floor", "floor_granted", "floor_queued",
   "floor_denied", "floor_revoked", "floor_released", "replay_list", "replay_started", "replay_ended"]);
+/** First reconnect after a socket loss we can resume from: soon (the member is held). */
+export const RESUME_DELAY_MS = 100;
+/** A peer connection `disconnected` this long is replaced (Chromium says `failed` only
+ * after several more seconds). */
+export const ICE_GRACE_MS = 1000;
+/** Close code of a socket we give up to reconnect: the server holds our member for a resume
+ * (1000 would be a goodbye). */
+export const CLOSE_RECONNECTING = 4000;
 
 export class Session {
   /**
@@ -92,6 +109,10 @@ export class Session {
     this._timer = null; // current timer number, or null
     this._timerKind = "";
     this._seq = 0; // numbers for sockets, peers and timers (one sequence: never confused)
+    /** From `joined`: {id, secret} to resume our member on a new socket, or null. */
+    this.resumeInfo = null;
+    this._resuming = false; // the socket in the making is to resume, not to join
+    this.resumes = 0; // successful resumes this visit (for tests and the curious)
     this.media = new Negotiation(() => this._next(), rand);
   }
 
@@ -220,10 +241,27 @@ export class Session {
   socketOpened(socket) {
     if (socket !== this._socket || this._socketOpen) return [];
     this._socketOpen = true;
+    if (this._resuming && this.resumeInfo) {
+      return [this._send({ type: "resume", room: this.room, id: this.resumeInfo.id, secret: this.resumeInfo.secret })];
+    }
+    return [this._send(this._joinMessage())];
+  }
+
+  _joinMessage() {
     // With a token, the token alone admits us and names us (docs/PROTOCOL.md, "join").
     const message = this.token ? { type: "join", room: this.room, token: this.token } : { type: "join", room: this.room, name: this.name };
     if (this.password && !this.token) message.password = this.password;
-    return [this._send(message)];
+    return message;
+  }
+
+  /**
+   * The device's network changed (`online`, or a new `navigator.connection.type`): the
+   * socket and the peer connection may be bound to the old one and die silently. Replace
+   * both now, keeping our member (a resume), instead of waiting for timeouts.
+   */
+  networkChanged() {
+    if (!this.joined || !this.resumeInfo) return [];
+    return this._suspend("The network changed", true);
   }
 
   /** The server (or the network) closed the socket; `opened`: it had been open. */
@@ -231,7 +269,9 @@ export class Session {
     if (socket !== this._socket) return [];
     this._socket = null; // already closed: nothing to close
     this._socketOpen = false;
-    return this._drop(opened ? "Connection lost" : "Cannot reach the server", true);
+    const reason = opened ? "Connection lost" : "Cannot reach the server";
+    if (this.resumeInfo && (this.joined || this._resuming)) return this._suspend(reason, false);
+    return this._drop(reason, true);
   }
 
   socketMessage(socket, msg) {
@@ -252,11 +292,19 @@ export class Session {
   }
 
   peerConnected(peer) {
-    return this._judge(() => this.media.peerConnected(peer));
+    const actions = this._timerKind === "iceGrace" ? this._cancelTimer() : [];
+    return [...actions, ...this._judge(() => this.media.peerConnected(peer))];
   }
 
   peerFailed(peer) {
     return this._judge(() => this.media.peerFailed(peer));
+  }
+
+  /** ICE says `disconnected`: it may come back by itself; if not within ICE_GRACE_MS, the
+   * peer connection is replaced. */
+  peerDisconnected(peer) {
+    if (!this.joined || !this.media.isCurrent(peer) || this._timer !== null) return [];
+    return this._startTimer("iceGrace", ICE_GRACE_MS);
   }
 
   /** Gathering ended with no local candidate at all. */
@@ -278,6 +326,9 @@ export class Session {
     this._timer = null;
     if (this._timerKind === "reconnect" && this.phase === Phase.BACKOFF) return this._reconnect();
     if (this._timerKind === "reoffer" && this.phase === Phase.RESETTING) return this.media.open();
+    if (this._timerKind === "iceGrace" && this.joined) {
+      return this._judge(() => this.media.recover("the audio path was interrupted"));
+    }
     return [];
   }
 
@@ -311,6 +362,18 @@ export class Session {
       servers: Array.isArray(msg.ice_servers) ? msg.ice_servers : [],
       policy: msg.ice_transport_policy === "relay" ? "relay" : "all",
     };
+    const resume = msg.resume && typeof msg.resume.secret === "string" ? msg.resume.secret : "";
+    this.resumeInfo = resume ? { id: msg.you.id, secret: resume } : null;
+    if (msg.resumed === true && this._resuming && this.phase === Phase.CONNECTING) {
+      // Our member again (same id): the room and the floor machine keep their state, the
+      // `media` message that follows says whether our peer connection lives on.
+      this._resuming = false;
+      this.attempt = 0;
+      this.resumes += 1;
+      this.media.ice = ice;
+      this._enter(Phase.RESETTING, "Reconnecting audio…");
+      return [{ type: "room", message: msg }];
+    }
     if (this.joined) {
       // Our room moved to another server of a cluster (docs/PROTOCOL.md, "joined" again):
       // its state replaces ours (members, floor idle) and the `media` `reset` that follows
@@ -374,6 +437,12 @@ export class Session {
         return this._fail(`This link does not let you in: ${text}.`, "", null);
       case "bad_offer":
         return this._judge(() => this.media.refused(text));
+      case "resume_failed":
+        // Too late (or the server forgot us): join afresh on this socket, as a new member.
+        if (this.phase !== Phase.CONNECTING || !this._resuming) break;
+        this.resumeInfo = null;
+        this._resuming = false;
+        return [...this.media.end(), { type: "leaveRoom" }, this._send(this._joinMessage())];
       case "rate_limited":
       case "replay_unavailable": // say-again refused (replay.js says why)
         if (this.joined) actions.push({ type: "room", message: msg });
@@ -400,6 +469,8 @@ export class Session {
   /** End the current session (socket, peer connection, room); maybe reconnect later, not
    * before `atLeastMs` (a server's `retry_ms`, at most a minute). */
   _drop(reason, reconnect, atLeastMs = 0) {
+    this.resumeInfo = null;
+    this._resuming = false;
     const actions = [];
     if (this._socket !== null) actions.push({ type: "closeSocket", socket: this._socket });
     this._socket = null;
@@ -411,6 +482,26 @@ export class Session {
     const secs = Math.max(1, Math.round(delay / 1000));
     const notice = { text: `${reason}. Retrying in ${secs} s…`, retry: "Retry now" };
     this._enter(Phase.BACKOFF, `${reason}. Reconnecting…`, notice, "now");
+    actions.push(...this._startTimer("reconnect", delay));
+    return actions;
+  }
+
+  /**
+   * The socket is gone but our member is held by the server: keep the room, the floor
+   * machine and (unless `renewMedia`) a connected peer connection, and reconnect soon to
+   * resume.
+   */
+  _suspend(reason, renewMedia) {
+    const actions = [];
+    if (this._socket !== null) actions.push({ type: "closeSocket", socket: this._socket, code: CLOSE_RECONNECTING });
+    this._socket = null;
+    this._socketOpen = false;
+    actions.push(...this.media.suspend(renewMedia), ...this._cancelTimer());
+    const delay = this.attempt === 0 ? RESUME_DELAY_MS : backoffDelay(this.attempt - 1, this.rand);
+    this.attempt += 1;
+    this._resuming = true;
+    const text = `${reason}. Reconnecting…`;
+    this._enter(Phase.BACKOFF, text, { text, retry: "" });
     actions.push(...this._startTimer("reconnect", delay));
     return actions;
   }

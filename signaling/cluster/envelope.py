@@ -49,8 +49,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import (MAX_MESSAGE_BYTES, ClientMessage, FloorRelease, FloorRequest, Join,
-                        Offer, Ping, ProtocolError, Replay, ReplayStop, parse_client_message,
-                        validate_name, validate_room)
+                        Offer, Ping, ProtocolError, Replay, ReplayStop, Resume,
+                        parse_client_message, validate_name, validate_room)
 from ..tokens import MAX_PRIORITY
 from .model import NODE_ID_RE
 
@@ -188,6 +188,9 @@ def message_dict(message: ClientMessage) -> dict[str, Any]:
         return {"type": "replay", "id": message.id}
     if isinstance(message, ReplayStop):
         return {"type": "replay_stop"}
+    if isinstance(message, Resume):  # on a socket already bridged: the owner refuses it
+        return {"type": "resume", "room": message.room, "id": message.member_id,
+                "secret": message.secret}
     raise TypeError(f"not a client message: {message!r:.80}")
 
 

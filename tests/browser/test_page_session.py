@@ -245,10 +245,9 @@ def test_reset_storm_gives_up_after_a_few_in_a_row(page) -> None:
 
 
 def test_failures_and_resets_share_the_bound(page) -> None:
-    steps = [*TO_READY, RESET, ["peerFailed", "$peer"], ["timerFired", "$timer"], OPENED, JOINED,
-             RESET]
-    *_, failed, _, _, _, reset = run(page, steps)
-    assert failed["phase"] == "backoff"  # the second setback: rejoin later
+    steps = [*TO_READY, RESET, ["peerFailed", "$peer"], RESET]
+    *_, failed, reset = run(page, steps)
+    assert failed["phase"] == "resetting"  # the second setback: a new peer connection, same socket
     assert reset["phase"] == "failed" and "keeps being reset" in reset["notice"]["text"]
 
 
@@ -316,14 +315,16 @@ def test_lost_socket_backs_off_and_rejoins(page) -> None:
     assert joined["notice"] == {"text": "", "retry": ""}  # back in the room
 
 
-def test_media_failures_rejoin_then_keep_failing(page) -> None:
+def test_media_failures_rejoin_or_reoffer_then_keep_failing(page) -> None:
+    # The server lost our media (the session ended): rejoin. The browser's ICE failed (the
+    # session goes on): a new peer connection offered on the same socket (a network handover).
     rejoin = [["timerFired", "$timer"], OPENED, JOINED, OFFER, ANSWER]
-    records = run(page, [*TO_READY, MEDIA_FAILED, *rejoin, ["peerFailed", "$peer"], *rejoin,
+    records = run(page, [*TO_READY, MEDIA_FAILED, *rejoin, ["peerFailed", "$peer"], OFFER, ANSWER,
                          ["answerRefused", "$peer", "bad SDP"]])
     first, second, third = records[7], records[13], records[-1]
     assert first["phase"] == "backoff" and types(first)[:2] == ["closeSocket", "closePeer"]
     assert first["notice"]["text"].startswith("Audio connection lost (no ICE consent for 30 s).")
-    assert second["phase"] == "backoff" and "(the audio path failed (ICE/DTLS))" in second["detail"]
+    assert second["phase"] == "resetting" and types(second) == ["closePeer", "openPeer"]
     assert third["phase"] == "failed" and third["notice"] == {
         "text": "The audio connection keeps failing (the answer was refused (bad SDP)). A firewall may block UDP.",
         "retry": "Try again",
@@ -394,6 +395,10 @@ MESSAGES = [
     {"type": "error", "code": "room_not_protected", "message": "open", "fatal": True},
     {"type": "error", "code": "internal", "message": "bye", "fatal": True},
     {"type": "something_new"},
+    # network handover (test_page_handover.py): resumable joins, resumes, refused resumes
+    {**JOINED_MSG, "resume": {"secret": "s1", "grace_ms": 10000}},
+    {**JOINED_MSG, "resumed": True, "resume": {"secret": "s2", "grace_ms": 10000}},
+    {"type": "error", "code": "resume_failed", "message": "late", "fatal": False},
 ]
 SOCKET = st.sampled_from(["$socket", "$socket", "$socket", "$oldSocket"])
 PEER = st.sampled_from(["$peer", "$peer", "$oldPeer"])
@@ -405,13 +410,15 @@ STEP = st.one_of(
     st.sampled_from([
         JOIN, ["join", "Ann", "pw"], ["showForm", ""], MIC, ["micFailed", "denied"], ["micEnded"],
         ["retry"], ["leave"], ["pageHide"], ["relay", {"type": "floor_request"}],
+        ["networkChanged"],
     ]),
     st.booleans().map(lambda on: ["setMic", on]),
     SOCKET.map(lambda s: ["socketOpened", s]),
     st.tuples(SOCKET, st.booleans()).map(lambda t: ["socketClosed", *t]),
     MESSAGE_STEP, MESSAGE_STEP, MESSAGE_STEP,
     OFFER_STEP, OFFER_STEP,
-    st.tuples(st.sampled_from(["peerConnected", "peerFailed", "peerNoPath", "peerError", "answerRefused"]),
+    st.tuples(st.sampled_from(["peerConnected", "peerFailed", "peerNoPath", "peerError", "answerRefused",
+                               "peerDisconnected"]),
               PEER).map(lambda t: [t[0], t[1], "x"]),
     st.sampled_from(["$timer", "$timer", "$oldTimer"]).map(lambda t: ["timerFired", t]),
 )
@@ -531,6 +538,7 @@ MEDIA_STEP = st.sampled_from([
     RESET, RESET, OFFER, OFFER, ["offerReady", "$oldPeer", "v=0 offer"], ANSWER, CONNECTED,
     error("bad_offer", False), ["timerFired", "$timer"], ["setMic", True], ["setMic", False],
     ["peerConnected", "$peer"], ["peerFailed", "$peer"], ["peerConnected", "$oldPeer"],
+    ["peerDisconnected", "$peer"],
 ])
 
 

@@ -52,6 +52,7 @@ ROWS = [
     Row("no_media_timeout", "0", 0.0, "5", 5.0),
     Row("ping_interval", "0", 0.0, "10", 10.0),
     Row("ping_timeout", "4", 4.0, "5.5", 5.5),
+    Row("resume_grace", "0", 0.0, "30", 30.0),
     Row("turn_url", "turn:a:3478", ("turn:a:3478",), "turn:b:1, turn:c:2",
         ("turn:b:1", "turn:c:2"), ("--turn-secret", "k")),
     Row("stun_url", "stun:a", ("stun:a",), " stun:b,,stun:c ", ("stun:b", "stun:c")),

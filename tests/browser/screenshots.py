@@ -9,7 +9,9 @@ server and Chromium)::
 Writes docs/screenshots/room-phone.png (390x844, the talker's own view: Ana holds Talk),
 room-desktop.png (1280x800, a listener's view: Ben hears Ana, meter moving) and
 landing-phone.png. The audio is real: four pages in one Chromium whose fake mic plays a
-440 Hz tone, through the real signaling server and SFU.
+440 Hz tone, through the real signaling server and SFU. The server keeps audio for say-again
+(`--replay 120`) and records (`--record`, into a temporary directory), so the pictures show
+the say-again list (Chloé spoke first) and the Recording badge every member sees.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         tone = write_tone(tmp / "tone440.wav")
-        server = start_server(tmp)
+        server = start_server(tmp, "--replay", "120", "--record", str(tmp / "recordings"))
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(
@@ -67,6 +69,15 @@ def main() -> int:
                 for page in (ana, ben, *others):
                     rk.wait_ready(page)
                     rk.wait_members(page, 4)
+
+                # Chloé spoke first: her message is in everyone's say-again list.
+                rk.hold(others[0])
+                rk.wait_floor(others[0], "talking")
+                rk.wait_tone(ben)
+                others[0].wait_for_timeout(1500)
+                rk.let_go(others[0])
+                rk.wait_floor(others[0], "idle")
+                ben.locator("#replay-list button[data-id]").first.wait_for(timeout=10000)
 
                 # Ana holds Talk with a finger (touch -> pointer events, as on a phone).
                 box = ana.get_by_role("button", name="Talk").bounding_box()

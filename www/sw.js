@@ -29,8 +29,12 @@ const OFFLINE_SHELL = [
 ];
 const PAGE_PATH = /^\/(r\/[^/]+\/?)?$/;
 
-/** Fetch the shell again (a conditional request: 304 when unchanged) into the cache. */
-async function refreshShell() {
+/** Fetch the shell again (a conditional request: 304 when unchanged) into the cache.
+ * After a navigation (`install` false) only a cache that still exists is refreshed: a newer
+ * version's `activate` deletes this one's, and an old worker finishing a refresh must not
+ * bring it back (the offline page would then be found in two versions). */
+async function refreshShell(install = false) {
+  if (!install && !(await caches.has(CACHE))) return;
   const cache = await caches.open(CACHE);
   await Promise.all(
     OFFLINE_SHELL.map(async (path) => {
@@ -41,7 +45,7 @@ async function refreshShell() {
 }
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(refreshShell().then(() => self.skipWaiting()));
+  event.waitUntil(refreshShell(true).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -55,13 +59,22 @@ self.addEventListener("activate", (event) => {
   );
 });
 
+/** A shell file from this version's cache first (another version's may still be there for
+ * a moment while a new worker takes over), then from any. */
+async function cachedShell(request) {
+  const own = (await caches.has(CACHE))
+    ? await (await caches.open(CACHE)).match(request, { ignoreSearch: true })
+    : undefined;
+  return own || caches.match(request, { ignoreSearch: true });
+}
+
 async function navigate(event) {
   try {
     const response = await fetch(event.request);
     event.waitUntil(refreshShell().catch(() => {}));
     return response;
   } catch {
-    const offline = await caches.match(OFFLINE_PAGE);
+    const offline = await cachedShell(OFFLINE_PAGE);
     return offline || Response.error();
   }
 }
@@ -70,7 +83,7 @@ async function networkFirst(request) {
   try {
     return await fetch(request);
   } catch (err) {
-    const cached = await caches.match(request, { ignoreSearch: true });
+    const cached = await cachedShell(request);
     if (cached) return cached;
     throw err;
   }

@@ -50,6 +50,17 @@ class ServerProcess:
         return self.proc.pid
 
     @classmethod
+    @contextlib.contextmanager
+    def running(cls, extra_args: Sequence[str] = (), max_users: int = 15
+                ) -> Iterator[ServerProcess]:
+        """A server started here (not pinned) for the block, stopped by its pid after it."""
+        server = cls.start(max_users=max_users, core=None, extra_args=list(extra_args))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    @classmethod
     def start(
         cls,
         *,
@@ -140,11 +151,8 @@ def server_for(url: str | None, extra_args: Sequence[str] = (), max_users: int =
     if url is not None:
         yield url
         return
-    server = ServerProcess.start(max_users=max_users, core=None, extra_args=list(extra_args))
-    try:
+    with ServerProcess.running(extra_args, max_users) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 def spawn_pinned(

@@ -27,23 +27,17 @@ from bench.server import ServerProcess
 from .handoverkit import Member, churn, talk
 
 
-def _server(*extra: str) -> Iterator[ServerProcess]:
-    server = ServerProcess.start(max_users=15, core=None, extra_args=list(extra))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     """``walkie serve`` as shipped (resume grace 10 s)."""
-    yield from _server()
+    with ServerProcess.running() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def short_grace() -> Iterator[ServerProcess]:
-    yield from _server("--resume-grace", "1")
+    with ServerProcess.running(["--resume-grace", "1"]) as server:
+        yield server
 
 
 async def _room(url: str, *names: str) -> list[Member]:

@@ -28,24 +28,18 @@ from bench.server import ServerProcess  # noqa: E402
 WAIT_AT_MOST = 20.0
 
 
-def _server(*extra: str) -> Iterator[ServerProcess]:
-    server = ServerProcess.start(max_users=15, core=None, extra_args=list(extra))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     """`walkie serve` as shipped."""
-    yield from _server()
+    with ServerProcess.running() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def server_without_pings() -> Iterator[ServerProcess]:
     """No WebSocket keepalive: only the end-of-media timer can free the floor."""
-    yield from _server("--ping-interval", "0")
+    with ServerProcess.running(["--ping-interval", "0"]) as server:
+        yield server
 
 
 async def test_a_frozen_talker_with_media_is_revoked_for_no_media(
